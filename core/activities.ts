@@ -1,0 +1,101 @@
+// Contracts between the workflow and its activities. Workflows import these types only; implementations live in
+// activities/ and are built by `createActivities(deps)`.
+import type { FailureCode } from './errors';
+import type { GpuType } from './gpu';
+import type { RequestEvent, StoredImageRef } from './events';
+import type { ControlNetRef, LoraRef } from './request';
+import type { ModelName } from './models';
+
+export interface SafetyInput {
+  readonly requestId: string;
+  readonly prompt: string;
+  readonly negativePrompt: string;
+}
+
+export interface SafetyVerdict {
+  readonly allowed: true;
+  /** Which screen answered, e.g. `rules-v1`; recorded for audits. */
+  readonly screen: string;
+}
+
+export interface SafetyActivities {
+  /** Resolves when the prompt is allowed; throws non-retryable `UnsafePrompt` when not, retryable when the screen is down. */
+  checkPromptSafety(input: SafetyInput): Promise<SafetyVerdict>;
+}
+
+export interface InferenceInput {
+  readonly requestId: string;
+  readonly userId: string;
+  readonly model: ModelName;
+  readonly prompt: string;
+  readonly negativePrompt: string;
+  readonly width: number;
+  readonly height: number;
+  readonly steps: number;
+  readonly seed: number;
+  readonly numImages: number;
+  readonly guidanceScale: number;
+  readonly loras: readonly LoraRef[];
+  readonly controlnets: readonly ControlNetRef[];
+  readonly gpuType: GpuType;
+}
+
+export interface InferenceOutput {
+  /** Object-store keys of the PNGs, staged for the storage activity; never the bytes. */
+  readonly stagingKeys: readonly string[];
+  /** Seed of each image (request seed + index). */
+  readonly seeds: readonly number[];
+  readonly width: number;
+  readonly height: number;
+  /** `simulated` or `onnx:<execution provider>`. */
+  readonly backend: string;
+  readonly workerId: string;
+  readonly durationMs: number;
+}
+
+export interface InferenceActivities {
+  runInference(input: InferenceInput): Promise<InferenceOutput>;
+}
+
+export interface StoreImagesInput {
+  readonly requestId: string;
+  readonly userId: string;
+  readonly model: ModelName;
+  readonly prompt: string;
+  readonly stagingKeys: readonly string[];
+  readonly seeds: readonly number[];
+  readonly width: number;
+  readonly height: number;
+}
+
+export interface StoreImagesOutput {
+  readonly images: readonly (StoredImageRef & { readonly sha256: string; readonly bytes: number })[];
+}
+
+export interface StorageActivities {
+  /** Idempotent by requestId: a retry after a partial upload stores each image once. */
+  storeImages(input: StoreImagesInput): Promise<StoreImagesOutput>;
+}
+
+export interface PublishEventInput {
+  readonly requestId: string;
+  readonly event: RequestEvent;
+  /**
+   * Publishes at most once per key per request (e.g. `status:generating`, `terminal`), so activity retries and
+   * workflow replays never duplicate an event. Omit for events that may repeat (progress).
+   */
+  readonly dedupeKey?: string;
+}
+
+export interface NotificationActivities {
+  /** Appends an event to the request's log and fans it out to gateways; returns its sequence number. */
+  publishEvent(input: PublishEventInput): Promise<number>;
+}
+
+export type ControlActivities = SafetyActivities & StorageActivities & NotificationActivities;
+
+export interface GenerationFailure {
+  readonly code: FailureCode;
+  readonly message: string;
+  readonly retryable: boolean;
+}

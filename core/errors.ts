@@ -1,0 +1,59 @@
+// Every code that can reach a client, in one list. The README's protocol section documents the same list, and
+// test/unit/error-codes.test.ts keeps the two in step. Failure types (ApplicationFailure.type) raised inside
+// workflows and activities are listed here too, with the client code each one becomes.
+
+/** Codes of `error` frames: a frame the gateway could not read at all. */
+export const FRAME_ERROR_CODES = {
+  BAD_JSON: 'The frame is not valid JSON.',
+  BAD_FRAME: 'The frame is not a JSON object with a string "type", or is a binary frame.',
+  UNKNOWN_TYPE: 'The frame\'s "type" is not a message this protocol version knows.',
+  FRAME_TOO_LARGE: 'The frame is larger than the 64 KiB limit.',
+} as const;
+
+/** Codes of `rejected` frames: a readable message the gateway refused before starting any work. */
+export const REJECT_CODES = {
+  INVALID_REQUEST: 'A field is missing, has the wrong type or is out of range; "details" names the fields.',
+  UNKNOWN_MODEL: 'The model is not in the catalogue.',
+  UNKNOWN_TIER: 'The tier is not turbo, fast or relax.',
+  INVALID_SIZE: 'Width or height is outside the model\'s range or not a multiple of 8.',
+  INVALID_PROMPT: 'The prompt is empty or longer than 2000 characters.',
+  RATE_LIMITED: 'Too many requests from this user; "retryAfterMs" says when to try again.',
+  UNKNOWN_REQUEST: 'A cancel named a request that this user never submitted.',
+  SERVICE_UNAVAILABLE: 'The request could not be started because the orchestrator is unreachable; retry later.',
+} as const;
+
+/** Codes of `failed` frames: an accepted request that ended without images. */
+export const FAILURE_CODES = {
+  UNSAFE_PROMPT: 'The safety check refused the prompt.',
+  CANCELLED: 'The request was cancelled by its client.',
+  MODEL_UNAVAILABLE: 'No worker could load the model (missing or corrupted files on every attempt).',
+  INFERENCE_FAILED: 'Inference failed after all retries.',
+  STORAGE_FAILED: 'The images could not be stored after all retries.',
+  TIMED_OUT: 'The request did not finish within its deadline.',
+  INTERNAL: 'An unexpected error; the message has details.',
+} as const;
+
+export type FrameErrorCode = keyof typeof FRAME_ERROR_CODES;
+export type RejectCode = keyof typeof REJECT_CODES;
+export type FailureCode = keyof typeof FAILURE_CODES;
+export type ClientErrorCode = FrameErrorCode | RejectCode | FailureCode;
+
+/**
+ * `ApplicationFailure.type` values used by activities and workflows. Non-retryable ones end the request;
+ * `ModelCorrupted` is retried on another worker.
+ */
+export const FAILURE_TYPES = {
+  UnsafePrompt: { code: 'UNSAFE_PROMPT', retryable: false },
+  InvalidRequest: { code: 'INTERNAL', retryable: false },
+  ModelNotFound: { code: 'MODEL_UNAVAILABLE', retryable: false },
+  ModelCorrupted: { code: 'MODEL_UNAVAILABLE', retryable: true },
+  OutOfMemory: { code: 'INFERENCE_FAILED', retryable: true },
+  InferenceFailed: { code: 'INFERENCE_FAILED', retryable: true },
+  StorageFailed: { code: 'STORAGE_FAILED', retryable: true },
+} as const satisfies Record<string, { code: FailureCode; retryable: boolean }>;
+
+export type FailureType = keyof typeof FAILURE_TYPES;
+
+export function isFailureType(value: string | undefined): value is FailureType {
+  return value !== undefined && Object.prototype.hasOwnProperty.call(FAILURE_TYPES, value);
+}

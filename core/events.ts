@@ -1,0 +1,27 @@
+// Events about one request, as activities and the gateway publish them into the per-request event log in Redis
+// (activities/events.ts). The gateway turns each into a server frame (core/protocol.ts) and adds `seq`.
+import type { FailureCode } from './errors';
+import type { GpuType } from './gpu';
+import type { GenerationStatus } from './status';
+
+export interface StoredImageRef {
+  /** Object-store key; the gateway serves it at `GET /v1/images/<key>`. */
+  readonly key: string;
+  readonly width: number;
+  readonly height: number;
+  readonly seed: number;
+}
+
+export type RequestEvent =
+  | { readonly type: 'accepted'; readonly workflowId: string }
+  | { readonly type: 'status'; readonly status: GenerationStatus; readonly gpuType?: GpuType }
+  | { readonly type: 'progress'; readonly step: number; readonly totalSteps: number }
+  | { readonly type: 'completed'; readonly images: readonly StoredImageRef[] }
+  | { readonly type: 'failed'; readonly code: FailureCode; readonly message: string; readonly retryable: boolean };
+
+/** An event as read back from the log: the sequence number is assigned by Redis at publish time. */
+export type SequencedEvent = RequestEvent & { readonly requestId: string; readonly seq: number };
+
+export function isTerminalEvent(event: RequestEvent): boolean {
+  return event.type === 'completed' || event.type === 'failed';
+}

@@ -1,0 +1,44 @@
+// Gateway protocol v1: the JSON text frames exchanged on `ws://<host>/v1/ws`. README "Protocol" documents them.
+import type { FailureCode, FrameErrorCode, RejectCode } from './errors';
+import type { GenerationStatus } from './status';
+
+export const PROTOCOL_PATH = '/v1/ws';
+/** Frames above this size get a FRAME_TOO_LARGE error; the connection stays open. */
+export const MAX_FRAME_BYTES = 64 * 1024;
+export const CLIENT_MESSAGE_TYPES = ['generate', 'cancel'] as const;
+
+export interface CancelFrame {
+  readonly type: 'cancel';
+  readonly requestId: string;
+}
+
+export interface ImageResult {
+  readonly url: string;
+  readonly width: number;
+  readonly height: number;
+  readonly seed: number;
+}
+
+export type ServerFrame =
+  | { type: 'accepted'; requestId: string; workflowId: string; seq: number }
+  | { type: 'status'; requestId: string; status: GenerationStatus; seq: number }
+  | { type: 'progress'; requestId: string; step: number; totalSteps: number; seq: number }
+  | { type: 'completed'; requestId: string; images: ImageResult[]; seq: number }
+  | { type: 'failed'; requestId: string; code: FailureCode; message: string; retryable: boolean; seq: number }
+  | {
+      type: 'rejected';
+      requestId?: string;
+      code: RejectCode;
+      message: string;
+      details?: Record<string, string>;
+      retryAfterMs?: number;
+    }
+  | { type: 'error'; code: FrameErrorCode; message: string };
+
+/** WebSocket close codes the gateway uses. */
+export const CLOSE_CODES = {
+  /** Server shutting down: reconnect (to another instance) and re-send `generate` with the same requestIds. */
+  GOING_AWAY: 1001,
+  /** A frame above the hard limit (1 MiB); the gateway could not even buffer it. */
+  MESSAGE_TOO_BIG: 1009,
+} as const;
