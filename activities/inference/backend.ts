@@ -1,0 +1,72 @@
+// The contract every inference backend implements: the simulated GPU backend (load and chaos tests) and the
+// ONNX Runtime pipeline (real models). The inference activity picks a backend per model from worker config.
+import type { FailureType } from '../../core/errors';
+import type { ModelName } from '../../core/models';
+import type { ControlNetRef, LoraRef } from '../../core/request';
+
+export interface InferenceJob {
+  readonly requestId: string;
+  readonly model: ModelName;
+  readonly prompt: string;
+  readonly negativePrompt: string;
+  readonly width: number;
+  readonly height: number;
+  readonly steps: number;
+  /** Image i uses seed + i, so a batch of N equals N single requests. */
+  readonly seed: number;
+  readonly numImages: number;
+  readonly guidanceScale: number;
+  readonly loras: readonly LoraRef[];
+  readonly controlnets: readonly ControlNetRef[];
+}
+
+export interface InferenceHooks {
+  /** Called after each denoising step (1-based); must not throw. */
+  readonly onProgress: (step: number, totalSteps: number) => void;
+  /** Aborted when the request is cancelled; the backend stops within one step and rejects with an AbortError. */
+  readonly signal: AbortSignal;
+}
+
+export interface GeneratedImage {
+  /** PNG-encoded image. */
+  readonly png: Buffer;
+  readonly seed: number;
+  readonly width: number;
+  readonly height: number;
+}
+
+export interface LoadedModelStatus {
+  readonly model: string;
+  /** Resident memory attributed to the model (host or device), bytes. */
+  readonly memoryBytes: number;
+  readonly executionProvider: string;
+}
+
+export interface BackendStatus {
+  readonly backend: string;
+  readonly ready: boolean;
+  readonly loadedModels: readonly LoadedModelStatus[];
+  /** Counters for operators and tests, e.g. `passes`, `batchedRequests`. */
+  readonly counters: Readonly<Record<string, number>>;
+}
+
+export interface InferenceBackend {
+  /** e.g. `simulated`, `onnx:cpu`, `onnx:cuda`. */
+  readonly name: string;
+  supports(model: ModelName): boolean;
+  generate(job: InferenceJob, hooks: InferenceHooks): Promise<GeneratedImage[]>;
+  status(): BackendStatus;
+  close(): Promise<void>;
+}
+
+/** Thrown by a backend for failures the workflow handles by type (see core/errors.ts FAILURE_TYPES). */
+export class InferenceError extends Error {
+  override readonly name = 'InferenceError';
+  constructor(
+    readonly failureType: FailureType,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
