@@ -19,8 +19,11 @@ export type RequestEvent =
   | { readonly type: 'completed'; readonly images: readonly StoredImageRef[] }
   | { readonly type: 'failed'; readonly code: FailureCode; readonly message: string; readonly retryable: boolean };
 
-/** An event as read back from the log: the sequence number is assigned by Redis at publish time. */
-export type SequencedEvent = RequestEvent & { readonly requestId: string; readonly seq: number };
+/**
+ * An event as read back from a request's log. `seq` is assigned by Redis at publish time: 1, 2, 3... per request.
+ * The log is keyed by the workflow id (globally unique), not the client's requestId (unique per user only).
+ */
+export type SequencedEvent = RequestEvent & { readonly seq: number };
 
 export function isTerminalEvent(event: RequestEvent): boolean {
   return event.type === 'completed' || event.type === 'failed';
