@@ -1,0 +1,28 @@
+// Publishes a request's events (status, completed, failed) to its event log in Redis, where gateways follow it.
+// The log is the one of the workflow this activity runs for: its id is the workflow id (`gen:<user>:<requestId>`),
+// which is also what the gateway follows, so the two can never disagree about which log a request has.
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { NotificationActivities, PublishEventInput } from '../core/activities';
+import type { RedisEventLog } from '../runtime/event-log';
+
+export interface NotificationDeps {
+  readonly eventLog: RedisEventLog;
+}
+
+/** The event log id of the workflow the current activity belongs to. */
+export function currentEventLogId(): string {
+  const execution = Context.current().info.workflowExecution;
+  if (!execution) {
+    // Standalone activity executions have no workflow and so no request log; nothing could ever read the event.
+    throw ApplicationFailure.create({ type: 'InvalidRequest', message: 'Request events can only be published for a workflow', nonRetryable: true });
+  }
+  return execution.workflowId;
+}
+
+export function createNotificationActivities({ eventLog }: NotificationDeps): NotificationActivities {
+  return {
+    async publishEvent(input: PublishEventInput): Promise<number> {
+      return eventLog.publish(currentEventLogId(), input.event, input.dedupeKey);
+    },
+  };
+}

@@ -1,0 +1,135 @@
+// The control worker of a region: runs the generateImage workflows and the cheap activities around inference
+// (safety screen, storage, event publishing) on `<region>.control`. GPU work runs elsewhere (gpu-worker.ts), so
+// control capacity scales with request count and GPU capacity with GPU count.
+//
+//   node dist/workers/control-worker.js [--help]
+import type { WorkerOptions } from '@temporalio/worker';
+import path from 'node:path';
+import { createControlActivities } from '../activities';
+import { RulesPromptScreen } from '../activities/safety';
+import { controlTaskQueue } from '../core/gpu';
+import { RedisEventLog } from '../runtime/event-log';
+import { createLogger } from '../runtime/logger';
+import { FsObjectStore } from '../runtime/object-store';
+import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
+import { createRedis } from '../runtime/redis';
+import {
+  COMMON_WORKER_OPTIONS,
+  SupervisedWorker,
+  WORKFLOW_BUNDLE_OPTIONS,
+  closeServer,
+  handleHelpFlag,
+  installTemporalRuntime,
+  loadWorkflowBundle,
+  onShutdownSignal,
+  startHealthServer,
+  type CommonWorkerOptions,
+  type WorkflowBundleOptions,
+} from './worker-runtime';
+
+export interface ControlWorkerOptions extends CommonWorkerOptions, WorkflowBundleOptions {
+  /** Control activities (safety, storage, events) run at once by one worker. @default 200 */
+  readonly maxConcurrentActivities: number;
+  /** Workflow executions kept in memory between tasks (sticky cache). @default 1000 */
+  readonly maxCachedWorkflows: number;
+}
+
+export const CONTROL_WORKER_OPTIONS: OptionTable<ControlWorkerOptions> = {
+  ...COMMON_WORKER_OPTIONS,
+  ...WORKFLOW_BUNDLE_OPTIONS,
+  maxConcurrentActivities: {
+    env: 'ATELIER_CONTROL_MAX_ACTIVITIES',
+    doc: 'Control activities (safety, storage, events) run at once',
+    default: 200,
+    parse: parse.int(1, 10_000),
+  },
+  maxCachedWorkflows: {
+    env: 'ATELIER_CONTROL_MAX_CACHED_WORKFLOWS',
+    doc: 'Workflow executions kept in the sticky cache',
+    default: 1000,
+    parse: parse.int(0, 100_000),
+  },
+};
+
+/**
+ * Worker options of a control worker; the entry point below and the workflow tests both use this, so tests run
+ * the production wiring (task queue, bundle, limits) with their own activities.
+ */
+export function controlWorkerOptions(args: {
+  region: string;
+  activities: ReturnType<typeof createControlActivities>;
+  workflowBundle: NonNullable<WorkerOptions['workflowBundle']>;
+  maxConcurrentActivities?: number;
+  maxCachedWorkflows?: number;
+  shutdownGraceMs?: number;
+}): Omit<WorkerOptions, 'connection' | 'namespace'> {
+  return {
+    taskQueue: controlTaskQueue(args.region),
+    workflowBundle: args.workflowBundle,
+    activities: args.activities,
+    maxConcurrentActivityTaskExecutions: args.maxConcurrentActivities ?? 200,
+    maxCachedWorkflows: args.maxCachedWorkflows ?? 1000,
+    shutdownGraceTime: args.shutdownGraceMs ?? 25_000,
+  };
+}
+
+async function main(): Promise<void> {
+  handleHelpFlag(
+    formatOptionHelp('control-worker: runs generateImage workflows and the safety, storage and event activities.', CONTROL_WORKER_OPTIONS),
+  );
+  const options = resolveOptions(CONTROL_WORKER_OPTIONS);
+  const log = createLogger('control-worker', { region: options.region });
+  installTemporalRuntime(log);
+
+  const redis = createRedis(options.redisUrl, 'control-worker');
+  redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
+  const screen = new RulesPromptScreen();
+  const activities = createControlActivities({
+    screen,
+    store: new FsObjectStore(path.resolve(options.storageDir)),
+    eventLog: new RedisEventLog(redis),
+  });
+  const workflowBundle = await loadWorkflowBundle(options.workflowBundle, log);
+  const supervised = new SupervisedWorker({
+    name: 'control-worker',
+    temporalAddress: options.temporalAddress,
+    temporalNamespace: options.temporalNamespace,
+    reconnectMaxBackoffMs: options.reconnectMaxBackoffMs,
+    log,
+    workerOptions: () =>
+      controlWorkerOptions({
+        region: options.region,
+        activities,
+        workflowBundle,
+        maxConcurrentActivities: options.maxConcurrentActivities,
+        maxCachedWorkflows: options.maxCachedWorkflows,
+        shutdownGraceMs: options.shutdownGraceMs,
+      }),
+  });
+  const health = await startHealthServer(
+    options.healthHost,
+    options.healthPort,
+    () => ({
+      ready: supervised.running && redis.status === 'ready',
+      worker: supervised.describe(),
+      redis: redis.status,
+      safetyScreen: screen.name,
+    }),
+    log,
+  );
+  onShutdownSignal(log, async () => {
+    await supervised.stop();
+    await closeServer(health);
+    await redis.quit().catch(() => redis.disconnect());
+  });
+  await supervised.start();
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    // A TypeError is a configuration mistake: its message names the variable, a stack trace would only hide it.
+    const detail = err instanceof TypeError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    process.stderr.write(`control-worker failed to start: ${detail}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,171 @@
+// A GPU worker: runs the `runInference` activity for one GPU fleet (ATELIER_GPU_TYPE) on `<region>.gpu-<type>`,
+// with the backends this machine has. Models go to the first backend that supports them (see
+// `createInferenceBackends`): today the SIMULATED GPU BACKEND for sdxl, sdxl-turbo, sd3 and flux.
+//
+//   ATELIER_GPU_TYPE=a10g node dist/workers/gpu-worker.js [--help]
+import type { WorkerOptions } from '@temporalio/worker';
+import os from 'node:os';
+import path from 'node:path';
+import { backendsByModel, createInferenceActivities } from '../activities';
+import type { InferenceBackend } from '../activities/inference/backend';
+import { SimulatedGpuBackend } from '../activities/inference/simulated';
+import { GPU_TYPES, gpuTaskQueue, isGpuType, type GpuType } from '../core/gpu';
+import { MODEL_NAMES } from '../core/models';
+import { RedisEventLog } from '../runtime/event-log';
+import { createLogger, type Logger } from '../runtime/logger';
+import { FsObjectStore } from '../runtime/object-store';
+import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
+import { createRedis } from '../runtime/redis';
+import {
+  COMMON_WORKER_OPTIONS,
+  SupervisedWorker,
+  closeServer,
+  handleHelpFlag,
+  installTemporalRuntime,
+  onShutdownSignal,
+  startHealthServer,
+  type CommonWorkerOptions,
+} from './worker-runtime';
+
+export interface GpuWorkerOptions extends CommonWorkerOptions {
+  /** The GPU fleet this worker belongs to; required. @default none */
+  readonly gpuType: GpuType | undefined;
+  /** Inference jobs run at once: one GPU holds one pipeline. @default 1 */
+  readonly slots: number;
+  /** Divides the simulated GPU backend's modelled latency (tests and demos use 10-1000). @default 1 */
+  readonly simSpeedup: number;
+  /** Names this worker in results and logs. @default '<hostname>:<pid>:<gpuType>' */
+  readonly workerId: string;
+  /**
+   * Longest gap between two heartbeats the SDK sends to Temporal, ms. A cancelled request is noticed at the next
+   * heartbeat that reaches the server, so this bounds how long a cancelled job keeps the GPU. @default 1000
+   */
+  readonly heartbeatThrottleMs: number;
+}
+
+const parseGpuType = (raw: string, env: string): GpuType => {
+  if (!isGpuType(raw)) throw new TypeError(`${env}=${JSON.stringify(raw)}: expected one of ${GPU_TYPES.join(', ')}`);
+  return raw;
+};
+
+export const GPU_WORKER_OPTIONS: OptionTable<GpuWorkerOptions> = {
+  ...COMMON_WORKER_OPTIONS,
+  gpuType: { env: 'ATELIER_GPU_TYPE', doc: `GPU fleet of this worker, required (${GPU_TYPES.join(', ')})`, default: undefined, parse: parseGpuType },
+  slots: { env: 'ATELIER_GPU_SLOTS', doc: 'Inference jobs run at once', default: 1, parse: parse.int(1, 64) },
+  simSpeedup: {
+    env: 'ATELIER_SIM_SPEEDUP',
+    doc: 'Divides the simulated GPU backend latency (1 = modelled GPU time)',
+    default: 1,
+    parse: parse.number(0.001, 1_000_000),
+  },
+  workerId: { env: 'ATELIER_WORKER_ID', doc: 'Worker id in results and logs (empty = <hostname>:<pid>:<gpuType>)', default: '', parse: parse.string },
+  heartbeatThrottleMs: {
+    env: 'ATELIER_HEARTBEAT_THROTTLE_MS',
+    doc: 'Longest gap between heartbeats sent to Temporal (bounds cancel latency), ms',
+    default: 1000,
+    parse: parse.int(100, 24_000),
+  },
+};
+
+/** Resolves and validates the options: throws a TypeError naming the variable when the GPU type is missing. */
+export function resolveGpuWorkerOptions(env: NodeJS.ProcessEnv = process.env): GpuWorkerOptions & { gpuType: GpuType; workerId: string } {
+  const options = resolveOptions(GPU_WORKER_OPTIONS, env);
+  const gpuType = options.gpuType;
+  if (gpuType === undefined) throw new TypeError(`ATELIER_GPU_TYPE is required: one of ${GPU_TYPES.join(', ')}`);
+  return { ...options, gpuType, workerId: options.workerId || `${os.hostname()}:${process.pid}:${gpuType}` };
+}
+
+/**
+ * The inference backends of this worker, in order of preference. A model is served by the first one that
+ * supports it; a backend for another model family (e.g. ONNX for `tiny-sd`) is added to this list.
+ */
+export function createInferenceBackends(options: Pick<GpuWorkerOptions, 'simSpeedup'> & { gpuType: GpuType }, _log: Logger): InferenceBackend[] {
+  return [new SimulatedGpuBackend({ gpuType: options.gpuType, speedup: options.simSpeedup })];
+}
+
+/** Worker options of a GPU worker, shared by the entry point and the workflow tests. */
+export function gpuWorkerOptions(args: {
+  region: string;
+  gpuType: GpuType;
+  activities: ReturnType<typeof createInferenceActivities>;
+  slots?: number;
+  heartbeatThrottleMs?: number;
+  shutdownGraceMs?: number;
+}): Omit<WorkerOptions, 'connection' | 'namespace'> {
+  return {
+    taskQueue: gpuTaskQueue(args.region, args.gpuType),
+    activities: args.activities,
+    maxConcurrentActivityTaskExecutions: args.slots ?? 1,
+    // Without this the SDK would hold heartbeats back for 80% of the 30 s heartbeat timeout (24 s), and a cancel
+    // would reach the GPU that late.
+    maxHeartbeatThrottleInterval: args.heartbeatThrottleMs ?? 1000,
+    shutdownGraceTime: args.shutdownGraceMs ?? 25_000,
+  };
+}
+
+async function main(): Promise<void> {
+  handleHelpFlag(formatOptionHelp('gpu-worker: runs the runInference activity for one GPU fleet.', GPU_WORKER_OPTIONS));
+  const options = resolveGpuWorkerOptions();
+  const log = createLogger('gpu-worker', { region: options.region, gpuType: options.gpuType, workerId: options.workerId });
+  installTemporalRuntime(log);
+
+  const redis = createRedis(options.redisUrl, `gpu-worker:${options.gpuType}`);
+  redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
+  const backends = createInferenceBackends(options, log);
+  const byModel = backendsByModel(backends, MODEL_NAMES);
+  log.info({ models: Object.fromEntries([...byModel].map(([model, backend]) => [model, backend.name])) }, 'inference backends');
+  const activities = createInferenceActivities({
+    backends: byModel,
+    store: new FsObjectStore(path.resolve(options.storageDir)),
+    eventLog: new RedisEventLog(redis),
+    workerId: options.workerId,
+  });
+  const supervised = new SupervisedWorker({
+    name: `gpu-worker[${options.gpuType}]`,
+    temporalAddress: options.temporalAddress,
+    temporalNamespace: options.temporalNamespace,
+    reconnectMaxBackoffMs: options.reconnectMaxBackoffMs,
+    log,
+    workerOptions: () =>
+      gpuWorkerOptions({
+        region: options.region,
+        gpuType: options.gpuType,
+        activities,
+        slots: options.slots,
+        heartbeatThrottleMs: options.heartbeatThrottleMs,
+        shutdownGraceMs: options.shutdownGraceMs,
+      }),
+  });
+  const health = await startHealthServer(
+    options.healthHost,
+    options.healthPort,
+    () => {
+      const statuses = backends.map((b) => b.status());
+      return {
+        ready: supervised.running && redis.status === 'ready' && statuses.every((s) => s.ready),
+        worker: supervised.describe(),
+        gpuType: options.gpuType,
+        redis: redis.status,
+        backends: statuses,
+      };
+    },
+    log,
+  );
+  onShutdownSignal(log, async () => {
+    // Drain first: in-flight jobs finish (or are handed back) before their backends go away.
+    await supervised.stop();
+    await Promise.all(backends.map((b) => b.close()));
+    await closeServer(health);
+    await redis.quit().catch(() => redis.disconnect());
+  });
+  await supervised.start();
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    // A TypeError is a configuration mistake: its message names the variable, a stack trace would only hide it.
+    const detail = err instanceof TypeError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    process.stderr.write(`gpu-worker failed to start: ${detail}\n`);
+    process.exit(1);
+  });
+}

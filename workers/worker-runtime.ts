@@ -1,0 +1,290 @@
+// What the control worker and the GPU worker processes share: their common options, the workflow bundle, a
+// supervisor that keeps a Temporal Worker running across Temporal server restarts (reconnect with back-off and
+// recreate the Worker whenever it stops without being asked to), the /healthz and /readyz endpoint, and ordered
+// shutdown on SIGINT/SIGTERM (stop polling, let in-flight tasks drain, then close connections).
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogEntry, type WorkerOptions } from '@temporalio/worker';
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_REGION, assertRegion } from '../core/gpu';
+import { bundleGenerationWorkflows, defaultBundlePath } from '../infra/bundle-workflows';
+import type { Logger } from '../runtime/logger';
+import { parse, type OptionTable } from '../runtime/options';
+import { DEFAULT_REDIS_URL } from '../runtime/redis';
+
+export interface CommonWorkerOptions {
+  /** Temporal frontend, host:port. @default '127.0.0.1:7233' */
+  readonly temporalAddress: string;
+  /** @default 'default' */
+  readonly temporalNamespace: string;
+  /** Region whose task queues this worker polls. @default 'us-west' */
+  readonly region: string;
+  /** Redis for request events. @default 'redis://127.0.0.1:6379' */
+  readonly redisUrl: string;
+  /** Root of the filesystem object store (images, staging). @default '.atelier/objects' */
+  readonly storageDir: string;
+  /** Port of /healthz and /readyz; 0 serves none. @default 0 */
+  readonly healthPort: number;
+  /** Interface the health endpoint listens on. @default '127.0.0.1' */
+  readonly healthHost: string;
+  /**
+   * On shutdown, how long in-flight activities may run before they are cancelled (the server then retries them
+   * on another worker), milliseconds. Keep it below the supervisor's SIGKILL grace (30 s in `npm start`).
+   * @default 25000
+   */
+  readonly shutdownGraceMs: number;
+  /** Longest wait between two reconnection attempts while Temporal is unreachable, milliseconds. @default 5000 */
+  readonly reconnectMaxBackoffMs: number;
+}
+
+export const COMMON_WORKER_OPTIONS: OptionTable<CommonWorkerOptions> = {
+  temporalAddress: { env: 'TEMPORAL_ADDRESS', doc: 'Temporal frontend host:port', default: '127.0.0.1:7233', parse: parse.string },
+  temporalNamespace: { env: 'TEMPORAL_NAMESPACE', doc: 'Temporal namespace', default: 'default', parse: parse.string },
+  region: { env: 'ATELIER_REGION', doc: 'Region whose task queues this worker polls', default: DEFAULT_REGION, parse: (raw) => assertRegion(raw) },
+  redisUrl: { env: 'REDIS_URL', doc: 'Redis URL (request event logs)', default: DEFAULT_REDIS_URL, parse: parse.string },
+  storageDir: { env: 'ATELIER_STORAGE_DIR', doc: 'Root directory of the filesystem object store', default: '.atelier/objects', parse: parse.string },
+  healthPort: { env: 'ATELIER_WORKER_HEALTH_PORT', doc: 'Port of /healthz and /readyz (0 = off)', default: 0, parse: parse.int(0, 65535) },
+  healthHost: { env: 'ATELIER_WORKER_HEALTH_HOST', doc: 'Interface of the health endpoint', default: '127.0.0.1', parse: parse.string },
+  shutdownGraceMs: {
+    env: 'ATELIER_WORKER_SHUTDOWN_GRACE_MS',
+    doc: 'On shutdown, time in-flight activities get before they are cancelled and retried elsewhere, ms',
+    default: 25_000,
+    parse: parse.int(0, 3_600_000),
+  },
+  reconnectMaxBackoffMs: {
+    env: 'ATELIER_WORKER_RECONNECT_MAX_MS',
+    doc: 'Longest wait between reconnection attempts while Temporal is unreachable, ms',
+    default: 5_000,
+    parse: parse.int(100, 600_000),
+  },
+};
+
+export interface WorkflowBundleOptions {
+  /**
+   * Prebuilt workflow bundle (from `npm run build`). Empty: use dist/workflow-bundle.js when running compiled
+   * code, else bundle the workflow sources at start-up (so `tsx` never runs a stale bundle). @default ''
+   */
+  readonly workflowBundle: string;
+}
+
+export const WORKFLOW_BUNDLE_OPTIONS: OptionTable<WorkflowBundleOptions> = {
+  workflowBundle: {
+    env: 'ATELIER_WORKFLOW_BUNDLE',
+    doc: 'Prebuilt workflow bundle; empty = dist/workflow-bundle.js when compiled, else bundle sources at start',
+    default: '',
+    parse: parse.string,
+  },
+};
+
+/** The workflow code for `Worker.create`: a prebuilt file, or the sources bundled now with the production options. */
+export async function loadWorkflowBundle(configured: string, log: Logger): Promise<NonNullable<WorkerOptions['workflowBundle']>> {
+  if (configured) {
+    if (!existsSync(configured)) throw new TypeError(`ATELIER_WORKFLOW_BUNDLE=${configured}: no such file (run \`npm run build\`)`);
+    return { codePath: configured };
+  }
+  const runningCompiled = __filename.endsWith('.js');
+  const prebuilt = defaultBundlePath();
+  if (runningCompiled && existsSync(prebuilt)) return { codePath: prebuilt };
+  log.info({ runningCompiled }, 'no prebuilt workflow bundle; bundling workflow sources');
+  const { code } = await bundleGenerationWorkflows({ logger: new DefaultLogger('WARN') });
+  return { code };
+}
+
+/** Routes the Temporal SDK's own logs (and Core's) into our structured logger. Call once, before any connection. */
+export function installTemporalRuntime(log: Logger): void {
+  const levels = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
+  Runtime.install({
+    logger: new DefaultLogger('INFO', (entry: LogEntry) => log[levels[entry.level]]({ ...entry.meta, sdk: true }, entry.message)),
+    // We handle signals ourselves (ordered shutdown); the SDK would otherwise shut workers down on its own.
+    shutdownSignals: [],
+  });
+}
+
+export type SupervisorState = 'connecting' | 'running' | 'reconnecting' | 'stopping' | 'stopped';
+
+export interface SupervisedWorkerOptions {
+  /** Shown in logs, e.g. `control-worker`. */
+  readonly name: string;
+  readonly temporalAddress: string;
+  readonly temporalNamespace: string;
+  readonly reconnectMaxBackoffMs: number;
+  /** Builds the Worker options on each (re)connection; the connection and namespace are filled in. */
+  readonly workerOptions: () => Omit<WorkerOptions, 'connection' | 'namespace'>;
+  readonly log: Logger;
+}
+
+/**
+ * Keeps one Temporal Worker running until `stop()`. If connecting fails, or the Worker stops or fails on its
+ * own (a Temporal server restart can end its pollers with a fatal error), it logs, waits (exponential back-off
+ * up to `reconnectMaxBackoffMs`), reconnects and creates a fresh Worker. Work is never lost meanwhile: workflow
+ * and activity tasks stay in Temporal and are retried or redelivered once a Worker polls again.
+ */
+export class SupervisedWorker {
+  private current: { worker: Worker; connection: NativeConnection } | undefined;
+  private stopping = false;
+  private wake: AbortController = new AbortController();
+  private loop: Promise<void> | undefined;
+  private restarts = 0;
+  private lastError: string | undefined;
+  state: SupervisorState = 'connecting';
+
+  constructor(private readonly options: SupervisedWorkerOptions) {}
+
+  /** Starts the supervision loop; resolves once the first Worker runs, or when stop() comes first. */
+  start(): Promise<void> {
+    this.loop ??= this.supervise();
+    return this.waitUntilRunning();
+  }
+
+  /** Whether a Worker is polling right now. */
+  get running(): boolean {
+    return this.state === 'running' && this.current?.worker.getState() === 'RUNNING';
+  }
+
+  describe(): Record<string, unknown> {
+    return {
+      name: this.options.name,
+      state: this.state,
+      workerState: this.current?.worker.getState() ?? null,
+      restarts: this.restarts,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  /** Graceful stop: no new tasks, in-flight ones get the shutdown grace time, then the connection closes. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.state = 'stopping';
+    this.wake.abort();
+    this.current?.worker.shutdown();
+    await this.loop;
+    this.state = 'stopped';
+  }
+
+  private async waitUntilRunning(): Promise<void> {
+    while (!this.running) {
+      if (this.stopping) return;
+      await sleep(50);
+    }
+  }
+
+  private async supervise(): Promise<void> {
+    const { log, name } = this.options;
+    for (let attempt = 0; !this.stopping; ) {
+      let connection: NativeConnection | undefined;
+      try {
+        connection = await NativeConnection.connect({ address: this.options.temporalAddress });
+        const worker = await Worker.create({
+          ...this.options.workerOptions(),
+          connection,
+          namespace: this.options.temporalNamespace,
+        });
+        this.current = { worker, connection };
+        if (this.stopping) worker.shutdown();
+        const run = worker.run();
+        this.state = 'running';
+        this.lastError = undefined;
+        log.info({ worker: name, taskQueue: worker.options.taskQueue, restarts: this.restarts }, 'worker running');
+        attempt = 0;
+        await run;
+        if (!this.stopping) log.warn({ worker: name }, 'worker stopped on its own; recreating it');
+      } catch (err) {
+        this.lastError = err instanceof Error ? err.message : String(err);
+        if (!this.stopping) log.warn({ worker: name, err: this.lastError, attempt }, 'worker failed or Temporal unreachable; reconnecting');
+      } finally {
+        this.current = undefined;
+        await connection?.close().catch((err: unknown) => log.debug({ err }, 'closing the Temporal connection failed'));
+      }
+      if (this.stopping) break;
+      this.state = 'reconnecting';
+      this.restarts++;
+      const backoffMs = Math.min(this.options.reconnectMaxBackoffMs, 200 * 2 ** Math.min(attempt, 10)) * (0.8 + Math.random() * 0.4);
+      attempt++;
+      await sleep(backoffMs, undefined, { signal: this.wake.signal }).catch(() => undefined);
+    }
+  }
+}
+
+/** What /readyz reports; `ready` decides 200 or 503. */
+export interface Readiness {
+  readonly ready: boolean;
+  readonly [detail: string]: unknown;
+}
+
+/**
+ * Serves `/healthz` (the process answers: 200) and `/readyz` (200 when `readiness().ready`, else 503; the body is
+ * the readiness JSON either way). Resolves with the server, or undefined when port is 0.
+ */
+export async function startHealthServer(host: string, port: number, readiness: () => Readiness | Promise<Readiness>, log: Logger): Promise<Server | undefined> {
+  if (port === 0) return undefined;
+  const server = createServer((req, res) => {
+    const reply = (status: number, body: unknown): void => {
+      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify(body));
+    };
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') return reply(405, { error: 'method not allowed' });
+    if (path === '/healthz') return reply(200, { ok: true });
+    if (path === '/readyz') {
+      Promise.resolve()
+        .then(readiness)
+        .then(
+          (r) => reply(r.ready ? 200 : 503, r),
+          (err: unknown) => reply(503, { ready: false, error: err instanceof Error ? err.message : String(err) }),
+        );
+      return;
+    }
+    reply(404, { error: 'not found' });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  log.info({ health: `http://${host}:${(server.address() as AddressInfo).port}` }, 'health endpoint listening');
+  return server;
+}
+
+export function closeServer(server: Server | undefined): Promise<void> {
+  if (!server) return Promise.resolve();
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+/**
+ * Runs `shutdown` on the first SIGINT or SIGTERM, then exits 0 (1 if it threw). A second signal exits at once:
+ * the operator asked twice.
+ */
+export function onShutdownSignal(log: Logger, shutdown: (signal: NodeJS.Signals) => Promise<void>): void {
+  let shuttingDown = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    if (shuttingDown) {
+      log.warn({ signal }, 'second signal: exiting without draining');
+      process.exit(1);
+    }
+    shuttingDown = true;
+    log.info({ signal }, 'shutting down: draining in-flight tasks');
+    shutdown(signal).then(
+      () => {
+        log.info('shut down cleanly');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+/** `--help`: prints the environment table and exits. Returns normally when not asked for help. */
+export function handleHelpFlag(text: string): void {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(text);
+    process.exit(0);
+  }
+}
