@@ -55,6 +55,10 @@ const LEET: Readonly<Record<string, string>> = { '0': 'o', '1': 'i', '!': 'i', '
  * Returns words separated by single spaces.
  */
 export function normalizePrompt(prompt: string): string {
+  return joinSpelledOutWords(normalizedWords(prompt), true).join(' ');
+}
+
+function normalizedWords(prompt: string): string[] {
   const folded = prompt
     .normalize('NFKD')
     .replace(/\p{M}+/gu, '')
@@ -64,26 +68,44 @@ export function normalizePrompt(prompt: string): string {
   const tokens = folded
     .split(/\s+/)
     .map((token) => (/\p{L}/u.test(token) ? token.replace(/[0-9]|[!@$+](?=[\p{L}\p{N}])/gu, (c) => LEET[c] ?? c) : token));
-  const words = tokens
+  return tokens
     .join(' ')
     .replace(/[^\p{L}\p{N}]+/gu, ' ')
     .trim()
     .split(' ')
     .filter((w) => w.length > 0);
-  // Rejoin runs of single letters ("n u d e" -> "nude"); a run of two or more is almost never real words.
+}
+
+/**
+ * Rejoins runs of single letters ("n u d e" -> "nude"). With `splitArticle`, a run that starts with "a" or "i"
+ * keeps that letter as a word ("a p o r n" -> "a porn"), since those two are words on their own.
+ */
+function joinSpelledOutWords(words: readonly string[], splitArticle: boolean): string[] {
   const out: string[] = [];
   let run = '';
+  const flush = (): void => {
+    if (splitArticle && run.length >= 3 && (run.startsWith('a') || run.startsWith('i'))) out.push(run.slice(0, 1), run.slice(1));
+    else if (run) out.push(run);
+    run = '';
+  };
   for (const w of words) {
     if (w.length === 1 && /\p{L}/u.test(w)) {
       run += w;
       continue;
     }
-    if (run) out.push(run);
-    run = '';
+    flush();
     out.push(w);
   }
-  if (run) out.push(run);
-  return out.join(' ');
+  flush();
+  return out;
+}
+
+/** The normalized prompt, plus the variant whose spelled-out runs keep a leading "a"/"i" ("a n a l..."). */
+function normalizedVariants(prompt: string): string[] {
+  const words = normalizedWords(prompt);
+  const primary = joinSpelledOutWords(words, true).join(' ');
+  const whole = joinSpelledOutWords(words, false).join(' ');
+  return whole === primary ? [primary] : [primary, whole];
 }
 
 /** `rules-v1`: phrase lists matched on word boundaries of the normalized prompt. Never unavailable. */
@@ -101,8 +123,8 @@ export class RulesPromptScreen implements PromptScreen {
 
   async screen(prompt: string): Promise<ScreenResult> {
     // Padding with spaces turns "contains ' word '" into a word-boundary match for single words and phrases alike.
-    const text = ` ${normalizePrompt(prompt)} `;
-    const has = (phrase: string): boolean => text.includes(` ${phrase} `);
+    const texts = normalizedVariants(prompt).map((t) => ` ${t} `);
+    const has = (phrase: string): boolean => texts.some((text) => text.includes(` ${phrase} `));
     const categories = this.categories
       .filter((c) => c.phrases.some(has) || (c.together.length > 0 && c.together.every((group) => group.some(has))))
       .map((c) => c.name);

@@ -1,0 +1,120 @@
+// The storeImages activity against a real filesystem object store: final keys with metadata, staging removed,
+// and idempotency: re-running (after success, or after a crash between the upload and the clean-up) yields the
+// same keys and never a second copy; unrecoverable inputs fail without retries.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { renderSimulatedImage } from '../../activities/inference/simulated';
+import { promptHash, stagingImageKey } from '../../activities/object-keys';
+import { createStorageActivities } from '../../activities/storage';
+import type { StoreImagesInput } from '../../core/activities';
+import { FsObjectStore, sha256Hex } from '../../runtime/object-store';
+
+async function listFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name))).sort();
+}
+
+describe('storeImages activity', () => {
+  let dir: string;
+  let store: FsObjectStore;
+  const env = new MockActivityEnvironment({ activityType: 'storeImages' }, { logger: new DefaultLogger('ERROR') });
+  const { storeImages } = (() => {
+    let activities: ReturnType<typeof createStorageActivities> | undefined;
+    return { storeImages: (i: StoreImagesInput) => env.run((activities ??= createStorageActivities({ store })).storeImages, i) };
+  })();
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'atelier-storage-'));
+    store = new FsObjectStore(dir);
+  });
+  after(async () => rm(dir, { recursive: true, force: true }));
+
+  /** Stages `n` PNGs as the inference activity would and returns the storage input for them. */
+  async function stage(requestId: string, n: number, size = { width: 256, height: 192 }): Promise<StoreImagesInput> {
+    const stagingKeys: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const key = stagingImageKey('user-1', requestId, i);
+      await store.put(key, renderSimulatedImage(size.width, size.height, 100 + i, 'a quiet harbour'));
+      stagingKeys.push(key);
+    }
+    return {
+      requestId,
+      userId: 'user-1',
+      model: 'sdxl',
+      prompt: 'a quiet harbour',
+      stagingKeys,
+      seeds: stagingKeys.map((_, i) => 100 + i),
+      ...size,
+    };
+  }
+
+  test('moves staged images to content-addressed final keys with metadata and removes staging', async () => {
+    const req = await stage('req-a', 2);
+    const staged = await Promise.all(req.stagingKeys.map(async (k) => (await store.get(k))?.body));
+    const out = await storeImages(req);
+
+    assert.equal(out.images.length, 2);
+    for (const [i, image] of out.images.entries()) {
+      const body = staged[i] as Buffer;
+      assert.equal(image.sha256, sha256Hex(body));
+      assert.equal(image.key, `images/user-1/req-a/${i}-${image.sha256.slice(0, 16)}.png`);
+      assert.deepEqual([image.width, image.height, image.seed, image.bytes], [256, 192, 100 + i, body.length]);
+      const stored = await store.get(image.key);
+      assert.ok(stored?.body.equals(body), 'the stored bytes are the staged bytes');
+      assert.deepEqual(stored.info.metadata, {
+        requestId: 'req-a',
+        userId: 'user-1',
+        model: 'sdxl',
+        seed: String(100 + i),
+        promptSha256: promptHash('a quiet harbour'),
+        width: '256',
+        height: '192',
+      });
+    }
+    for (const key of req.stagingKeys) assert.equal(await store.head(key), null, `${key} removed`);
+  });
+
+  test('running again after success returns the same keys and stores nothing twice', async () => {
+    const req = await stage('req-b', 2);
+    const first = await storeImages(req);
+    const filesAfterFirst = await listFiles(dir);
+    const createdAt = await Promise.all(first.images.map(async (i) => (await store.head(i.key))?.createdAt));
+    const second = await storeImages(req);
+    assert.deepEqual(second, first);
+    assert.deepEqual(await listFiles(dir), filesAfterFirst, 'no new objects');
+    assert.deepEqual(await Promise.all(first.images.map(async (i) => (await store.head(i.key))?.createdAt)), createdAt);
+  });
+
+  test('a retry after a crash before the staging clean-up converges to the same result', async () => {
+    const req = await stage('req-c', 1);
+    const stagedCopy = (await store.get(req.stagingKeys[0] as string))?.body as Buffer;
+    const first = await storeImages(req);
+    // The crash: the previous attempt stored everything but its staging deletes never happened.
+    await store.put(req.stagingKeys[0] as string, stagedCopy);
+    const retry = await storeImages(req);
+    assert.deepEqual(retry, first);
+    assert.equal(await store.head(req.stagingKeys[0] as string), null, 'the retry finished the clean-up');
+    const finals = (await listFiles(dir)).filter((f) => f.startsWith(path.join('images', 'user-1', 'req-c')) && f.endsWith('.png'));
+    assert.equal(finals.length, 1, `one final image: ${finals.join(', ')}`);
+  });
+
+  test('missing or mis-sized staged images fail without retries (StorageFailed, non-retryable)', async () => {
+    const missing = await stage('req-d', 1);
+    await store.delete(missing.stagingKeys[0] as string);
+    const wrongSize = { ...(await stage('req-e', 1)), width: 512 };
+    for (const req of [missing, wrongSize]) {
+      await assert.rejects(storeImages(req), (err: unknown) => {
+        assert.ok(err instanceof ApplicationFailure, String(err));
+        assert.equal(err.type, 'StorageFailed');
+        assert.equal(err.nonRetryable, true);
+        return true;
+      });
+    }
+  });
+});

@@ -1,0 +1,167 @@
+// A real Temporal for tests: the Temporal CLI dev server (same binary, search attributes and dynamic config as the
+// local stack, via infra/temporal.ts), and a harness that runs the production control worker and GPU workers
+// against it with real activities: the rules-v1 safety screen, a temporary filesystem object store, the real
+// Redis event log and the simulated GPU backend (sped up). Tests may wrap activities to inject failures.
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createControlActivities, createInferenceActivities, backendsByModel } from '../../activities';
+import { RulesPromptScreen, type PromptScreen } from '../../activities/safety';
+import { SimulatedGpuBackend } from '../../activities/inference/simulated';
+import type { InferenceBackend } from '../../activities/inference/backend';
+import type { SequencedEvent } from '../../core/events';
+import type { GpuType } from '../../core/gpu';
+import { MODEL_NAMES } from '../../core/models';
+import { validateGenerate, type GenerationRequest } from '../../core/request';
+import { startGenerationOptions } from '../../core/start-options';
+import { bundleGenerationWorkflows } from '../../infra/bundle-workflows';
+import { localTestServerConfig } from '../../infra/temporal';
+import { RedisEventLog } from '../../runtime/event-log';
+import { FsObjectStore } from '../../runtime/object-store';
+import { controlWorkerOptions } from '../../workers/control-worker';
+import { gpuWorkerOptions } from '../../workers/gpu-worker';
+import { testRedis, type TestRedis } from './redis';
+
+let runtimeInstalled = false;
+
+/** SDK logs at WARN, so test output shows problems and not every poll. */
+function installQuietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger((process.env.TEMPORAL_TEST_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
+}
+
+/**
+ * Starts a Temporal CLI dev server for this test file. The binary is TEMPORAL_CLI_PATH, else the provisioned one
+ * (`localTestServerConfig` explains how to get it).
+ */
+export async function createTemporalTestEnv(): Promise<TestWorkflowEnvironment> {
+  installQuietRuntime();
+  return TestWorkflowEnvironment.createLocal({ server: { ...localTestServerConfig(), log: { format: 'pretty', level: 'error' } } });
+}
+
+let bundle: Promise<{ code: string }> | undefined;
+
+/** The production workflow bundle (same options and interceptors), built once per test process. */
+export function testWorkflowBundle(): Promise<{ code: string }> {
+  bundle ??= bundleGenerationWorkflows({ logger: new DefaultLogger('WARN') }).then(({ code }) => ({ code }));
+  return bundle;
+}
+
+type ControlActivities = ReturnType<typeof createControlActivities>;
+type InferenceActivities = ReturnType<typeof createInferenceActivities>;
+
+export interface GpuFleetConfig {
+  /** Divides the simulated latency. @default 1000 */
+  readonly speedup?: number;
+  /** Concurrent inference jobs. @default 1 */
+  readonly slots?: number;
+}
+
+export interface GenerationHarnessOptions {
+  /** GPU fleets to run, each one worker with the simulated backend. @default { a10g: {} } */
+  readonly gpus?: Partial<Record<GpuType, GpuFleetConfig>>;
+  /** Replaces the rules-v1 screen (e.g. one that is down for a while). */
+  readonly screen?: PromptScreen;
+  /** Wraps the real control activities, e.g. to fail an attempt. */
+  readonly wrapControl?: (activities: ControlActivities) => ControlActivities;
+  /** Wraps the real inference activities of every GPU worker. */
+  readonly wrapInference?: (activities: InferenceActivities, gpuType: GpuType) => InferenceActivities;
+}
+
+export interface GenerationHarness {
+  readonly client: Client;
+  /** Unique per harness, so harnesses sharing a server never share task queues. */
+  readonly region: string;
+  readonly store: FsObjectStore;
+  readonly eventLog: RedisEventLog;
+  readonly redis: TestRedis;
+  /** Simulated backend of each running GPU fleet (counters tell whether inference ran). */
+  readonly backends: ReadonlyMap<GpuType, SimulatedGpuBackend>;
+  /** A valid request in this harness's region; fields override the defaults. */
+  request(fields?: Record<string, unknown>): GenerationRequest;
+  /** Starts the workflow exactly as the gateway does. */
+  start(req: GenerationRequest): Promise<WorkflowHandle>;
+  /** Every event of a request's log, in seq order. */
+  events(req: GenerationRequest): Promise<SequencedEvent[]>;
+  /** Polls the log until `predicate` holds for some event; returns the log at that time. */
+  waitForEvent(req: GenerationRequest, predicate: (e: SequencedEvent) => boolean, timeoutMs?: number): Promise<SequencedEvent[]>;
+  stop(): Promise<void>;
+}
+
+/** Starts a control worker and GPU workers on `env`'s server, wired like production (workers/*.ts options). */
+export async function startGenerationHarness(env: TestWorkflowEnvironment, options: GenerationHarnessOptions = {}): Promise<GenerationHarness> {
+  const region = `t-${randomUUID().slice(0, 8)}`;
+  const redis = await testRedis();
+  const eventLog = new RedisEventLog(redis.redis, { prefix: redis.prefix });
+  const storeDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-wf-'));
+  const store = new FsObjectStore(storeDir);
+  const workflowBundle = await testWorkflowBundle();
+
+  let control = createControlActivities({ screen: options.screen ?? new RulesPromptScreen(), store, eventLog });
+  if (options.wrapControl) control = options.wrapControl(control);
+  const workerOptions: Omit<WorkerOptions, 'connection' | 'namespace'>[] = [controlWorkerOptions({ region, activities: control, workflowBundle })];
+
+  const backends = new Map<GpuType, SimulatedGpuBackend>();
+  for (const [gpuType, fleet] of Object.entries(options.gpus ?? { a10g: {} }) as [GpuType, GpuFleetConfig][]) {
+    const backend = new SimulatedGpuBackend({ gpuType, speedup: fleet.speedup ?? 1000 });
+    backends.set(gpuType, backend);
+    let inference = createInferenceActivities({
+      backends: backendsByModel([backend as InferenceBackend], MODEL_NAMES),
+      store,
+      eventLog,
+      workerId: `test:${gpuType}`,
+    });
+    if (options.wrapInference) inference = options.wrapInference(inference, gpuType);
+    workerOptions.push(gpuWorkerOptions({ region, gpuType, activities: inference, slots: fleet.slots ?? 1, shutdownGraceMs: 1000 }));
+  }
+  const workers = await Promise.all(
+    workerOptions.map((o) => Worker.create({ ...o, connection: env.nativeConnection, namespace: env.namespace ?? 'default' })),
+  );
+  const runs = workers.map((w) => w.run());
+
+  let counter = 0;
+  const harness: GenerationHarness = {
+    client: env.client,
+    region,
+    store,
+    eventLog,
+    redis,
+    backends,
+    request(fields = {}) {
+      const result = validateGenerate(
+        { type: 'generate', prompt: 'a lighthouse at dusk, oil painting', model: 'sdxl', tier: 'fast', width: 512, height: 512, steps: 8, seed: 42, ...fields },
+        { userId: 'user-1', region, now: Date.now(), newRequestId: () => `req-${Date.now()}-${++counter}`, newSeed: () => 7 },
+      );
+      if (!result.ok) throw new Error(`test request is invalid: ${JSON.stringify(result.problem)}`);
+      return result.value;
+    },
+    async start(req) {
+      const { workflowType, ...startOptions } = startGenerationOptions(req);
+      return env.client.workflow.start(workflowType, startOptions);
+    },
+    events(req) {
+      return eventLog.read(startGenerationOptions(req).workflowId, 0);
+    },
+    async waitForEvent(req, predicate, timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const events = await harness.events(req);
+        if (events.some(predicate)) return events;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for an event; log so far: ${JSON.stringify(events)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    async stop() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await Promise.allSettled(runs);
+      await redis.cleanup();
+      await rm(storeDir, { recursive: true, force: true });
+    },
+  };
+  return harness;
+}
