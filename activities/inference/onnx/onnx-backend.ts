@@ -49,6 +49,8 @@ interface MemberState {
   readonly index: number;
   readonly seed: number;
   stepsDone: number;
+  /** Steps this image had completed when cancellation removed it from its pass. */
+  stepsAtDrop: number | undefined;
   state: 'queued' | 'running' | 'done' | 'dropped';
   pass: RunningPass | undefined;
 }
@@ -170,7 +172,7 @@ export class OnnxBackend implements InferenceBackend {
         onAbort: () => this.cancel(request),
       };
       for (let i = 0; i < job.numImages; i++) {
-        request.members.push({ id: this.nextMemberId++, request, index: i, seed: job.seed + i, stepsDone: 0, state: 'queued', pass: undefined });
+        request.members.push({ id: this.nextMemberId++, request, index: i, seed: job.seed + i, stepsDone: 0, stepsAtDrop: undefined, state: 'queued', pass: undefined });
       }
       this.requests.add(request);
       hooks.signal.addEventListener('abort', request.onAbort, { once: true });
@@ -191,8 +193,10 @@ export class OnnxBackend implements InferenceBackend {
     if (problems.length > 0) throw new InferenceError('InvalidRequest', `${job.requestId}: ${problems.join('; ')}`);
   }
 
-  private abortError(job: InferenceJob, signal: AbortSignal): InferenceAbortedError {
-    return new InferenceAbortedError(`Request ${job.requestId} was cancelled`, { cause: signal.reason });
+  private abortError(job: InferenceJob, signal: AbortSignal, members: readonly MemberState[] = []): InferenceAbortedError {
+    const stopped = members.map((m) => m.stepsAtDrop).filter((s): s is number => s !== undefined);
+    const where = stopped.length > 0 ? ` after step ${Math.max(...stopped)} of ${job.steps}` : '';
+    return new InferenceAbortedError(`Request ${job.requestId} was cancelled${where}`, { cause: signal.reason });
   }
 
   private abortable<T>(promise: Promise<T>, signal: AbortSignal, job: InferenceJob): Promise<T> {
@@ -262,7 +266,7 @@ export class OnnxBackend implements InferenceBackend {
         pass.flags.buffer as SharedArrayBuffer,
         {
           onStep: (step, totalSteps, memberIds) => this.onStep(byId, step, totalSteps, memberIds),
-          onDropped: (memberId) => this.onDropped(byId.get(memberId)),
+          onDropped: (memberId, completedSteps) => this.onDropped(byId.get(memberId), completedSteps),
         },
       )
       .then(
@@ -300,9 +304,10 @@ export class OnnxBackend implements InferenceBackend {
     }
   }
 
-  private onDropped(member: MemberState | undefined): void {
+  private onDropped(member: MemberState | undefined, completedSteps: number): void {
     if (!member || member.state !== 'running') return;
     member.state = 'dropped';
+    member.stepsAtDrop = completedSteps;
     member.pass = undefined;
     this.counters.droppedMembers++;
     this.finishCancellation(member.request);
@@ -399,7 +404,7 @@ export class OnnxBackend implements InferenceBackend {
     if (request.settled || !request.cancelled) return;
     if (request.members.some((m) => m.state === 'running' || m.state === 'queued')) return;
     this.counters.cancelledRequests++;
-    this.settle(request, () => request.reject(this.abortError(request.job, request.hooks.signal)));
+    this.settle(request, () => request.reject(this.abortError(request.job, request.hooks.signal, request.members)));
   }
 
   /** Fails a request and withdraws its other images from queues and passes. */

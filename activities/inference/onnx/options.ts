@@ -36,7 +36,7 @@ export interface OnnxBackendOptions extends OnnxBackendEnvOptions {
   readonly logger?: Logger;
   /**
    * Fault injection for tests and chaos runs: a UNet run with more images than this fails with an onnxruntime-style
-   * out-of-memory error. @default undefined (off)
+   * out-of-memory error (0: every run fails). @default undefined (off)
    */
   readonly injectOomAboveMembers?: number;
 }
@@ -91,8 +91,8 @@ export const ONNX_BACKEND_OPTION_TABLE: OptionTable<OnnxBackendEnvOptions> = {
 export function resolveOnnxBackendOptions(overrides: Partial<OnnxBackendOptions> = {}, env: NodeJS.ProcessEnv = process.env): OnnxBackendOptions {
   const resolved: OnnxBackendOptions = { ...resolveOptions(ONNX_BACKEND_OPTION_TABLE, env, overrides), ...overrides };
   if (resolved.deviceIds.length === 0) throw new TypeError('deviceIds must name at least one device');
-  if (resolved.injectOomAboveMembers !== undefined && !(Number.isInteger(resolved.injectOomAboveMembers) && resolved.injectOomAboveMembers >= 1)) {
-    throw new TypeError('injectOomAboveMembers must be a positive integer');
+  if (resolved.injectOomAboveMembers !== undefined && !(Number.isInteger(resolved.injectOomAboveMembers) && resolved.injectOomAboveMembers >= 0)) {
+    throw new TypeError('injectOomAboveMembers must be a non-negative integer');
   }
   for (const ep of resolved.executionProviders) {
     if (!EXECUTION_PROVIDERS.includes(ep)) throw new TypeError(`unknown execution provider ${JSON.stringify(ep)}`);
