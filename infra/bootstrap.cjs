@@ -1,0 +1,157 @@
+#!/usr/bin/env node
+// Entry point of `npm start`, `npm test`, `npm run generate` and `npm run provision` on a fresh clone: installs
+// node_modules when missing or stale, compiles when sources changed since the last build, then runs the compiled
+// command, forwarding arguments, signals and the exit code. Plain CommonJS with no dependencies, because it runs
+// before node_modules exists.
+'use strict';
+
+const { spawn, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const ROOT = path.resolve(__dirname, '..');
+const DIST = path.join(ROOT, 'dist');
+/** Written after a successful build; sources newer than it trigger a rebuild. */
+const BUILD_STAMP = path.join(DIST, '.build-stamp');
+/** Folders whose TypeScript ends up in dist/ and is run by the commands below. */
+const SOURCE_DIRS = ['core', 'workflows', 'activities', 'gateway', 'workers', 'infra', 'runtime'];
+/** Files outside those folders that change the build output. */
+const BUILD_INPUTS = ['tsconfig.json', 'package-lock.json'];
+
+const COMMANDS = {
+  start: 'dist/infra/stack.js',
+  test: 'dist/infra/run-tests.js',
+  generate: 'dist/gateway/generate-cli.js',
+  provision: 'dist/infra/provision.js',
+};
+
+const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+function say(message) {
+  process.stderr.write(`[atelier] ${message}\n`);
+}
+
+function mtimeMs(file) {
+  try {
+    return fs.statSync(file).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs a command to completion with inherited stdio; exits this process with its status on failure. */
+function runOrExit(command, args, what) {
+  const result = spawnSync(command, args, { cwd: ROOT, stdio: 'inherit', shell: process.platform === 'win32' });
+  if (result.error) {
+    say(`${what} could not run: ${result.error.message}`);
+    process.exit(1);
+  }
+  if (result.status !== 0) {
+    say(`${what} failed (${result.signal || `exit code ${result.status}`})`);
+    process.exit(result.status || 1);
+  }
+}
+
+function installDependencies() {
+  const lockfile = path.join(ROOT, 'package-lock.json');
+  const installedLock = path.join(ROOT, 'node_modules', '.package-lock.json');
+  const hasLockfile = fs.existsSync(lockfile);
+  const lockTime = mtimeMs(lockfile);
+  const installedTime = mtimeMs(installedLock);
+  const stale = !fs.existsSync(path.join(ROOT, 'node_modules')) || installedTime === undefined || (lockTime !== undefined && lockTime > installedTime);
+  if (!stale) return;
+  if (hasLockfile) {
+    say('installing dependencies (npm ci)');
+    runOrExit(NPM, ['ci', '--no-audit', '--no-fund'], 'npm ci');
+  } else {
+    say('installing dependencies (npm install; there is no package-lock.json)');
+    runOrExit(NPM, ['install', '--no-audit', '--no-fund'], 'npm install');
+  }
+}
+
+/** Newest modification time of any .ts file under `dir` (0 when none). */
+function newestTsMtime(dir) {
+  let newest = 0;
+  let entries;
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const entry of entries) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (entry.name !== 'node_modules' && !entry.name.startsWith('.')) newest = Math.max(newest, newestTsMtime(full));
+    } else if (entry.name.endsWith('.ts')) {
+      newest = Math.max(newest, mtimeMs(full) || 0);
+    }
+  }
+  return newest;
+}
+
+function buildIfStale() {
+  const stamp = mtimeMs(BUILD_STAMP);
+  if (stamp !== undefined && fs.existsSync(DIST)) {
+    const newestSource = Math.max(
+      ...SOURCE_DIRS.map((dir) => newestTsMtime(path.join(ROOT, dir))),
+      ...BUILD_INPUTS.map((file) => mtimeMs(path.join(ROOT, file)) || 0),
+    );
+    if (newestSource <= stamp) return;
+  }
+  say('compiling TypeScript (tsc)');
+  // The stamp's time is taken before compiling, so a source saved during the build triggers the next one.
+  const startedAt = new Date();
+  runOrExit(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], 'tsc');
+  const bundler = path.join(DIST, 'infra', 'bundle-workflows.js');
+  if (fs.existsSync(bundler)) {
+    say('bundling workflow code');
+    runOrExit(process.execPath, [bundler], 'workflow bundling');
+  } else {
+    say('warning: dist/infra/bundle-workflows.js does not exist; skipping the workflow bundle (workers will bundle at start-up)');
+  }
+  fs.mkdirSync(DIST, { recursive: true });
+  fs.writeFileSync(BUILD_STAMP, `${startedAt.toISOString()}\n`);
+  fs.utimesSync(BUILD_STAMP, startedAt, startedAt);
+}
+
+function dispatch(command, args) {
+  const script = path.join(ROOT, COMMANDS[command]);
+  if (!fs.existsSync(script)) {
+    say(`${COMMANDS[command]} does not exist after the build; is its source file written yet?`);
+    process.exit(1);
+  }
+  const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, stdio: 'inherit' });
+  // A terminal Ctrl-C reaches the child directly too (same process group); forwarding covers `kill <pid>` from a
+  // supervisor. The child treats a repeated signal within a moment as one.
+  const forward = (signal) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const signal of signals) process.on(signal, forward);
+  child.on('error', (err) => {
+    say(`could not run ${COMMANDS[command]}: ${err.message}`);
+    process.exit(1);
+  });
+  child.on('exit', (code, signal) => {
+    for (const s of signals) process.off(s, forward);
+    if (signal) {
+      // Die the same way, so callers (npm, CI, shells) see the real cause.
+      process.kill(process.pid, signal);
+      return;
+    }
+    process.exit(code === null ? 1 : code);
+  });
+}
+
+function main() {
+  const [command, ...args] = process.argv.slice(2);
+  if (!command || !Object.prototype.hasOwnProperty.call(COMMANDS, command)) {
+    say(`usage: node infra/bootstrap.cjs <${Object.keys(COMMANDS).join('|')}> [args...]`);
+    process.exit(2);
+  }
+  installDependencies();
+  buildIfStale();
+  dispatch(command, args);
+}
+
+main();
