@@ -1,12 +1,13 @@
 // Shared set-up for the ONNX backend tests: backends on the committed tiny-sd model with a private model cache, and
 // jobs with every field filled.
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
 import type { GeneratedImage, InferenceJob } from '../../activities/inference/backend';
 import { createOnnxBackend, type OnnxBackend, type OnnxBackendOptions } from '../../activities/inference/onnx';
-import { writeStableDiffusionExport, type StableDiffusionExportOptions } from '../../models/tools/sd-export';
+import { writeExportWithRegistry } from '../../models/tools/export-registry';
+import type { StableDiffusionExportOptions } from '../../models/tools/sd-export';
 
 export const REPO_ROOT = resolve(__dirname, '../..');
 export const REGISTRY_PATH = join(REPO_ROOT, 'models', 'registry.json');
@@ -76,27 +77,7 @@ export function maxPixelDifference(a: GeneratedImage, b: GeneratedImage): number
  */
 export function variantRegistry(exportOptions: StableDiffusionExportOptions, entry: Record<string, unknown> = {}): { registryPath: string; cleanup: () => void } {
   const dir = tempDir('variant');
-  const files = writeStableDiffusionExport(join(dir.path, 'model'), exportOptions);
-  const registryPath = join(dir.path, 'registry.json');
-  writeFileSync(
-    registryPath,
-    JSON.stringify({
-      version: 1,
-      models: [
-        {
-          name: 'tiny-sd',
-          family: 'sd15',
-          source: { dir: 'model' },
-          vramGb: 0.01,
-          defaults: { steps: 4, width: 64, height: 64, guidanceScale: 7.5 },
-          scheduler: 'auto',
-          files,
-          ...entry,
-        },
-      ],
-    }),
-  );
-  return { registryPath, cleanup: dir.cleanup };
+  return { registryPath: writeExportWithRegistry(dir.path, exportOptions, entry).registryPath, cleanup: dir.cleanup };
 }
 
 /** Copies the committed export into a model cache, as a worker that fetched it earlier would have it. */

@@ -124,11 +124,10 @@ async function handle(message: ToThread): Promise<void> {
             : {}),
         });
         entry.peakRss = Math.max(entry.peakRss, process.memoryUsage.rss());
-        // Copy each PNG into its own ArrayBuffer so it can be transferred rather than cloned.
-        const images = result.images.map((img) => ({ memberId: img.memberId, png: new Uint8Array(img.png) }));
+        // Each image owns its ArrayBuffer, so the pixels are transferred rather than cloned.
         post(
-          { type: 'pass-done', passId, images, timings: result.timings, report: await report(message.spec.model, entry) },
-          images.map((img) => img.png.buffer as ArrayBuffer),
+          { type: 'pass-done', passId, images: result.images, timings: result.timings, report: await report(message.spec.model, entry) },
+          result.images.map((img) => img.rgba.buffer as ArrayBuffer),
         );
       } catch (err) {
         post({ type: 'pass-failed', passId, error: serializeError(err) });

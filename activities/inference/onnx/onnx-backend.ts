@@ -8,6 +8,7 @@ import { DynamicBatcher, type BatchKey } from './batcher';
 import { ModelRegistry, ModelStore, type RegistryModel } from './model-registry';
 import type { OnnxBackendOptions } from './options';
 import { VAE_SCALE } from './pipeline';
+import { PngEncoderPool } from './png-encoder-pool';
 import { InferenceThreadError, InferenceThreadPool, type InferenceThread, type PassOutcome } from './thread-pool';
 import type { ModelLoadSpec } from './thread-protocol';
 
@@ -51,7 +52,7 @@ interface MemberState {
   stepsDone: number;
   /** Steps this image had completed when cancellation removed it from its pass. */
   stepsAtDrop: number | undefined;
-  state: 'queued' | 'running' | 'done' | 'dropped';
+  state: 'queued' | 'running' | 'encoding' | 'done' | 'dropped';
   pass: RunningPass | undefined;
 }
 
@@ -67,6 +68,7 @@ export class OnnxBackend implements InferenceBackend {
   readonly name: string;
   private readonly logger: Logger;
   private readonly pool: InferenceThreadPool;
+  private readonly encoder: PngEncoderPool;
   private readonly batcher: DynamicBatcher<MemberState>;
   private readonly modelLoads = new Map<string, Promise<ModelLoadSpec>>();
   private readonly loadSpecs = new Map<string, ModelLoadSpec>();
@@ -90,6 +92,12 @@ export class OnnxBackend implements InferenceBackend {
     oomRetries: 0,
     /** Members dropped from a running pass by cancellation. */
     droppedMembers: 0,
+    /**
+     * Milliseconds inside inference threads, summed over passes: whole passes and inside session.run. sessionRunMs
+     * over wall time is the accelerator's duty cycle; passMs minus sessionRunMs is the pipeline's own work.
+     */
+    passMs: 0,
+    sessionRunMs: 0,
   };
 
   private constructor(
@@ -111,6 +119,7 @@ export class OnnxBackend implements InferenceBackend {
       }),
       onThreadAvailable: () => this.batcher.pump(),
     });
+    this.encoder = new PngEncoderPool(options.pngThreads, this.logger);
     this.batcher = new DynamicBatcher<MemberState>({
       maxQueueDelayMs: options.maxQueueDelayMs,
       capFor: (model) => this.batchCap(model),
@@ -125,12 +134,13 @@ export class OnnxBackend implements InferenceBackend {
     for (const model of options.preload) {
       if (!registry.get(model)) throw new TypeError(`preload: ${model} is not in the registry ${options.registryPath}`);
     }
+    backend.encoder.start();
     await backend.pool.start();
     backend.started = true;
     try {
       for (const model of options.preload) await backend.ensureModelReady(model);
     } catch (err) {
-      await backend.pool.close();
+      await backend.close();
       throw err;
     }
     return backend;
@@ -317,37 +327,42 @@ export class OnnxBackend implements InferenceBackend {
     this.counters.passes++;
     if (pass.members.length > 1) this.counters.batchedMembers += pass.members.length;
     this.counters.maxBatchSeen = Math.max(this.counters.maxBatchSeen, pass.members.length);
+    this.counters.passMs += outcome.timings.totalMs;
+    this.counters.sessionRunMs += outcome.timings.sessionRunMs;
     const recovering = this.oomCaps.get(pass.key.model);
     if (recovering && ++recovering.passesSince >= this.options.oomRecoveryPasses) {
       recovering.cap *= 2;
       recovering.passesSince = 0;
       if (recovering.cap >= this.options.maxBatchSize) this.oomCaps.delete(pass.key.model);
     }
-    const pngs = new Map(outcome.images.map((i) => [i.memberId, i.png]));
-    const touched = new Set<RequestState>();
+    const pixels = new Map(outcome.images.map((i) => [i.memberId, i.rgba]));
     for (const m of pass.members) {
       if (m.state !== 'running') continue;
       m.pass = undefined;
-      const png = pngs.get(m.id);
-      touched.add(m.request);
-      if (!png) {
-        // Cancelled after its last step: the thread skipped decoding it.
+      const rgba = pixels.get(m.id);
+      if (!rgba || m.request.cancelled) {
+        // Cancelled during its last step: the thread did not decode it.
         m.state = 'dropped';
+        this.finishCancellation(m.request);
         continue;
       }
-      m.state = 'done';
-      m.request.images[m.index] = { png, seed: m.seed, width: pass.key.width, height: pass.key.height };
+      m.state = 'encoding';
+      this.encoder.encode(rgba, pass.key.width, pass.key.height).then(
+        (png) => this.onImageEncoded(m, png, pass.key.steps),
+        (err: unknown) => this.fail(m.request, new InferenceError('InferenceFailed', `${m.request.job.requestId}: ${(err as Error).message}`, { cause: err })),
+      );
     }
-    for (const request of touched) {
-      if (request.cancelled) {
-        this.finishCancellation(request);
-        continue;
-      }
-      if (request.images.every((i) => i !== undefined)) {
-        this.reportProgress(request, pass.key.steps);
-        this.counters.images += request.images.length;
-        this.settle(request, () => request.resolve(request.images as GeneratedImage[]));
-      }
+  }
+
+  private onImageEncoded(m: MemberState, png: Buffer, steps: number): void {
+    const request = m.request;
+    if (request.settled) return;
+    m.state = 'done';
+    request.images[m.index] = { png, seed: m.seed, width: request.job.width, height: request.job.height };
+    if (request.images.every((i) => i !== undefined)) {
+      this.reportProgress(request, steps);
+      this.counters.images += request.images.length;
+      this.settle(request, () => request.resolve(request.images as GeneratedImage[]));
     }
   }
 
@@ -455,6 +470,7 @@ export class OnnxBackend implements InferenceBackend {
         ...this.counters,
         queuedMembers: this.batcher.queued,
         runningPasses: this.running.size,
+        pngMs: this.encoder.encodeMs,
         modelFilesVerified: store.filesVerified,
         modelFilesFetched: store.filesFetched,
         modelCorruptions: store.corruptionsDetected,
@@ -474,7 +490,7 @@ export class OnnxBackend implements InferenceBackend {
     if (this.closed) return;
     this.closed = true;
     await this.drained();
-    await this.pool.close();
+    await Promise.all([this.pool.close(), this.encoder.close()]);
   }
 
   private drained(): Promise<void> {

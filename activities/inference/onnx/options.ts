@@ -28,6 +28,8 @@ export interface OnnxBackendEnvOptions {
   readonly maxQueueDelayMs: number;
   /** After an out-of-memory halving, successful passes before the model's batch cap doubles back. @default 100 */
   readonly oomRecoveryPasses: number;
+  /** Threads that compress finished images to PNG, so inference threads move on to the next pass. @default 1 */
+  readonly pngThreads: number;
   /** Models verified and loaded at start-up; status().ready waits for them. @default [] */
   readonly preload: readonly string[];
 }
@@ -84,6 +86,7 @@ export const ONNX_BACKEND_OPTION_TABLE: OptionTable<OnnxBackendEnvOptions> = {
     default: 100,
     parse: parse.int(1, 1_000_000),
   },
+  pngThreads: { env: 'ATELIER_ONNX_PNG_THREADS', doc: 'PNG encoder threads', default: 1, parse: parse.int(1, 64) },
   preload: { env: 'ATELIER_ONNX_PRELOAD', doc: 'Models to load at start-up, e.g. tiny-sd', default: [], parse: parse.list },
 };
 

@@ -1,5 +1,6 @@
 // The Stable Diffusion text-to-image pipeline over a diffusers ONNX export: tokenize, encode the prompts, denoise
-// with classifier-free guidance, decode the latents with the VAE, encode PNGs. It runs inside an inference thread
+// with classifier-free guidance, decode the latents with the VAE into RGBA pixels (PNG encoding happens in the PNG
+// encoder threads). It runs inside an inference thread
 // (inference-thread.ts), never on the main thread: onnxruntime's session.run blocks the thread that calls it.
 //
 // One call runs one batched pass: its members share the model, size, steps, guidance and scheduler; each member has
@@ -12,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { ClipPromptTokenizer } from './clip-tokenizer';
 import { SeededGaussian } from './noise';
-import { encodeImagePng } from './png';
+import { toRgba } from './png';
 import { createScheduler, resolveSchedulerKind, type SchedulerChoice, type SchedulerConfig } from './schedulers';
 
 /** SD 1.x/2.x VAE latent scaling; SDXL exports carry 0.13025 in vae_decoder/config.json. */
@@ -59,7 +60,8 @@ export interface PassControl {
 
 export interface PassImage {
   readonly memberId: number;
-  readonly png: Buffer;
+  /** width x height x 4 bytes, RGBA. */
+  readonly rgba: Uint8Array;
 }
 
 /** Wall-clock split of one pass, milliseconds. */
@@ -70,7 +72,8 @@ export interface PassTimings {
   readonly textEncoderMs: number;
   readonly unetMs: number;
   readonly vaeMs: number;
-  readonly pngMs: number;
+  /** Float planes to RGBA. */
+  readonly pixelsMs: number;
 }
 
 export interface PassResult {
@@ -213,7 +216,7 @@ export class StableDiffusionPipeline {
     let textEncoderMs = 0;
     let unetMs = 0;
     let vaeMs = 0;
-    let pngMs = 0;
+    let pixelsMs = 0;
     const { width, height, steps, guidanceScale } = params;
     if (width % VAE_SCALE !== 0 || height % VAE_SCALE !== 0) throw new RangeError(`width and height must be multiples of ${VAE_SCALE}`);
     const h = height / VAE_SCALE;
@@ -227,7 +230,7 @@ export class StableDiffusionPipeline {
       textEncoderMs,
       unetMs,
       vaeMs,
-      pngMs,
+      pixelsMs,
     });
 
     let active: ActiveMember[] = members.map((member) => {
@@ -352,8 +355,8 @@ export class StableDiffusionPipeline {
     }
     t0 = performance.now();
     const pixels = decoded.data as Float32Array;
-    const images = active.map((a, k) => ({ memberId: a.member.memberId, png: encodeImagePng(pixels, k * 3 * width * height, width, height) }));
-    pngMs += performance.now() - t0;
+    const images = active.map((a, k) => ({ memberId: a.member.memberId, rgba: toRgba(pixels, k * 3 * width * height, width, height) }));
+    pixelsMs += performance.now() - t0;
     return { images, timings: timings() };
   }
 }

@@ -1,22 +1,10 @@
 // The inference threads a backend owns: one per concurrent pass (on a GPU, one per device). The pool starts them,
 // routes their messages to the pass or load that asked, and replaces a thread that dies (its pass fails, retryable).
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../../../runtime/logger';
 import type { PassMember, PassParams, PassTimings } from './pipeline';
 import type { FromThread, InferenceThreadConfig, LoadedModelReport, ModelLoadSpec, SerializedError, ToThread } from './thread-protocol';
-
-/**
- * Compiled builds run inference-thread.js. Under tsx (tests, bench) the source runs: tsx's loader hooks do not carry
- * into worker threads, so the thread registers tsx's CommonJS hook itself before loading the TypeScript entry.
- */
-function spawnThread(workerData: InferenceThreadConfig): Worker {
-  const js = join(__dirname, 'inference-thread.js');
-  if (existsSync(js)) return new Worker(js, { workerData });
-  const ts = join(__dirname, 'inference-thread.ts');
-  return new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(ts)});`, { eval: true, workerData });
-}
+import { spawnWorker } from './worker-entry';
 
 /** A pass or load that failed inside an inference thread, or the thread itself died. */
 export class InferenceThreadError extends Error {
@@ -38,7 +26,7 @@ export interface PassCallbacks {
 }
 
 export interface PassOutcome {
-  readonly images: readonly { readonly memberId: number; readonly png: Buffer }[];
+  readonly images: readonly { readonly memberId: number; readonly rgba: Uint8Array }[];
   readonly timings: PassTimings;
 }
 
@@ -70,7 +58,7 @@ export class InferenceThread {
   }
 
   start(): Promise<void> {
-    const worker = spawnThread(this.config);
+    const worker = spawnWorker('inference-thread', this.config);
     this.worker = worker;
     this.ready = new Promise<void>((resolve, reject) => {
       const onReady = (m: FromThread): void => {
@@ -116,7 +104,7 @@ export class InferenceThread {
         const pass = this.pass;
         this.pass = undefined;
         this.models.set(m.report.model, m.report);
-        pass.resolve({ images: m.images.map((i) => ({ memberId: i.memberId, png: Buffer.from(i.png.buffer, i.png.byteOffset, i.png.byteLength) })), timings: m.timings });
+        pass.resolve({ images: m.images, timings: m.timings });
         return;
       }
       case 'pass-failed': {

@@ -66,7 +66,8 @@ export type FromThread =
   | {
       readonly type: 'pass-done';
       readonly passId: number;
-      readonly images: readonly { readonly memberId: number; readonly png: Uint8Array }[];
+      /** RGBA pixels per member still in the pass (cancelled members have none). */
+      readonly images: readonly { readonly memberId: number; readonly rgba: Uint8Array }[];
       readonly timings: PassTimings;
       readonly report: LoadedModelReport;
     }
