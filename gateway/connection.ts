@@ -1,0 +1,227 @@
+// One client's WebSocket connection: reads its frames, starts and cancels its requests, and delivers the events
+// of every request it submitted (or re-attached to) in seq order from the request's event log. Nothing a client
+// sends closes the connection except a frame beyond the hard size cap (ws closes with 1009) or not reading what
+// the gateway sends (its outbound queue grows past the limit and the socket is dropped).
+import { randomInt, randomUUID } from 'node:crypto';
+import { WebSocket, type RawData } from 'ws';
+import type { RejectCode } from '../core/errors';
+import { isTerminalEvent, type SequencedEvent } from '../core/events';
+import type { ServerFrame } from '../core/protocol';
+import { SEED_MAX, validateGenerate } from '../core/request';
+import type { EventSubscriber, RedisEventLog } from '../runtime/event-log';
+import type { Logger } from '../runtime/logger';
+import { eventToFrame, readableRequestId, readClientFrame } from './frames';
+import { OrchestratorUnavailableError, type GenerationOrchestrator } from './orchestrator';
+import type { RequestRateLimiter } from './rate-limit';
+
+/** What a connection needs from the gateway that owns it. */
+export interface ConnectionContext {
+  readonly connectionId: string;
+  readonly userId: string;
+  readonly region: string;
+  /** Base of image URLs in `completed` frames. */
+  readonly publicBaseUrl: () => string;
+  readonly maxBufferedBytes: number;
+  readonly orchestrator: GenerationOrchestrator;
+  readonly eventLog: RedisEventLog;
+  readonly subscriber: EventSubscriber;
+  readonly rateLimiter: RequestRateLimiter;
+  readonly log: Logger;
+  /** Registers work that shutdown must let finish (a workflow start and its `accepted` event). */
+  readonly trackInFlight: (work: Promise<unknown>) => void;
+  /** Aborted when shutdown gives up waiting; stops start retries. */
+  readonly shutdownSignal: AbortSignal;
+}
+
+/** This connection's subscription to one request's log. */
+interface RequestFollow {
+  readonly requestId: string;
+  /** Set once `follow` resolved. */
+  unfollow: (() => Promise<void>) | null;
+  /** No more frames: the terminal event went out, or a newer follow of the same request replaced this one. */
+  ended: boolean;
+}
+
+export class ClientConnection {
+  /** Keyed by workflow id, which is also the event log id. */
+  private readonly follows = new Map<string, RequestFollow>();
+  private closed = false;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly ctx: ConnectionContext,
+  ) {
+    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Stops every follow; called once the socket has closed (or the gateway is shutting down). */
+  async dispose(): Promise<void> {
+    this.closed = true;
+    const follows = [...this.follows.values()];
+    this.follows.clear();
+    await Promise.allSettled(follows.map((f) => this.endFollow(f)));
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    const read = readClientFrame(buffer, isBinary);
+    if (!read.ok) {
+      this.send(read.error);
+      return;
+    }
+    const work = read.type === 'generate' ? this.onGenerate(read.frame) : this.onCancel(read.frame);
+    work.catch((err: unknown) => this.ctx.log.error({ err, connectionId: this.ctx.connectionId }, 'Frame handling failed'));
+  }
+
+  private async onGenerate(frame: Record<string, unknown>): Promise<void> {
+    const validation = validateGenerate(frame, {
+      userId: this.ctx.userId,
+      region: this.ctx.region,
+      now: Date.now(),
+      newRequestId: () => randomUUID(),
+      newSeed: () => randomInt(0, SEED_MAX + 1),
+    });
+    if (!validation.ok) {
+      const { code, message, details } = validation.problem;
+      this.reject(readableRequestId(frame), code, message, details ? { details: { ...details } } : {});
+      return;
+    }
+    const request = validation.value;
+
+    let decision;
+    try {
+      decision = await this.ctx.rateLimiter.consume(this.ctx.userId);
+    } catch (err) {
+      // Both Redis and the in-memory stand-in failed: let the request through rather than refuse all traffic.
+      this.ctx.log.error({ err, userId: this.ctx.userId }, 'Rate limiter failed; allowing the request');
+      decision = { allowed: true as const };
+    }
+    if (!decision.allowed) {
+      this.reject(request.requestId, 'RATE_LIMITED', `Rate limit exceeded; retry in ${decision.retryAfterMs} ms`, {
+        retryAfterMs: decision.retryAfterMs,
+      });
+      return;
+    }
+
+    const startAndAnnounce = async (): Promise<string | null> => {
+      let workflowId: string;
+      try {
+        workflowId = await this.ctx.orchestrator.start(request, this.ctx.shutdownSignal);
+      } catch (err) {
+        if (!(err instanceof OrchestratorUnavailableError)) throw err;
+        this.ctx.log.warn({ err: err.message, requestId: request.requestId }, 'Workflow start failed');
+        this.reject(request.requestId, 'SERVICE_UNAVAILABLE', 'The orchestrator is unreachable; retry with the same requestId later.');
+        return null;
+      }
+      try {
+        // Deduped: a re-attach gets the original `accepted` and its seq back, so numbering stays uniform.
+        await this.ctx.eventLog.publish(workflowId, { type: 'accepted', workflowId }, 'accepted');
+      } catch (err) {
+        this.ctx.log.warn({ err, workflowId }, 'Could not record the accepted event');
+        this.reject(request.requestId, 'SERVICE_UNAVAILABLE', 'The event log is unreachable; retry with the same requestId later.');
+        return null;
+      }
+      return workflowId;
+    };
+    const started = startAndAnnounce();
+    this.ctx.trackInFlight(started);
+    const workflowId = await started;
+    // A client that left meanwhile re-sends the same requestId after reconnecting and re-attaches then.
+    if (workflowId === null || this.closed) return;
+    await this.followRequest(workflowId, request.requestId);
+  }
+
+  /**
+   * Delivers the request's whole log from seq 1, `accepted` first. A request followed already (the same
+   * requestId sent again on this connection) is replayed by a fresh follow; the old one sends nothing more.
+   */
+  private async followRequest(workflowId: string, requestId: string): Promise<void> {
+    const follow: RequestFollow = { requestId, unfollow: null, ended: false };
+    const previous = this.follows.get(workflowId);
+    this.follows.set(workflowId, follow);
+    if (previous) await this.endFollow(previous);
+    try {
+      follow.unfollow = await this.ctx.subscriber.follow(workflowId, 0, (event) => this.deliver(workflowId, follow, event));
+    } catch (err) {
+      if (this.follows.get(workflowId) === follow) this.follows.delete(workflowId);
+      this.ctx.log.warn({ err, workflowId }, 'Could not follow the event log');
+      this.reject(requestId, 'SERVICE_UNAVAILABLE', 'The event log is unreachable; re-send the request with the same requestId to re-attach.');
+      return;
+    }
+    // The terminal event may have been delivered during catch-up, or the connection closed meanwhile.
+    if (follow.ended || this.closed) await this.endFollow(follow);
+  }
+
+  private deliver(workflowId: string, follow: RequestFollow, event: SequencedEvent): void {
+    if (follow.ended) return;
+    this.send(eventToFrame(follow.requestId, event, this.ctx.publicBaseUrl()));
+    if (isTerminalEvent(event)) {
+      if (this.follows.get(workflowId) === follow) this.follows.delete(workflowId);
+      void this.endFollow(follow);
+    }
+  }
+
+  private async endFollow(follow: RequestFollow): Promise<void> {
+    follow.ended = true;
+    const unfollow = follow.unfollow;
+    follow.unfollow = null;
+    if (unfollow) {
+      await unfollow().catch((err: unknown) => this.ctx.log.warn({ err }, 'Unfollow failed'));
+    }
+  }
+
+  private async onCancel(frame: Record<string, unknown>): Promise<void> {
+    const requestId = readableRequestId(frame);
+    if (requestId === undefined) {
+      this.reject(undefined, 'INVALID_REQUEST', 'cancel needs the requestId of a request', {
+        details: { requestId: 'letters, digits and ._:- only, at most 128' },
+      });
+      return;
+    }
+    let outcome;
+    try {
+      outcome = await this.ctx.orchestrator.cancel(this.ctx.userId, requestId);
+    } catch (err) {
+      this.ctx.log.warn({ err: (err as Error).message, requestId }, 'Cancel failed');
+      this.reject(requestId, 'SERVICE_UNAVAILABLE', 'The orchestrator is unreachable; retry the cancel later.');
+      return;
+    }
+    if (outcome === 'unknown-request') {
+      this.reject(requestId, 'UNKNOWN_REQUEST', `No request ${JSON.stringify(requestId)} was submitted by this user.`);
+    }
+    // Otherwise the workflow publishes the one terminal event (failed CANCELLED, or whatever it reached first).
+  }
+
+  private reject(
+    requestId: string | undefined,
+    code: RejectCode,
+    message: string,
+    extra: { details?: Record<string, string>; retryAfterMs?: number } = {},
+  ): void {
+    this.send({ type: 'rejected', ...(requestId !== undefined ? { requestId } : {}), code, message, ...extra });
+  }
+
+  /** Sends a frame unless the client stopped reading, in which case the connection is dropped instead. */
+  send(frame: ServerFrame): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.ws.bufferedAmount > this.ctx.maxBufferedBytes) {
+      this.dropSlowClient();
+      return;
+    }
+    this.ws.send(JSON.stringify(frame));
+    if (this.ws.bufferedAmount > this.ctx.maxBufferedBytes) this.dropSlowClient();
+  }
+
+  private dropSlowClient(): void {
+    this.ctx.log.warn(
+      { connectionId: this.ctx.connectionId, userId: this.ctx.userId, bufferedBytes: this.ws.bufferedAmount },
+      'Client is not reading; disconnecting',
+    );
+    // terminate(), not close(): a close frame would queue behind everything the client is not reading.
+    this.ws.terminate();
+  }
+}
