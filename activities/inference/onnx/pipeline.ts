@@ -276,6 +276,7 @@ export class StableDiffusionPipeline {
 
     let context: ort.Tensor | undefined;
     let timestepCond: ort.Tensor | undefined;
+    let sample = new Float32Array(0);
     const guidedNoise = new Float32Array(latentSize);
     for (let i = 0; i < steps; i++) {
       if (dropCancelled(i)) context = undefined;
@@ -290,6 +291,8 @@ export class StableDiffusionPipeline {
           data.set(a.cond, ((guided ? n : 0) + k) * rowSize);
         });
         context = new ort.Tensor('float32', data, [batch, seqLen, contextDim]);
+        // The UNet input buffer is reused across steps (session.run has returned before we write it again).
+        sample = new Float32Array(batch * latentSize);
         if (this.timestepCondMeta) {
           const dim = this.timestepCondMeta.shape[1];
           if (typeof dim !== 'number') throw new IncompatibleExportError('unet: timestep_cond needs a fixed embedding size');
@@ -300,11 +303,12 @@ export class StableDiffusionPipeline {
         }
       }
       const scale = scheduler.inputScale(i);
-      const sample = new Float32Array(batch * latentSize);
-      active.forEach((a, k) => {
-        for (let j = 0; j < latentSize; j++) sample[k * latentSize + j] = (a.latents[j] as number) * scale;
-        if (guided) sample.copyWithin((n + k) * latentSize, k * latentSize, (k + 1) * latentSize);
-      });
+      for (let k = 0; k < n; k++) {
+        const latents = (active[k] as ActiveMember).latents;
+        const base = k * latentSize;
+        for (let j = 0; j < latentSize; j++) sample[base + j] = (latents[j] as number) * scale;
+        if (guided) sample.copyWithin((n + k) * latentSize, base, base + latentSize);
+      }
       const feeds: Record<string, ort.Tensor> = {
         sample: new ort.Tensor('float32', sample, [batch, LATENT_CHANNELS, h, w]),
         timestep: timestepTensor(this.timestepMeta, scheduler.timesteps[i] as number, batch),
