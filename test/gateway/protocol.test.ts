@@ -56,7 +56,7 @@ function rawGet(base: string, path: string, headers: Record<string, string> = {}
   });
 }
 
-describe('gateway protocol v1', () => {
+void describe('gateway protocol v1', () => {
   let env: TestWorkflowEnvironment;
   let gw: TestGateway;
   let log: RedisEventLog;
@@ -71,20 +71,20 @@ describe('gateway protocol v1', () => {
     await env?.teardown();
   });
 
-  describe('authentication', () => {
-    test('an upgrade without a key gets HTTP 401 with a JSON reason', async () => {
+  void describe('authentication', () => {
+    void test('an upgrade without a key gets HTTP 401 with a JSON reason', async () => {
       const res = await upgradeAttempt(gw.address.wsUrl);
       assert.equal(res.status, 401);
       assert.equal((JSON.parse(res.body) as { error: string }).error, 'UNAUTHORIZED');
     });
 
-    test('a wrong key gets 401, in the Authorization header and in the api_key query parameter', async () => {
+    void test('a wrong key gets 401, in the Authorization header and in the api_key query parameter', async () => {
       assert.equal((await upgradeAttempt(gw.address.wsUrl, { Authorization: 'Bearer not-a-key' })).status, 401);
       assert.equal((await upgradeAttempt(`${gw.address.wsUrl}?api_key=not-a-key`)).status, 401);
       assert.equal((await upgradeAttempt(gw.address.wsUrl, { Authorization: `Basic ${ALICE}` })).status, 401);
     });
 
-    test('a valid key is admitted from the header or the query parameter', async () => {
+    void test('a valid key is admitted from the header or the query parameter', async () => {
       assert.equal((await upgradeAttempt(gw.address.wsUrl, { Authorization: `Bearer ${ALICE}` })).status, 101);
       assert.equal((await upgradeAttempt(`${gw.address.wsUrl}?api_key=${ALICE}`)).status, 101);
       const socket = await TestSocket.open(`${gw.address.wsUrl}?api_key=${BOB}`, null);
@@ -92,13 +92,13 @@ describe('gateway protocol v1', () => {
       await socket.close();
     });
 
-    test('upgrades on other paths get 404', async () => {
+    void test('upgrades on other paths get 404', async () => {
       const res = await upgradeAttempt(gw.address.httpUrl.replace('http', 'ws') + '/v2/ws', { Authorization: `Bearer ${ALICE}` });
       assert.equal(res.status, 404);
     });
   });
 
-  describe('unreadable frames get an error frame and the connection stays usable', () => {
+  void describe('unreadable frames get an error frame and the connection stays usable', () => {
     let socket: TestSocket;
     before(async () => {
       socket = await TestSocket.open(gw.address.wsUrl, ALICE);
@@ -122,7 +122,7 @@ describe('gateway protocol v1', () => {
       { name: 'a 900 KiB frame (below the hard cap)', data: 'y'.repeat(900 * 1024), code: 'FRAME_TOO_LARGE' },
     ];
     for (const c of cases) {
-      test(`${c.name} -> ${c.code}`, async () => {
+      void test(`${c.name} -> ${c.code}`, async () => {
         socket.sendRaw(c.data, c.binary ?? false);
         const frame = await socket.next((f) => f.type === 'error');
         assert.equal(frame.type, 'error');
@@ -131,7 +131,7 @@ describe('gateway protocol v1', () => {
       });
     }
 
-    test('a frame above the 1 MiB hard cap closes only that socket, with 1009', async () => {
+    void test('a frame above the 1 MiB hard cap closes only that socket, with 1009', async () => {
       const big = await TestSocket.open(gw.address.wsUrl, ALICE);
       big.sendRaw('z'.repeat(1024 * 1024 + 1));
       const closed = await big.closed;
@@ -140,7 +140,7 @@ describe('gateway protocol v1', () => {
     });
   });
 
-  describe('invalid generate frames are rejected with their code and the requestId', () => {
+  void describe('invalid generate frames are rejected with their code and the requestId', () => {
     let socket: TestSocket;
     before(async () => {
       socket = await TestSocket.open(gw.address.wsUrl, ALICE);
@@ -164,7 +164,7 @@ describe('gateway protocol v1', () => {
       { name: 'steps above the model maximum', fields: { steps: 51 }, code: 'INVALID_REQUEST', detail: 'steps' },
     ];
     for (const c of cases) {
-      test(`${c.name} -> ${c.code}`, async () => {
+      void test(`${c.name} -> ${c.code}`, async () => {
         const requestId = uniqueRequestId('invalid');
         socket.send(generateFrame({ requestId, ...c.fields }));
         const frame = await socket.nextFor(requestId, 'rejected');
@@ -175,7 +175,7 @@ describe('gateway protocol v1', () => {
       });
     }
 
-    test('a malformed requestId is rejected as INVALID_REQUEST without echoing it', async () => {
+    void test('a malformed requestId is rejected as INVALID_REQUEST without echoing it', async () => {
       socket.send(generateFrame({ requestId: 'has spaces in it' }));
       const frame = await socket.next((f) => f.type === 'rejected');
       assert.equal(frame.type === 'rejected' && frame.code, 'INVALID_REQUEST');
@@ -184,7 +184,7 @@ describe('gateway protocol v1', () => {
       await assertConnectionUsable(socket);
     });
 
-    test('an unknown field is rejected as INVALID_REQUEST', async () => {
+    void test('an unknown field is rejected as INVALID_REQUEST', async () => {
       const requestId = uniqueRequestId('extra');
       socket.send(generateFrame({ requestId, sampler: 'euler' }));
       assert.equal((await socket.nextFor(requestId, 'rejected')).code, 'INVALID_REQUEST');
@@ -192,8 +192,8 @@ describe('gateway protocol v1', () => {
     });
   });
 
-  describe('starting requests', () => {
-    test('a generate is accepted with its workflow id after the workflow started, as event seq 1', async () => {
+  void describe('starting requests', () => {
+    void test('a generate is accepted with its workflow id after the workflow started, as event seq 1', async () => {
       const socket = await TestSocket.open(gw.address.wsUrl, ALICE);
       const requestId = uniqueRequestId('accept');
       socket.send(generateFrame({ requestId, tier: 'turbo' }));
@@ -206,7 +206,7 @@ describe('gateway protocol v1', () => {
       await socket.close();
     });
 
-    test('a generate without requestId gets a fresh one in its accepted frame', async () => {
+    void test('a generate without requestId gets a fresh one in its accepted frame', async () => {
       const socket = await TestSocket.open(gw.address.wsUrl, ALICE);
       socket.send(generateFrame());
       const accepted = await socket.next((f) => f.type === 'accepted');
@@ -215,7 +215,7 @@ describe('gateway protocol v1', () => {
       await socket.close();
     });
 
-    test('the same requestId sent twice starts one workflow; the second generate re-attaches and replays the log', async () => {
+    void test('the same requestId sent twice starts one workflow; the second generate re-attaches and replays the log', async () => {
       const requestId = uniqueRequestId('idem');
       const workflowId = generationWorkflowId('alice', requestId);
       const first = await TestSocket.open(gw.address.wsUrl, ALICE);
@@ -248,7 +248,7 @@ describe('gateway protocol v1', () => {
       await Promise.all([first.close(), second.close(), third.close()]);
     });
 
-    test("the same requestId from two users names two different workflows", async () => {
+    void test("the same requestId from two users names two different workflows", async () => {
       const requestId = uniqueRequestId('shared');
       const alice = await TestSocket.open(gw.address.wsUrl, ALICE);
       const bob = await TestSocket.open(gw.address.wsUrl, BOB);
@@ -260,8 +260,8 @@ describe('gateway protocol v1', () => {
     });
   });
 
-  describe('delivery from the event log', () => {
-    test('events arrive in seq order with image URLs, and nothing after the terminal event', async () => {
+  void describe('delivery from the event log', () => {
+    void test('events arrive in seq order with image URLs, and nothing after the terminal event', async () => {
       const socket = await TestSocket.open(gw.address.wsUrl, ALICE);
       const requestId = uniqueRequestId('deliver');
       const workflowId = generationWorkflowId('alice', requestId);
@@ -288,7 +288,7 @@ describe('gateway protocol v1', () => {
       await socket.close();
     });
 
-    test('a connection never receives events of requests it did not submit, even on another gateway instance', async () => {
+    void test('a connection never receives events of requests it did not submit, even on another gateway instance', async () => {
       const other = await startTestGateway({ redisPrefix: gw.redis.prefix, gatewayId: 'gateway-test-2' }, { temporalClient: env.client });
       try {
         const here = await TestSocket.open(gw.address.wsUrl, ALICE);
@@ -318,8 +318,8 @@ describe('gateway protocol v1', () => {
     });
   });
 
-  describe('cancel', () => {
-    test('a cancel of an unknown request is rejected with UNKNOWN_REQUEST', async () => {
+  void describe('cancel', () => {
+    void test('a cancel of an unknown request is rejected with UNKNOWN_REQUEST', async () => {
       const socket = await TestSocket.open(gw.address.wsUrl, ALICE);
       const requestId = uniqueRequestId('nobody');
       socket.send({ type: 'cancel', requestId });
@@ -329,7 +329,7 @@ describe('gateway protocol v1', () => {
       await socket.close();
     });
 
-    test("a cancel of another user's request is UNKNOWN_REQUEST and leaves it alone", async () => {
+    void test("a cancel of another user's request is UNKNOWN_REQUEST and leaves it alone", async () => {
       const alice = await TestSocket.open(gw.address.wsUrl, ALICE);
       const bob = await TestSocket.open(gw.address.wsUrl, BOB);
       const requestId = uniqueRequestId('alice-only');
@@ -342,7 +342,7 @@ describe('gateway protocol v1', () => {
       await Promise.all([alice.close(), bob.close()]);
     });
 
-    test('a cancel of a running request asks its workflow to cancel', async () => {
+    void test('a cancel of a running request asks its workflow to cancel', async () => {
       const socket = await TestSocket.open(gw.address.wsUrl, ALICE);
       const requestId = uniqueRequestId('cancel-me');
       socket.send(generateFrame({ requestId }));
@@ -358,7 +358,7 @@ describe('gateway protocol v1', () => {
       await socket.close();
     });
 
-    test('a cancel without a readable requestId is INVALID_REQUEST', async () => {
+    void test('a cancel without a readable requestId is INVALID_REQUEST', async () => {
       const socket = await TestSocket.open(gw.address.wsUrl, ALICE);
       socket.send({ type: 'cancel' });
       const frame = await socket.next((f) => f.type === 'rejected');
@@ -368,8 +368,8 @@ describe('gateway protocol v1', () => {
     });
   });
 
-  describe('sessions', () => {
-    test('a connection has a session record in Redis while open, removed on close', async () => {
+  void describe('sessions', () => {
+    void test('a connection has a session record in Redis while open, removed on close', async () => {
       const pattern = `${gw.redis.prefix}session:*`;
       const before = new Set(await gw.redis.redis.keys(pattern));
       const socket = await TestSocket.open(gw.address.wsUrl, BOB);
@@ -387,8 +387,8 @@ describe('gateway protocol v1', () => {
     });
   });
 
-  describe('HTTP routes', () => {
-    test('GET /v1/images/<key> serves the stored PNG with ETag and immutable caching', async () => {
+  void describe('HTTP routes', () => {
+    void test('GET /v1/images/<key> serves the stored PNG with ETag and immutable caching', async () => {
       const key = 'images/alice/req-1/0-aaaaaaaaaaaaaaaa.png';
       const body = Buffer.from('\x89PNG\r\n\x1a\nnot-really-pixels');
       const info = await gw.objectStore.put(key, body, {}, 'image/png');
@@ -407,7 +407,7 @@ describe('gateway protocol v1', () => {
       assert.equal(head.headers['content-length'], String(body.length));
     });
 
-    test('a missing image is 404 JSON; non-public keys are 404 too', async () => {
+    void test('a missing image is 404 JSON; non-public keys are 404 too', async () => {
       const missing = await rawGet(gw.address.httpUrl, '/v1/images/images/alice/nope/0.png');
       assert.equal(missing.status, 404);
       assert.equal((JSON.parse(missing.body.toString()) as { error: string }).error, 'NOT_FOUND');
@@ -415,7 +415,7 @@ describe('gateway protocol v1', () => {
       assert.equal((await rawGet(gw.address.httpUrl, '/v1/images/staging/alice/req-2/0.png')).status, 404);
     });
 
-    test('path traversal and malformed keys are 400 and never read outside the store', async () => {
+    void test('path traversal and malformed keys are 400 and never read outside the store', async () => {
       for (const path of [
         '/v1/images/../../etc/passwd',
         '/v1/images/images/../../../etc/passwd',
@@ -433,7 +433,7 @@ describe('gateway protocol v1', () => {
       }
     });
 
-    test('healthz, readyz, other paths and methods', async () => {
+    void test('healthz, readyz, other paths and methods', async () => {
       assert.equal((await rawGet(gw.address.httpUrl, '/healthz')).status, 200);
       const ready = await rawGet(gw.address.httpUrl, '/readyz');
       assert.equal(ready.status, 200);
@@ -445,14 +445,14 @@ describe('gateway protocol v1', () => {
     });
   });
 
-  describe('limits', () => {
+  void describe('limits', () => {
     let limited: TestGateway;
     before(async () => {
       limited = await startTestGateway({ rateLimitPerMinute: 3, maxBufferedBytes: 64 * 1024 }, { temporalClient: env.client });
     });
     after(async () => limited.stop());
 
-    test('a user over the per-minute limit gets RATE_LIMITED with retryAfterMs; the connection stays usable', async () => {
+    void test('a user over the per-minute limit gets RATE_LIMITED with retryAfterMs; the connection stays usable', async () => {
       const socket = await TestSocket.open(limited.address.wsUrl, ALICE);
       for (let i = 0; i < 3; i++) {
         const requestId = uniqueRequestId('budget');
@@ -473,7 +473,7 @@ describe('gateway protocol v1', () => {
       await Promise.all([socket.close(), bob.close()]);
     });
 
-    test('a client that stops reading is disconnected instead of buffering without bound', async () => {
+    void test('a client that stops reading is disconnected instead of buffering without bound', async () => {
       const slow = await TestSocket.open(limited.address.wsUrl, BOB);
       const requestId = `${uniqueRequestId('slow')}-${'r'.repeat(80)}`;
       slow.send(generateFrame({ requestId }));
@@ -497,8 +497,8 @@ describe('gateway protocol v1', () => {
     });
   });
 
-  describe('shutdown', () => {
-    test('clients are told 1001 "reconnect", new connections are refused, requests keep running', async () => {
+  void describe('shutdown', () => {
+    void test('clients are told 1001 "reconnect", new connections are refused, requests keep running', async () => {
       const doomed = await startTestGateway({}, { temporalClient: env.client });
       const socket = await TestSocket.open(doomed.address.wsUrl, ALICE);
       const requestId = uniqueRequestId('survivor');
