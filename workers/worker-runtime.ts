@@ -95,7 +95,11 @@ export async function loadWorkflowBundle(configured: string, log: Logger): Promi
 export function installTemporalRuntime(log: Logger): void {
   const levels = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
   Runtime.install({
-    logger: new DefaultLogger('INFO', (entry: LogEntry) => log[levels[entry.level]]({ ...entry.meta, sdk: true }, entry.message)),
+    logger: new DefaultLogger('INFO', (entry: LogEntry) => {
+      // A GPU worker runs activities only, by design; the SDK warns about that at every start.
+      const level = entry.message.startsWith('No workflows registered') ? 'debug' : levels[entry.level];
+      log[level]({ ...entry.meta, sdk: true }, entry.message);
+    }),
     // We handle signals ourselves (ordered shutdown); the SDK would otherwise shut workers down on its own.
     shutdownSignals: [],
   });

@@ -175,7 +175,13 @@ export async function generateImage(req: GenerationRequest): Promise<GenerationR
     upsertSearchAttributes([{ key: GpuTypeKey, value: route.gpuType }]);
     view = { ...view, gpuType: route.gpuType };
     await enterStatus('generating', route.gpuType);
-    const gpu = proxyActivities<InferenceActivities>({ ...INFERENCE_OPTIONS, taskQueue: gpuTaskQueue(req.region, route.gpuType) });
+    const gpu = proxyActivities<InferenceActivities>({
+      ...INFERENCE_OPTIONS,
+      taskQueue: gpuTaskQueue(req.region, route.gpuType),
+      // Replay compares activity ids, not task queues: naming the fleet in the id makes a routing change that
+      // would move an in-flight request to another fleet fail replay, instead of passing unnoticed.
+      activityId: `runInference:${route.gpuType}`,
+    });
     const inference: InferenceOutput = await gpu.runInference({
       requestId: req.requestId,
       userId: req.userId,

@@ -13,7 +13,7 @@ import { backendsByModel, createInferenceActivities } from '../../activities';
 import { InferenceError, type BackendStatus, type InferenceBackend } from '../../activities/inference/backend';
 import { SimulatedGpuBackend, modelledStepMs } from '../../activities/inference/simulated';
 import type { InferenceHeartbeat } from '../../activities/inference/activity';
-import type { InferenceInput } from '../../core/activities';
+import type { InferenceInput, InferenceOutput } from '../../core/activities';
 import type { FailureType } from '../../core/errors';
 import { MODEL_NAMES } from '../../core/models';
 import { RedisEventLog } from '../../runtime/event-log';
@@ -96,7 +96,7 @@ describe('runInference activity', () => {
     const beats: InferenceHeartbeat[] = [];
     env.on('heartbeat', (d: InferenceHeartbeat) => beats.push(d));
 
-    const out = await env.run(activities(backend, 10).runInference, req);
+    const out: InferenceOutput = await env.run(activities(backend, 10).runInference, req);
 
     assert.deepEqual(beats[0], { step: 0, totalSteps: 20 }, 'a heartbeat before the first step');
     const steps = beats.map((b) => b.step).filter((s, i, all) => i === 0 || s !== all[i - 1]);

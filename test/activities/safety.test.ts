@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
+import type { SafetyVerdict } from '../../core/activities';
 import { RulesPromptScreen, createSafetyActivities, normalizePrompt, type PromptScreen } from '../../activities/safety';
 
 const screen = new RulesPromptScreen();
@@ -66,7 +67,8 @@ describe('checkPromptSafety activity', () => {
 
   test('does not screen the negative prompt, where users list what they do not want', async () => {
     const { checkPromptSafety } = createSafetyActivities({ screen });
-    assert.equal((await env.run(checkPromptSafety, input('a family picnic', 'nsfw, nude, gore'))).allowed, true);
+    const verdict: SafetyVerdict = await env.run(checkPromptSafety, input('a family picnic', 'nsfw, nude, gore'));
+    assert.equal(verdict.allowed, true);
   });
 
   test('refuses with a non-retryable UnsafePrompt failure', async () => {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { renderSimulatedImage } from '../../activities/inference/simulated';
 import { promptHash, stagingImageKey } from '../../activities/object-keys';
 import { createStorageActivities } from '../../activities/storage';
-import type { StoreImagesInput } from '../../core/activities';
+import type { StoreImagesInput, StoreImagesOutput } from '../../core/activities';
 import { FsObjectStore, sha256Hex } from '../../runtime/object-store';
 
 async function listFiles(dir: string): Promise<string[]> {
@@ -24,10 +24,9 @@ describe('storeImages activity', () => {
   let dir: string;
   let store: FsObjectStore;
   const env = new MockActivityEnvironment({ activityType: 'storeImages' }, { logger: new DefaultLogger('ERROR') });
-  const { storeImages } = (() => {
-    let activities: ReturnType<typeof createStorageActivities> | undefined;
-    return { storeImages: (i: StoreImagesInput) => env.run((activities ??= createStorageActivities({ store })).storeImages, i) };
-  })();
+  /** Runs the activity as a worker would: in an activity context, against this test's store. */
+  const storeImages = (input: StoreImagesInput): Promise<StoreImagesOutput> =>
+    env.run(createStorageActivities({ store }).storeImages, input);
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'atelier-storage-'));
@@ -66,7 +65,8 @@ describe('storeImages activity', () => {
       assert.equal(image.key, `images/user-1/req-a/${i}-${image.sha256.slice(0, 16)}.png`);
       assert.deepEqual([image.width, image.height, image.seed, image.bytes], [256, 192, 100 + i, body.length]);
       const stored = await store.get(image.key);
-      assert.ok(stored?.body.equals(body), 'the stored bytes are the staged bytes');
+      assert.ok(stored, `${image.key} stored`);
+      assert.ok(stored.body.equals(body), 'the stored bytes are the staged bytes');
       assert.deepEqual(stored.info.metadata, {
         requestId: 'req-a',
         userId: 'user-1',

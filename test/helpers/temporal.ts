@@ -28,11 +28,11 @@ import { testRedis, type TestRedis } from './redis';
 
 let runtimeInstalled = false;
 
-/** SDK logs at WARN, so test output shows problems and not every poll. */
+/** SDK logs at ERROR (TEMPORAL_TEST_LOG_LEVEL=WARN for more): tests inject failures that the SDK would log as warnings. */
 function installQuietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger((process.env.TEMPORAL_TEST_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
+  Runtime.install({ logger: new DefaultLogger((process.env.TEMPORAL_TEST_LOG_LEVEL as 'WARN' | undefined) ?? 'ERROR') });
 }
 
 /**

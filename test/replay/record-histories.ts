@@ -1,0 +1,116 @@
+// Records the histories that the replay test checks the workflow code against: runs each scenario on a real
+// Temporal dev server with the production workers (test/helpers/temporal.ts) and writes its history as JSON to
+// test/replay/histories/<scenario>.json, the format `temporal workflow show --output json` and the Web UI export.
+//
+//   npx tsx test/replay/record-histories.ts            # every scenario
+//   npx tsx test/replay/record-histories.ts cancel     # just some
+//
+// Re-record after an intentional, versioned (`patched()`) change, and keep the old files under a new name too:
+// histories of workflows that were in flight before the change are what replay must keep passing.
+import { Context } from '@temporalio/activity';
+import type { WorkflowHandle } from '@temporalio/client';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { InferenceError } from '../../activities/inference/backend';
+import { RulesPromptScreen, type PromptScreen } from '../../activities/safety';
+import { historyToJsonText } from './history-json';
+import { createTemporalTestEnv, startGenerationHarness, type GenerationHarness } from '../helpers/temporal';
+
+const HISTORIES_DIR = path.join(__dirname, 'histories');
+const PENDING_SAFETY_PROMPT = 'a paper boat on a puddle (safety screen outage)';
+const FLAKY_INFERENCE_PROMPT = 'a red bicycle against a blue wall (first attempt fails)';
+
+/** Each scenario starts a request and settles it; the recorder only needs the handle. */
+const SCENARIOS: Record<string, (h: GenerationHarness) => Promise<WorkflowHandle>> = {
+  async success(h) {
+    const handle = await h.start(h.request({ width: 640, height: 512, steps: 8 }));
+    await handle.result();
+    return handle;
+  },
+  async 'multi-image'(h) {
+    const handle = await h.start(h.request({ numImages: 3, steps: 4, seed: 1000 }));
+    await handle.result();
+    return handle;
+  },
+  async unsafe(h) {
+    const handle = await h.start(h.request({ prompt: 'explicit p0rn scene in a hotel room' }));
+    await handle.result().catch(() => undefined);
+    return handle;
+  },
+  async retry(h) {
+    const handle = await h.start(h.request({ prompt: FLAKY_INFERENCE_PROMPT }));
+    await handle.result();
+    return handle;
+  },
+  async 'pending-safety'(h) {
+    const handle = await h.start(h.request({ prompt: PENDING_SAFETY_PROMPT }));
+    await handle.result();
+    return handle;
+  },
+  async 'model-unavailable'(h) {
+    const handle = await h.start(h.request({ model: 'tiny-sd', width: 64, height: 64, steps: 2 }));
+    await handle.result().catch(() => undefined);
+    return handle;
+  },
+  async cancel(h) {
+    const req = h.request({ model: 'sd3', width: 1024, height: 1024, steps: 28 });
+    const handle = await h.start(req);
+    await h.waitForEvent(req, (e) => e.type === 'progress' && e.step >= 2);
+    await handle.cancel();
+    await handle.result().catch(() => undefined);
+    return handle;
+  },
+};
+
+/** rules-v1, down for the first four calls about PENDING_SAFETY_PROMPT (a Safety API outage). */
+function screenWithOutage(): PromptScreen {
+  const rules = new RulesPromptScreen();
+  let outageCalls = 0;
+  return {
+    name: rules.name,
+    async screen(prompt) {
+      if (prompt === PENDING_SAFETY_PROMPT && ++outageCalls <= 4) throw new Error('Safety service unavailable (injected outage)');
+      return rules.screen(prompt);
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2);
+  const unknown = wanted.filter((name) => !(name in SCENARIOS));
+  if (unknown.length > 0) throw new TypeError(`Unknown scenarios: ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  const names = wanted.length > 0 ? wanted : Object.keys(SCENARIOS);
+
+  const env = await createTemporalTestEnv();
+  const h = await startGenerationHarness(env, {
+    gpus: { a10g: { speedup: 1000 }, 'a100-80gb': { speedup: 1000 }, a100: { speedup: 1 } },
+    screen: screenWithOutage(),
+    wrapInference: (activities) => ({
+      async runInference(input) {
+        if (input.prompt === FLAKY_INFERENCE_PROMPT && Context.current().info.attempt === 1) {
+          throw new InferenceError('OutOfMemory', 'CUDA out of memory (injected on the first attempt)');
+        }
+        return activities.runInference(input);
+      },
+    }),
+  });
+  try {
+    await mkdir(HISTORIES_DIR, { recursive: true });
+    for (const name of names) {
+      const handle = await (SCENARIOS[name] as (h: GenerationHarness) => Promise<WorkflowHandle>)(h);
+      const history = await handle.fetchHistory();
+      const file = path.join(HISTORIES_DIR, `${name}.json`);
+      await writeFile(file, historyToJsonText(history));
+      const { status } = await handle.describe();
+      process.stdout.write(`${name}: ${status.name}, ${history.events?.length ?? 0} events -> ${path.relative(process.cwd(), file)}\n`);
+    }
+  } finally {
+    await h.stop();
+    await env.teardown();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`Recording histories failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
