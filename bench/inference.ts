@@ -4,7 +4,9 @@
 //               start, 512x512 (64x64 latents), 20 steps with guidance: a UNet step takes tens of ms on a CPU core pair.
 // For each: images/s one request at a time (maxBatchSize 1) and with dynamic batching at concurrency 8
 // (maxBatchSize 8), latency p50/p99, main-thread event-loop lag while inference runs, and the pipeline's time
-// against a bare loop of session.run calls on the same tensors. The last line is one JSON object.
+// against a bare loop of session.run calls on the same tensors. The last line is one JSON object; its top-level
+// figures are the bench-unet ones (the realistic per-step cost), tiny-sd's are under "tiny". Latency p50/p99 are
+// those of the batched run at concurrency 8 (what a loaded worker gives); latency_batch1_* are requests alone.
 //   npm run bench:inference [-- --quick]
 //   ATELIER_ONNX_EXECUTION_PROVIDERS=cuda,cpu npm run bench:inference     (GPU machine with the CUDA binaries)
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -39,6 +41,9 @@ interface RunFigures {
   readonly latenciesMs: number[];
   readonly passes: number;
   readonly maxBatchSeen: number;
+  /** Main-thread event-loop delay during the run, ms. */
+  readonly lagP99Ms: number;
+  readonly lagMaxMs: number;
 }
 
 const PROMPTS = ['a photo of an astronaut riding a horse on the moon', 'a watercolor painting of a red fox in a snowy forest', 'a lighthouse on a rocky coast during a storm', 'a cozy cabin in the mountains, digital art'];
@@ -75,7 +80,7 @@ function job(model: ModelUnderTest, i: number): InferenceJob {
 }
 
 /** Closed loop: `concurrency` clients, each sending its next request when the previous one returns. */
-async function throughput(model: ModelUnderTest, options: Partial<OnnxBackendOptions>, requests: number, concurrency: number, lag: ReturnType<typeof monitorEventLoopDelay>): Promise<RunFigures> {
+async function throughput(model: ModelUnderTest, options: Partial<OnnxBackendOptions>, requests: number, concurrency: number): Promise<RunFigures> {
   const cache = tempDir('bench-cache');
   const backend = await createOnnxBackend({ ...options, registryPath: model.registryPath, cacheDir: cache.path, preload: ['tiny-sd'] });
   try {
@@ -84,6 +89,8 @@ async function throughput(model: ModelUnderTest, options: Partial<OnnxBackendOpt
     const before = backend.status().counters;
     const latenciesMs: number[] = [];
     let next = 0;
+    // One histogram per run, enabled once: re-enabling a histogram records the time it was off as one long delay.
+    const lag = monitorEventLoopDelay({ resolution: 1 });
     lag.enable();
     const started = performance.now();
     await Promise.all(
@@ -104,6 +111,8 @@ async function throughput(model: ModelUnderTest, options: Partial<OnnxBackendOpt
       latenciesMs,
       passes: (after.passes ?? 0) - (before.passes ?? 0),
       maxBatchSeen: after.maxBatchSeen ?? 0,
+      lagP99Ms: lag.percentile(99) / 1e6,
+      lagMaxMs: lag.max / 1e6,
     };
   } finally {
     await backend.close();
@@ -149,8 +158,13 @@ async function bareSessionLoop(model: ModelUnderTest, modelDir: string, options:
   };
 }
 
-/** Alternates a batch-1 request through the backend with the bare loop, so both see the same machine state. */
-async function overhead(model: ModelUnderTest, modelDir: string, options: OnnxBackendOptions): Promise<{ ratio: number; pipelineMs: number; bareMs: number }> {
+/**
+ * Alternates a batch-1 request through the backend (end to end: queue, inference thread, PNG thread, back) with the
+ * bare loop, so both see the same machine state. The ratio is of the fastest of each (other processes on a shared
+ * machine only ever add time, so the minimum is the cleanest estimate of each path's own cost); the ratio of
+ * medians is reported beside it.
+ */
+async function overhead(model: ModelUnderTest, modelDir: string, options: OnnxBackendOptions): Promise<{ ratio: number; ratioMedian: number; pipelineMs: number; bareMs: number }> {
   const cache = tempDir('bench-cache');
   const backend = await createOnnxBackend({ ...options, maxBatchSize: 1, registryPath: model.registryPath, cacheDir: cache.path, preload: ['tiny-sd'] });
   const bare = await bareSessionLoop(model, modelDir, options);
@@ -173,7 +187,8 @@ async function overhead(model: ModelUnderTest, modelDir: string, options: OnnxBa
     const after = counters();
     const per = (key: string): number => ((after[key] ?? 0) - (before[key] ?? 0)) / model.counts.overheadReps;
     console.log(`  ${model.label}: per request ${median(pipelineMs).toFixed(1)} ms end to end; in the thread ${per('passMs').toFixed(1)} ms, of which session.run ${per('sessionRunMs').toFixed(1)} ms and PNG ${per('pngMs').toFixed(1)} ms; bare loop ${median(bareMs).toFixed(1)} ms`);
-    return { ratio: median(pipelineMs) / median(bareMs), pipelineMs: median(pipelineMs), bareMs: median(bareMs) };
+    const best = (values: number[]): number => Math.min(...values);
+    return { ratio: best(pipelineMs) / best(bareMs), ratioMedian: median(pipelineMs) / median(bareMs), pipelineMs: best(pipelineMs), bareMs: best(bareMs) };
   } finally {
     await bare.release();
     await backend.close();
@@ -182,9 +197,8 @@ async function overhead(model: ModelUnderTest, modelDir: string, options: OnnxBa
 }
 
 async function benchModel(model: ModelUnderTest, modelDir: string, options: OnnxBackendOptions): Promise<Record<string, number | string>> {
-  const lag = monitorEventLoopDelay({ resolution: 1 });
-  const single = await throughput(model, { ...options, maxBatchSize: 1 }, model.counts.single, 1, lag);
-  const batched = await throughput(model, { ...options, maxBatchSize: 8 }, model.counts.batched, 8, lag);
+  const single = await throughput(model, { ...options, maxBatchSize: 1 }, model.counts.single, 1);
+  const batched = await throughput(model, { ...options, maxBatchSize: 8 }, model.counts.batched, 8);
   const over = await overhead(model, modelDir, options);
   const figures = {
     model: model.label,
@@ -201,11 +215,12 @@ async function benchModel(model: ModelUnderTest, modelDir: string, options: Onnx
     batched_passes: batched.passes,
     batched_requests: model.counts.batched,
     max_batch_seen: batched.maxBatchSeen,
-    event_loop_lag_p99_ms: round(lag.percentile(99) / 1e6, 2),
-    event_loop_lag_max_ms: round(lag.max / 1e6, 2),
+    event_loop_lag_p99_ms: round(Math.max(single.lagP99Ms, batched.lagP99Ms), 2),
+    event_loop_lag_max_ms: round(Math.max(single.lagMaxMs, batched.lagMaxMs), 2),
     pipeline_ms: round(over.pipelineMs, 1),
     bare_session_run_ms: round(over.bareMs, 1),
     pipeline_overhead_ratio: round(over.ratio, 4),
+    pipeline_overhead_ratio_median: round(over.ratioMedian, 4),
   };
   console.log(
     `${model.label} ${figures.resolution} ${model.steps} steps, guidance ${model.guidanceScale}: ` +
@@ -245,7 +260,7 @@ async function main(): Promise<void> {
       height: 512,
       steps: 20,
       guidanceScale: 7.5,
-      counts: quick ? { single: 2, batched: 8, overheadReps: 2 } : { single: 6, batched: 24, overheadReps: 4 },
+      counts: quick ? { single: 2, batched: 8, overheadReps: 2 } : { single: 6, batched: 24, overheadReps: 8 },
     };
     const largeFigures = await benchModel(large, modelDir, options);
     const summary = {
