@@ -89,8 +89,21 @@ async function main(): Promise<void> {
     store: new FsObjectStore(path.resolve(options.storageDir)),
     eventLog: new RedisEventLog(redis),
   });
+  // The health endpoint comes up first: bundling the sources (dev) takes seconds, and /readyz says so meanwhile.
+  let supervised: SupervisedWorker | undefined;
+  const health = await startHealthServer(
+    options.healthHost,
+    options.healthPort,
+    () => ({
+      ready: supervised?.running === true && redis.status === 'ready',
+      worker: supervised?.describe() ?? { state: 'loading workflow bundle' },
+      redis: redis.status,
+      safetyScreen: screen.name,
+    }),
+    log,
+  );
   const workflowBundle = await loadWorkflowBundle(options.workflowBundle, log);
-  const supervised = new SupervisedWorker({
+  supervised = new SupervisedWorker({
     name: 'control-worker',
     temporalAddress: options.temporalAddress,
     temporalNamespace: options.temporalNamespace,
@@ -106,23 +119,13 @@ async function main(): Promise<void> {
         shutdownGraceMs: options.shutdownGraceMs,
       }),
   });
-  const health = await startHealthServer(
-    options.healthHost,
-    options.healthPort,
-    () => ({
-      ready: supervised.running && redis.status === 'ready',
-      worker: supervised.describe(),
-      redis: redis.status,
-      safetyScreen: screen.name,
-    }),
-    log,
-  );
+  const worker = supervised;
   onShutdownSignal(log, async () => {
-    await supervised.stop();
+    await worker.stop();
     await closeServer(health);
     await redis.quit().catch(() => redis.disconnect());
   });
-  await supervised.start();
+  await worker.start();
 }
 
 if (require.main === module) {

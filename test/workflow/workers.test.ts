@@ -1,10 +1,12 @@
-// The supervised workers (workers/worker-runtime.ts) ride over a Temporal server restart: with requests queued
-// and generating, the dev server is stopped and started again on the same SQLite file; the workers reconnect
-// by themselves and every request completes, with exactly one terminal event each.
+// The worker processes: the GPU worker entry point (configuration errors, /healthz and /readyz, draining on
+// SIGTERM), and the supervised workers (workers/worker-runtime.ts) riding over Temporal being down at start-up
+// and a Temporal server restart with requests queued and generating (stopped and started again on the same
+// SQLite file): the workers reconnect by themselves and every request completes, with one terminal event each.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,7 +28,7 @@ import { SupervisedWorker } from '../../workers/worker-runtime';
 import { testRedis, type TestRedis } from '../helpers/redis';
 import { testWorkflowBundle } from '../helpers/temporal';
 
-describe('workers across a Temporal server restart', () => {
+describe('workers', () => {
   const log = createLogger('worker-restart-test');
   let dataDir: string;
   let port: number;
@@ -53,6 +55,63 @@ describe('workers across a Temporal server restart', () => {
     await server?.stop();
     await redis?.cleanup();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  /** Runs workers/gpu-worker.ts as `npm start` would run its compiled form, with `env` added. */
+  function spawnGpuWorker(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+    let output = '';
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'info', ...env };
+    delete childEnv.ATELIER_GPU_TYPE;
+    if (env.ATELIER_GPU_TYPE) childEnv.ATELIER_GPU_TYPE = env.ATELIER_GPU_TYPE;
+    delete childEnv.NODE_TEST_CONTEXT;
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'workers', 'gpu-worker.ts')], { env: childEnv });
+    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    return { child, output: () => output, exited };
+  }
+
+  test('the GPU worker refuses to start without a valid ATELIER_GPU_TYPE, naming the variable', async () => {
+    for (const gpuType of ['', 'x100']) {
+      const worker = spawnGpuWorker({ ATELIER_GPU_TYPE: gpuType, TEMPORAL_ADDRESS: `127.0.0.1:${port}` });
+      assert.equal(await worker.exited, 1);
+      assert.match(worker.output(), /ATELIER_GPU_TYPE.*(required|expected one of)/);
+      assert.doesNotMatch(worker.output(), /\n\s+at /, 'a configuration error, not a stack trace');
+    }
+  });
+
+  test('the GPU worker reports health and readiness, and exits 0 on SIGTERM', async () => {
+    const healthPort = await freePort();
+    const worker = spawnGpuWorker({
+      ATELIER_GPU_TYPE: 'l4',
+      ATELIER_REGION: 'health',
+      TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
+      REDIS_URL: redis.url,
+      ATELIER_STORAGE_DIR: path.join(dataDir, 'objects'),
+      ATELIER_WORKER_HEALTH_PORT: String(healthPort),
+    });
+    try {
+      const deadline = Date.now() + 30_000;
+      let ready: { status: number; body: Record<string, unknown> } | undefined;
+      while (Date.now() < deadline) {
+        const res = await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined);
+        if (res) {
+          ready = { status: res.status, body: (await res.json()) as Record<string, unknown> };
+          if (res.status === 200) break;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(ready?.status, 200, `ready: ${JSON.stringify(ready)}\n${worker.output()}`);
+      assert.equal(ready.body.gpuType, 'l4');
+      assert.deepEqual((ready.body.backends as { backend: string; ready: boolean }[]).map((b) => [b.backend, b.ready]), [['simulated', true]]);
+      assert.equal((await fetch(`http://127.0.0.1:${healthPort}/healthz`)).status, 200);
+      assert.equal((await fetch(`http://127.0.0.1:${healthPort}/nope`)).status, 404);
+      worker.child.kill('SIGTERM');
+      assert.equal(await worker.exited, 0, worker.output());
+      assert.match(worker.output(), /shut down cleanly/);
+    } finally {
+      if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
+    }
   });
 
   test('a worker started while Temporal is down keeps reconnecting and polls once the server is up', async () => {
