@@ -38,10 +38,10 @@ export function bundleGenerationWorkflows(overrides: Pick<BundleOptions, 'logger
 async function main(): Promise<void> {
   const out = process.argv[2] ? path.resolve(process.argv[2]) : defaultBundlePath();
   const started = Date.now();
-  const { code, sourceMap } = await bundleGenerationWorkflows();
+  // The code carries its source map inline (the separate `sourceMap` field is deprecated and empty).
+  const { code } = await bundleGenerationWorkflows();
   await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, code);
-  await writeFile(`${out}.map`, sourceMap);
   process.stdout.write(`Workflow bundle written to ${path.relative(process.cwd(), out)} (${Math.round(code.length / 1024)} KiB, ${Date.now() - started} ms)\n`);
 }
 
