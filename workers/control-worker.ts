@@ -90,20 +90,20 @@ async function main(): Promise<void> {
     eventLog: new RedisEventLog(redis),
   });
   // The health endpoint comes up first: bundling the sources (dev) takes seconds, and /readyz says so meanwhile.
-  let supervised: SupervisedWorker | undefined;
+  const started: { worker?: SupervisedWorker } = {};
   const health = await startHealthServer(
     options.healthHost,
     options.healthPort,
     () => ({
-      ready: supervised?.running === true && redis.status === 'ready',
-      worker: supervised?.describe() ?? { state: 'loading workflow bundle' },
+      ready: started.worker?.running === true && redis.status === 'ready',
+      worker: started.worker?.describe() ?? { state: 'loading workflow bundle' },
       redis: redis.status,
       safetyScreen: screen.name,
     }),
     log,
   );
   const workflowBundle = await loadWorkflowBundle(options.workflowBundle, log);
-  supervised = new SupervisedWorker({
+  const worker = new SupervisedWorker({
     name: 'control-worker',
     temporalAddress: options.temporalAddress,
     temporalNamespace: options.temporalNamespace,
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
         shutdownGraceMs: options.shutdownGraceMs,
       }),
   });
-  const worker = supervised;
+  started.worker = worker;
   onShutdownSignal(log, async () => {
     await worker.stop();
     await closeServer(health);
