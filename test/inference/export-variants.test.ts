@@ -37,7 +37,7 @@ async function twice(backend: OnnxBackend, job: InferenceJob): Promise<[Generate
   return [a as GeneratedImage, b as GeneratedImage];
 }
 
-describe('export variants', () => {
+describe('export variants', { timeout: 120_000 }, () => {
   test('int64 timestep input and an LCM scheduler config: 4-step images, deterministic per seed', async () => {
     await withVariant(
       {

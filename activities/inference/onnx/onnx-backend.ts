@@ -167,6 +167,7 @@ export class OnnxBackend implements InferenceBackend {
     if (hooks.signal.aborted) throw this.abortError(job, hooks.signal);
     this.counters.requests++;
     const spec = await this.abortable(this.ensureModelReady(job.model), hooks.signal, job);
+    if (this.closed) throw new InferenceError('InferenceFailed', `${this.name} backend is shutting down`);
     const key: BatchKey = { model: job.model, width: job.width, height: job.height, steps: job.steps, guidanceScale: job.guidanceScale, scheduler: spec.scheduler };
     return new Promise<GeneratedImage[]>((resolve, reject) => {
       const request: RequestState = {
@@ -340,8 +341,8 @@ export class OnnxBackend implements InferenceBackend {
       if (m.state !== 'running') continue;
       m.pass = undefined;
       const rgba = pixels.get(m.id);
-      if (!rgba || m.request.cancelled) {
-        // Cancelled during its last step: the thread did not decode it.
+      if (!rgba || m.request.cancelled || m.request.settled) {
+        // Cancelled during its last step (the thread did not decode it), or its request already failed.
         m.state = 'dropped';
         this.finishCancellation(m.request);
         continue;

@@ -61,14 +61,17 @@ export class InferenceThread {
     const worker = spawnWorker('inference-thread', this.config);
     this.worker = worker;
     this.ready = new Promise<void>((resolve, reject) => {
+      const onExit = (code: number): void => reject(new InferenceThreadError({ message: `inference thread ${this.config.threadIndex} exited with code ${code} while starting` }));
       const onReady = (m: FromThread): void => {
         if (m.type !== 'ready') return;
         worker.off('message', onReady);
         worker.off('error', reject);
+        worker.off('exit', onExit);
         resolve();
       };
       worker.on('message', onReady);
       worker.once('error', reject);
+      worker.once('exit', onExit);
     });
     worker.on('message', (m: FromThread) => this.dispatch(m));
     worker.on('error', (err) => this.logger.error({ err, thread: this.config.threadIndex }, 'inference thread error'));
