@@ -5,10 +5,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WebSocket, type ClientOptions, type RawData } from 'ws';
 import type { ServerFrame } from '../../core/protocol';
-import { localTestServerConfig } from '../../infra/temporal';
+import { createTemporalTestEnv } from '../helpers/temporal';
 import { createLogger } from '../../runtime/logger';
 import { FsObjectStore } from '../../runtime/object-store';
 import { resolveGatewayOptions, type GatewayOptions } from '../../gateway/options';
@@ -18,7 +18,7 @@ import { testRedis, type TestRedis } from '../helpers/redis';
 export const TEST_API_KEYS = 'test-key-alice:alice,test-key-bob:bob';
 
 export function startTemporal(): Promise<TestWorkflowEnvironment> {
-  return TestWorkflowEnvironment.createLocal({ server: localTestServerConfig() });
+  return createTemporalTestEnv();
 }
 
 export interface TestGateway {
