@@ -120,7 +120,10 @@ function dispatch(command, args) {
     say(`${COMMANDS[command]} does not exist after the build; is its source file written yet?`);
     process.exit(1);
   }
-  const child = spawn(process.execPath, [script, ...args], { cwd: ROOT, stdio: 'inherit' });
+  // `generate` runs where the user called npm (INIT_CWD), so `--out picture.png` lands there; the servers and the
+  // test runner work from the repository root.
+  const cwd = command === 'generate' ? process.env.INIT_CWD || process.cwd() : ROOT;
+  const child = spawn(process.execPath, [script, ...args], { cwd, stdio: 'inherit' });
   // A terminal Ctrl-C reaches the child directly too (same process group); forwarding covers `kill <pid>` from a
   // supervisor. The child treats a repeated signal within a moment as one.
   const forward = (signal) => {
