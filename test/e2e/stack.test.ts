@@ -1,0 +1,117 @@
+// End to end on the real local stack (the same launcher as `npm start`): Temporal dev server, Redis, gateway, one
+// GPU worker per type and the control worker as separate processes. A WebSocket client submits requests and the
+// test checks the events, the stored PNG, the search attributes operators filter on, and the CLI client.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { startStack, repoRoot, type StackHandle } from '../../infra/stack';
+import { resolveTemporalCli } from '../../infra/provision';
+import { connectTestSocket, type Frame, type TestSocket } from '../helpers/ws-client';
+import { decodePng } from '../helpers/png';
+
+const run = promisify(execFile);
+
+describe('local stack end to end', () => {
+  let stack: StackHandle;
+  let socket: TestSocket;
+  const output: string[] = [];
+
+  before(async () => {
+    assert.ok(existsSync(path.join(repoRoot(), 'dist', 'gateway', 'main.js')), 'dist/ is built (npm test builds it)');
+    stack = await startStack({
+      gatewayPort: 0,
+      env: { ATELIER_SIM_SPEEDUP: '20', LOG_LEVEL: 'warn' },
+      onOutput: (name, line) => output.push(`${name}: ${line}`),
+    } as Parameters<typeof startStack>[0]);
+    socket = await connectTestSocket(stack.gatewayWsUrl, stack.apiKey);
+  });
+
+  after(async () => {
+    await socket?.close();
+    await stack?.stop();
+  });
+
+  test('health and readiness answer', async () => {
+    assert.equal((await fetch(`${stack.gatewayHttpUrl}/healthz`)).status, 200);
+    assert.equal((await fetch(`${stack.gatewayHttpUrl}/readyz`)).status, 200);
+  });
+
+  test('a request runs through safety, a GPU queue and storage, and the client gets a real PNG of the requested size', async () => {
+    const requestId = `e2e-${Date.now()}`;
+    socket.send({ type: 'generate', requestId, prompt: 'a lighthouse at dusk', model: 'sdxl', tier: 'fast', width: 512, height: 384, steps: 6, seed: 42 });
+    const done = await socket.terminal(requestId, 120_000);
+    assert.equal(done.type, 'completed', JSON.stringify(done));
+
+    const frames = socket.framesFor(requestId);
+    const types = frames.map((f) => f.type);
+    assert.equal(types[0], 'accepted');
+    assert.ok(types.includes('progress'), 'progress events arrived');
+    const seqs = frames.map((f) => f.seq as number);
+    assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'events arrive in seq order');
+    assert.equal(new Set(seqs).size, seqs.length, 'no event delivered twice');
+    const statuses = frames.filter((f) => f.type === 'status').map((f) => f.status);
+    for (const s of ['queued', 'safety_check', 'generating', 'uploading']) assert.ok(statuses.includes(s as never), `status ${s}`);
+    const lastProgress = frames.filter((f) => f.type === 'progress').at(-1) as Frame & { step: number; totalSteps: number };
+    assert.equal(lastProgress.step, 6);
+    assert.equal(lastProgress.totalSteps, 6);
+
+    const images = (done as Extract<Frame, { type: 'completed' }>).images;
+    assert.equal(images.length, 1);
+    const [image] = images;
+    assert.ok(image);
+    assert.deepEqual([image.width, image.height, image.seed], [512, 384, 42]);
+    const res = await fetch(image.url);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'image/png');
+    const png = decodePng(Buffer.from(await res.arrayBuffer()));
+    assert.deepEqual([png.width, png.height], [512, 384]);
+
+    // Operators find it by search attribute in the Web UI / CLI.
+    const accepted = frames[0] as Extract<Frame, { type: 'accepted' }>;
+    const cli = await resolveTemporalCli();
+    let found = false;
+    for (let i = 0; i < 40 && !found; i++) {
+      const { stdout } = await run(cli, [
+        'workflow', 'list', '--address', stack.temporalAddress, '--namespace', stack.temporalNamespace,
+        '--query', `GenerationStatus="Completed" AND Tier="fast" AND Model="sdxl" AND GpuType="a10g" AND UserId="dev"`, '-o', 'json',
+      ]);
+      found = stdout.includes(accepted.workflowId);
+      if (!found) await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.ok(found, `temporal workflow list --query 'GenerationStatus="Completed"' finds ${accepted.workflowId}`);
+  });
+
+  test('each tier and routing row reaches a worker of the routed GPU type', async () => {
+    const cases = [
+      { requestId: `turbo-${Date.now()}`, tier: 'turbo', model: 'sdxl-turbo', width: 512, height: 512, gpu: 'h100' },
+      { requestId: `flux-${Date.now()}`, tier: 'relax', model: 'flux', width: 512, height: 512, gpu: 'a100' },
+      { requestId: `batch-${Date.now()}`, tier: 'fast', model: 'sdxl', width: 256, height: 256, numImages: 2, gpu: 'a100-80gb' },
+    ];
+    for (const c of cases) {
+      socket.send({ type: 'generate', requestId: c.requestId, prompt: 'a red bicycle', model: c.model, tier: c.tier, width: c.width, height: c.height, steps: 2, numImages: c.numImages });
+    }
+    for (const c of cases) {
+      const done = await socket.terminal(c.requestId, 120_000);
+      assert.equal(done.type, 'completed', `${c.requestId}: ${JSON.stringify(done)}`);
+      assert.equal((done as Extract<Frame, { type: 'completed' }>).images.length, c.numImages ?? 1);
+      const generating = socket.framesFor(c.requestId).find((f) => f.type === 'status' && f.status === 'generating');
+      assert.ok(generating, 'generating status sent');
+    }
+  });
+
+  test('the command-line client saves a valid PNG of the requested size', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'atelier-cli-'));
+    const out = path.join(dir, 'x.png');
+    await run(process.execPath, [
+      path.join(repoRoot(), 'dist', 'gateway', 'generate-cli.js'), 'a lighthouse at dusk', '--tier', 'fast', '--width', '320', '--height', '256',
+      '--steps', '3', '--out', out, '--url', stack.gatewayWsUrl, '--key', stack.apiKey,
+    ], { timeout: 120_000 });
+    const png = decodePng(await readFile(out));
+    assert.deepEqual([png.width, png.height], [320, 256]);
+  });
+});

@@ -1,0 +1,65 @@
+// The gateway's pure pieces, without servers: API-key parsing and matching, option validation, and the generate
+// CLI's argument handling and output names.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ApiKeyConfigError, StaticApiKeyStore } from '../../gateway/auth';
+import { outputPath, parseGenerateArgs, progressLine, UsageError } from '../../gateway/generate-cli';
+import { resolveGatewayOptions } from '../../gateway/options';
+
+void test('static API keys map to their users; unknown, empty-prefix and near-miss keys do not', async () => {
+  const store = StaticApiKeyStore.parse('k1:alice, with:colon:bob ,k3:carol');
+  assert.deepEqual(await store.authenticate('k1'), { userId: 'alice' });
+  assert.deepEqual(await store.authenticate('with:colon'), { userId: 'bob' });
+  assert.deepEqual(await store.authenticate('k3'), { userId: 'carol' });
+  for (const key of ['', 'k', 'k1 ', 'K1', 'k1:alice', 'k2']) assert.equal(await store.authenticate(key), null, key);
+});
+
+void test('API key configuration errors are reported, including user ids that could forge workflow ids', () => {
+  assert.throws(() => StaticApiKeyStore.parse(''), ApiKeyConfigError);
+  assert.throws(() => StaticApiKeyStore.parse('no-user'), ApiKeyConfigError);
+  assert.throws(() => StaticApiKeyStore.parse(':alice'), ApiKeyConfigError);
+  assert.throws(() => StaticApiKeyStore.parse('key:'), ApiKeyConfigError);
+  // `gen:<user>:<requestId>`: a user "a:b" would share workflow ids with user "a".
+  assert.throws(() => new StaticApiKeyStore([{ apiKey: 'k', userId: 'a:b' }]), ApiKeyConfigError);
+});
+
+void test('gateway options: defaults, public URL derived from host and port, clear errors', () => {
+  const o = resolveGatewayOptions({});
+  assert.equal(o.port, 8080);
+  assert.equal(o.publicBaseUrl, 'http://127.0.0.1:8080');
+  assert.equal(o.rateLimitPerMinute, 120);
+  assert.equal(o.apiKeys, 'dev-key:dev');
+  assert.equal(resolveGatewayOptions({ ATELIER_PUBLIC_URL: 'https://img.example.com/' }).publicBaseUrl, 'https://img.example.com');
+  assert.equal(resolveGatewayOptions({ ATELIER_GATEWAY_HOST: '0.0.0.0', ATELIER_GATEWAY_PORT: '9000' }).publicBaseUrl, 'http://127.0.0.1:9000');
+  assert.throws(() => resolveGatewayOptions({ ATELIER_RATE_LIMIT_PER_MINUTE: 'lots' }), /ATELIER_RATE_LIMIT_PER_MINUTE/);
+  assert.throws(() => resolveGatewayOptions({ ATELIER_PUBLIC_URL: 'img.example.com' }), /ATELIER_PUBLIC_URL/);
+});
+
+void test('the CLI turns its arguments into a generate request with model defaults', () => {
+  const cmd = parseGenerateArgs(['a', 'lighthouse', 'at', 'dusk', '--tier', 'turbo', '--steps', '20', '--seed', '7', '--num-images', '3'], {});
+  assert.notEqual(cmd, 'help');
+  if (cmd === 'help') return;
+  assert.deepEqual(cmd.request, { prompt: 'a lighthouse at dusk', model: 'sdxl', tier: 'turbo', width: 1024, height: 1024, steps: 20, seed: 7, numImages: 3 });
+  assert.equal(cmd.out, 'out.png');
+  assert.equal(cmd.url, 'ws://127.0.0.1:8080/v1/ws');
+  assert.equal(cmd.apiKey, 'dev-key');
+  const fromEnv = parseGenerateArgs(['x'], { ATELIER_URL: 'ws://gw:1/v1/ws', ATELIER_API_KEY: 'secret' });
+  assert.ok(fromEnv !== 'help' && fromEnv.url === 'ws://gw:1/v1/ws' && fromEnv.apiKey === 'secret');
+  assert.equal(parseGenerateArgs(['--help'], {}), 'help');
+});
+
+void test('the CLI refuses bad usage with a UsageError', () => {
+  for (const argv of [[], ['x', '--model', 'dalle'], ['x', '--tier', 'gold'], ['x', '--steps', 'many'], ['x', '--bogus'], ['x', '--guidance', 'high']]) {
+    assert.throws(() => parseGenerateArgs(argv, {}), UsageError, JSON.stringify(argv));
+  }
+});
+
+void test('several images are saved as out.png, out-1.png, out-2.png', () => {
+  assert.deepEqual([0, 1, 2].map((i) => outputPath('dir/out.png', i)), ['dir/out.png', 'dir/out-1.png', 'dir/out-2.png']);
+  assert.equal(outputPath('picture', 1), 'picture-1');
+});
+
+void test('the progress line shows a bar proportional to the step', () => {
+  assert.equal(progressLine({ type: 'progress', requestId: 'r', step: 5, totalSteps: 10, seq: 3 }, 10), 'generating [#####.....] 5/10');
+  assert.equal(progressLine({ type: 'failed', requestId: 'r', code: 'CANCELLED', message: 'by client', retryable: false, seq: 9 }), 'failed CANCELLED: by client');
+});
