@@ -232,6 +232,9 @@ export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): 
 
   return {
     async listen(): Promise<GatewayAddress> {
+      // Rate limits fall back to a per-instance counter while Redis is not ready; waiting for it here keeps the
+      // first requests on the shared counter. Without Redis the gateway still starts (and reports unready).
+      if (!(await redisReady(redis, 5000))) log.warn({ redisUrl: options.redisUrl }, 'Redis is not ready; starting anyway');
       await new Promise<void>((resolve, reject) => {
         httpServer.once('error', reject);
         httpServer.listen(options.port, options.host, () => {
@@ -273,6 +276,21 @@ function refuseUpgrade(socket: Duplex, status: number, body: unknown, headers: R
     ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
   ];
   socket.end(`${lines.join('\r\n')}\r\n\r\n${json}`);
+}
+
+function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      resolve(false);
+    }, timeoutMs);
+    function onReady(): void {
+      clearTimeout(timer);
+      resolve(true);
+    }
+    redis.once('ready', onReady);
+  });
 }
 
 function closedEvent(ws: WebSocket): Promise<void> {

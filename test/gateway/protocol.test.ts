@@ -497,6 +497,38 @@ void describe('gateway protocol v1', () => {
     });
   });
 
+  void describe('heartbeats', () => {
+    let hb: TestGateway;
+    before(async () => {
+      hb = await startTestGateway({ heartbeatIntervalMs: 300 }, { temporalClient: env.client });
+    });
+    after(async () => hb.stop());
+
+    const sessionKeyOf = async (userId: string): Promise<string | undefined> => {
+      for (const key of await hb.redis.redis.keys(`${hb.redis.prefix}session:*`)) {
+        if ((await hb.redis.redis.hget(key, 'userId')) === userId) return key;
+      }
+      return undefined;
+    };
+
+    void test('pongs keep a session alive; a peer that stops answering pings is dropped and its session removed', async () => {
+      const live = await TestSocket.open(hb.address.wsUrl, ALICE);
+      const silent = await TestSocket.open(hb.address.wsUrl, BOB);
+      await eventually(async () => (await sessionKeyOf('alice')) !== undefined && (await sessionKeyOf('bob')) !== undefined, 5000, 'sessions');
+      const liveKey = await sessionKeyOf('alice');
+      silent.ws.pause(); // reads nothing, so answers no ping
+      // The session TTL is three intervals (about 1 s here); only pongs keep it from expiring.
+      await new Promise((r) => setTimeout(r, 2500));
+      await eventually(() => hb.gateway.connectionCount === 1, 5000, 'the silent peer to be dropped');
+      await eventually(async () => (await sessionKeyOf('bob')) === undefined, 5000, "the silent peer's session removal");
+      assert.equal(await sessionKeyOf('alice'), liveKey);
+      assert.ok((await hb.redis.redis.ttl(liveKey ?? '')) > 0);
+      await assertConnectionUsable(live);
+      silent.ws.terminate();
+      await live.close();
+    });
+  });
+
   void describe('shutdown', () => {
     void test('clients are told 1001 "reconnect", new connections are refused, requests keep running', async () => {
       const doomed = await startTestGateway({}, { temporalClient: env.client });
