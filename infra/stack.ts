@@ -343,6 +343,8 @@ async function launchStack(
       ATELIER_REGION: options.region,
       ATELIER_DATA_DIR: dataDir,
       ATELIER_STORAGE_DIR: path.join(dataDir, 'objects'),
+      // Verified copies of the ONNX models the GPU workers serve (one cache, shared: files are renamed into place).
+      ATELIER_MODEL_CACHE_DIR: path.join(dataDir, 'models'),
       ATELIER_GATEWAY_HOST: options.gatewayHost,
       ATELIER_GATEWAY_PORT: String(options.gatewayPort),
       ATELIER_GPU_TYPES: options.gpuTypes.join(','),

@@ -1,6 +1,8 @@
 // A GPU worker: runs the `runInference` activity for one GPU fleet (ATELIER_GPU_TYPE) on `<region>.gpu-<type>`,
-// with the backends this machine has. Models go to the first backend that supports them (see
-// `createInferenceBackends`): today the SIMULATED GPU BACKEND for sdxl, sdxl-turbo, sd3 and flux.
+// with the backends ATELIER_INFERENCE_BACKENDS names, in order of preference. Each model goes to the first backend
+// that serves it (see `createInferenceBackends`): by default the ONNX Runtime pipeline for the models in the model
+// registry (tiny-sd out of the box; real exports once registered), then the SIMULATED GPU BACKEND for sdxl,
+// sdxl-turbo, sd3 and flux.
 //
 //   ATELIER_GPU_TYPE=a10g node dist/workers/gpu-worker.js [--help]
 import type { WorkerOptions } from '@temporalio/worker';
@@ -8,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { backendsByModel, createInferenceActivities } from '../activities';
 import type { InferenceBackend } from '../activities/inference/backend';
+import { ONNX_BACKEND_OPTION_TABLE, createOnnxBackend, resolveOnnxBackendOptions, type OnnxBackendOptions } from '../activities/inference/onnx';
 import { SimulatedGpuBackend } from '../activities/inference/simulated';
 import { GPU_TYPES, gpuTaskQueue, isGpuType, type GpuType } from '../core/gpu';
 import { MODEL_NAMES } from '../core/models';
@@ -27,10 +30,20 @@ import {
   type CommonWorkerOptions,
 } from './worker-runtime';
 
+/** `onnx`: ONNX Runtime pipeline for the models in the registry. `simulated`: the SIMULATED GPU BACKEND. */
+export type InferenceBackendKind = 'onnx' | 'simulated';
+export const INFERENCE_BACKEND_KINDS: readonly InferenceBackendKind[] = ['onnx', 'simulated'];
+
 export interface GpuWorkerOptions extends CommonWorkerOptions {
   /** The GPU fleet this worker belongs to; required. @default none */
   readonly gpuType: GpuType | undefined;
-  /** Inference jobs run at once: one GPU holds one pipeline. @default 1 */
+  /** Inference backends in order of preference; a model goes to the first that serves it. @default ['onnx', 'simulated'] */
+  readonly backends: readonly InferenceBackendKind[];
+  /**
+   * Inference requests the worker takes from its task queue at once. 0 means: enough to fill the ONNX backend's
+   * batches (maxBatchSize x threads) when it is enabled, else 1. The simulated GPU backend runs every request it
+   * holds at full modelled speed, so load tests on it set 1. @default 0 (auto)
+   */
   readonly slots: number;
   /** Divides the simulated GPU backend's modelled latency (tests and demos use 10-1000). @default 1 */
   readonly simSpeedup: number;
@@ -48,10 +61,32 @@ const parseGpuType = (raw: string, env: string): GpuType => {
   return raw;
 };
 
+function parseBackendKinds(raw: string, env: string): InferenceBackendKind[] {
+  const kinds = parse.list(raw).map((k) => k.toLowerCase());
+  for (const kind of kinds) {
+    if (!(INFERENCE_BACKEND_KINDS as readonly string[]).includes(kind)) {
+      throw new TypeError(`${env}=${JSON.stringify(raw)}: unknown backend ${JSON.stringify(kind)}; use ${INFERENCE_BACKEND_KINDS.join(', ')}`);
+    }
+  }
+  if (kinds.length === 0) throw new TypeError(`${env} is empty; e.g. "onnx,simulated"`);
+  return [...new Set(kinds)] as InferenceBackendKind[];
+}
+
 export const GPU_WORKER_OPTIONS: OptionTable<GpuWorkerOptions> = {
   ...COMMON_WORKER_OPTIONS,
   gpuType: { env: 'ATELIER_GPU_TYPE', doc: `GPU fleet of this worker, required (${GPU_TYPES.join(', ')})`, default: undefined, parse: parseGpuType },
-  slots: { env: 'ATELIER_GPU_SLOTS', doc: 'Inference jobs run at once', default: 1, parse: parse.int(1, 64) },
+  backends: {
+    env: 'ATELIER_INFERENCE_BACKENDS',
+    doc: `Inference backends in order of preference (${INFERENCE_BACKEND_KINDS.join(', ')})`,
+    default: ['onnx', 'simulated'],
+    parse: parseBackendKinds,
+  },
+  slots: {
+    env: 'ATELIER_GPU_SLOTS',
+    doc: 'Inference requests taken at once (0 = ONNX maxBatchSize x threads when onnx is enabled, else 1)',
+    default: 0,
+    parse: parse.int(0, 1024),
+  },
   simSpeedup: {
     env: 'ATELIER_SIM_SPEEDUP',
     doc: 'Divides the simulated GPU backend latency (1 = modelled GPU time)',
@@ -67,20 +102,47 @@ export const GPU_WORKER_OPTIONS: OptionTable<GpuWorkerOptions> = {
   },
 };
 
-/** Resolves and validates the options: throws a TypeError naming the variable when the GPU type is missing. */
-export function resolveGpuWorkerOptions(env: NodeJS.ProcessEnv = process.env): GpuWorkerOptions & { gpuType: GpuType; workerId: string } {
+export type ResolvedGpuWorkerOptions = GpuWorkerOptions & {
+  gpuType: GpuType;
+  workerId: string;
+  /** Options of the ONNX backend (ATELIER_ONNX_*, ATELIER_MODEL_*), when `backends` includes it. */
+  onnx: OnnxBackendOptions | undefined;
+};
+
+/**
+ * Resolves and validates the options once: throws a TypeError naming the variable when the GPU type is missing or
+ * any value (the ONNX backend's included) is invalid, and settles `slots` when it is 0 (auto).
+ */
+export function resolveGpuWorkerOptions(env: NodeJS.ProcessEnv = process.env): ResolvedGpuWorkerOptions {
   const options = resolveOptions(GPU_WORKER_OPTIONS, env);
   const gpuType = options.gpuType;
   if (gpuType === undefined) throw new TypeError(`ATELIER_GPU_TYPE is required: one of ${GPU_TYPES.join(', ')}`);
-  return { ...options, gpuType, workerId: options.workerId || `${os.hostname()}:${process.pid}:${gpuType}` };
+  const onnx = options.backends.includes('onnx') ? resolveOnnxBackendOptions({}, env) : undefined;
+  // Batching only happens between requests the worker holds at once: take enough to fill every thread's batch.
+  const slots = options.slots > 0 ? options.slots : onnx ? onnx.maxBatchSize * onnx.threads : 1;
+  return { ...options, gpuType, slots, onnx, workerId: options.workerId || `${os.hostname()}:${process.pid}:${gpuType}` };
 }
 
 /**
- * The inference backends of this worker, in order of preference. A model is served by the first one that
- * supports it; a backend for another model family (e.g. ONNX for `tiny-sd`) is added to this list.
+ * The inference backends of this worker, in order of preference; a model is served by the first one that supports
+ * it (`backendsByModel`). The ONNX backend reads its registry and starts its inference threads here, so a bad
+ * registry or execution provider stops the worker at start-up instead of failing requests.
  */
-export function createInferenceBackends(options: Pick<GpuWorkerOptions, 'simSpeedup'> & { gpuType: GpuType }, _log: Logger): InferenceBackend[] {
-  return [new SimulatedGpuBackend({ gpuType: options.gpuType, speedup: options.simSpeedup })];
+export async function createInferenceBackends(
+  options: Pick<ResolvedGpuWorkerOptions, 'backends' | 'simSpeedup' | 'gpuType' | 'onnx'>,
+  log: Logger,
+): Promise<InferenceBackend[]> {
+  const backends: InferenceBackend[] = [];
+  try {
+    for (const kind of options.backends) {
+      if (kind === 'simulated') backends.push(new SimulatedGpuBackend({ gpuType: options.gpuType, speedup: options.simSpeedup }));
+      else backends.push(await createOnnxBackend({ ...options.onnx, logger: log.child({ backend: 'onnx' }) }));
+    }
+  } catch (err) {
+    await Promise.all(backends.map((b) => b.close()));
+    throw err;
+  }
+  return backends;
 }
 
 /** Worker options of a GPU worker, shared by the entry point and the workflow tests. */
@@ -104,16 +166,19 @@ export function gpuWorkerOptions(args: {
 }
 
 async function main(): Promise<void> {
-  handleHelpFlag(formatOptionHelp('gpu-worker: runs the runInference activity for one GPU fleet.', GPU_WORKER_OPTIONS));
+  handleHelpFlag(
+    `${formatOptionHelp('gpu-worker: runs the runInference activity for one GPU fleet.', GPU_WORKER_OPTIONS)}\n` +
+      formatOptionHelp('ONNX backend (when ATELIER_INFERENCE_BACKENDS includes onnx):', ONNX_BACKEND_OPTION_TABLE),
+  );
   const options = resolveGpuWorkerOptions();
   const log = createLogger('gpu-worker', { region: options.region, gpuType: options.gpuType, workerId: options.workerId });
   installTemporalRuntime(log);
 
   const redis = createRedis(options.redisUrl, `gpu-worker:${options.gpuType}`);
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
-  const backends = createInferenceBackends(options, log);
+  const backends = await createInferenceBackends(options, log);
   const byModel = backendsByModel(backends, MODEL_NAMES);
-  log.info({ models: Object.fromEntries([...byModel].map(([model, backend]) => [model, backend.name])) }, 'inference backends');
+  log.info({ models: Object.fromEntries([...byModel].map(([model, backend]) => [model, backend.name])), slots: options.slots }, 'inference backends');
   const activities = createInferenceActivities({
     backends: byModel,
     store: new FsObjectStore(path.resolve(options.storageDir)),

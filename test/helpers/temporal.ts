@@ -1,7 +1,8 @@
 // A real Temporal for tests: the Temporal CLI dev server (same binary, search attributes and dynamic config as the
 // local stack, via infra/temporal.ts), and a harness that runs the production control worker and GPU workers
 // against it with real activities: the rules-v1 safety screen, a temporary filesystem object store, the real
-// Redis event log and the simulated GPU backend (sped up). Tests may wrap activities to inject failures.
+// Redis event log and the simulated GPU backend (sped up), plus, where a fleet asks for it, the ONNX Runtime backend
+// created the way the GPU worker creates it. Tests may wrap activities to inject failures.
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
@@ -13,17 +14,19 @@ import { createControlActivities, createInferenceActivities, backendsByModel } f
 import { RulesPromptScreen, type PromptScreen } from '../../activities/safety';
 import { SimulatedGpuBackend } from '../../activities/inference/simulated';
 import type { InferenceBackend } from '../../activities/inference/backend';
+import { resolveOnnxBackendOptions, type OnnxBackend, type OnnxBackendOptions } from '../../activities/inference/onnx';
 import type { SequencedEvent } from '../../core/events';
 import type { GpuType } from '../../core/gpu';
 import { MODEL_NAMES } from '../../core/models';
 import { validateGenerate, type GenerationRequest } from '../../core/request';
 import { startGenerationOptions } from '../../core/start-options';
+import { createLogger } from '../../runtime/logger';
 import { bundleGenerationWorkflows } from '../../infra/bundle-workflows';
 import { localTestServerConfig } from '../../infra/temporal';
 import { RedisEventLog } from '../../runtime/event-log';
 import { FsObjectStore } from '../../runtime/object-store';
 import { controlWorkerOptions } from '../../workers/control-worker';
-import { gpuWorkerOptions } from '../../workers/gpu-worker';
+import { createInferenceBackends, gpuWorkerOptions } from '../../workers/gpu-worker';
 import { testRedis, type TestRedis } from './redis';
 
 let runtimeInstalled = false;
@@ -60,6 +63,11 @@ export interface GpuFleetConfig {
   readonly speedup?: number;
   /** Concurrent inference jobs. @default 1 */
   readonly slots?: number;
+  /**
+   * Adds the ONNX backend ahead of the simulated one, as the GPU worker does by default (tiny-sd from
+   * models/registry.json). `cacheDir` defaults to a temporary folder removed by stop().
+   */
+  readonly onnx?: Partial<OnnxBackendOptions>;
 }
 
 export interface GenerationHarnessOptions {
@@ -82,6 +90,8 @@ export interface GenerationHarness {
   readonly redis: TestRedis;
   /** Simulated backend of each running GPU fleet (counters tell whether inference ran). */
   readonly backends: ReadonlyMap<GpuType, SimulatedGpuBackend>;
+  /** ONNX backend of each fleet that has one. */
+  readonly onnxBackends: ReadonlyMap<GpuType, OnnxBackend>;
   /** A valid request in this harness's region; fields override the defaults. */
   request(fields?: Record<string, unknown>): GenerationRequest;
   /** Starts the workflow exactly as the gateway does. */
@@ -107,11 +117,26 @@ export async function startGenerationHarness(env: TestWorkflowEnvironment, optio
   const workerOptions: Omit<WorkerOptions, 'connection' | 'namespace'>[] = [controlWorkerOptions({ region, activities: control, workflowBundle })];
 
   const backends = new Map<GpuType, SimulatedGpuBackend>();
+  const onnxBackends = new Map<GpuType, OnnxBackend>();
+  const cleanups: (() => Promise<void>)[] = [];
   for (const [gpuType, fleet] of Object.entries(options.gpus ?? { a10g: {} }) as [GpuType, GpuFleetConfig][]) {
     const backend = new SimulatedGpuBackend({ gpuType, speedup: fleet.speedup ?? 1000 });
     backends.set(gpuType, backend);
+    const fleetBackends: InferenceBackend[] = [backend];
+    if (fleet.onnx) {
+      const cacheDir = fleet.onnx.cacheDir ?? (await mkdtemp(path.join(os.tmpdir(), 'atelier-models-')));
+      const onnx = resolveOnnxBackendOptions({ ...fleet.onnx, cacheDir }, {});
+      const [created] = await createInferenceBackends({ backends: ['onnx'], gpuType, simSpeedup: 1, onnx }, createLogger('test-onnx', { gpuType }));
+      const onnxBackend = created as OnnxBackend;
+      onnxBackends.set(gpuType, onnxBackend);
+      fleetBackends.unshift(onnxBackend);
+      cleanups.push(async () => {
+        await onnxBackend.close();
+        if (fleet.onnx?.cacheDir === undefined) await rm(cacheDir, { recursive: true, force: true });
+      });
+    }
     let inference = createInferenceActivities({
-      backends: backendsByModel([backend as InferenceBackend], MODEL_NAMES),
+      backends: backendsByModel(fleetBackends, MODEL_NAMES),
       store,
       eventLog,
       workerId: `test:${gpuType}`,
@@ -132,6 +157,7 @@ export async function startGenerationHarness(env: TestWorkflowEnvironment, optio
     eventLog,
     redis,
     backends,
+    onnxBackends,
     request(fields = {}) {
       const result = validateGenerate(
         { type: 'generate', prompt: 'a lighthouse at dusk, oil painting', model: 'sdxl', tier: 'fast', width: 512, height: 512, steps: 8, seed: 42, ...fields },
@@ -159,6 +185,7 @@ export async function startGenerationHarness(env: TestWorkflowEnvironment, optio
     async stop() {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await Promise.allSettled(runs);
+      for (const cleanup of cleanups) await cleanup();
       await redis.cleanup();
       await rm(storeDir, { recursive: true, force: true });
     },

@@ -78,6 +78,16 @@ describe('workers', () => {
       assert.match(worker.output(), /ATELIER_GPU_TYPE.*(required|expected one of)/);
       assert.doesNotMatch(worker.output(), /\n\s+at /, 'a configuration error, not a stack trace');
     }
+    for (const [variable, value, message] of [
+      ['ATELIER_INFERENCE_BACKENDS', 'onnx,tpu', /ATELIER_INFERENCE_BACKENDS.*unknown backend "tpu"/],
+      ['ATELIER_ONNX_EXECUTION_PROVIDERS', 'cuda,metal', /ATELIER_ONNX_EXECUTION_PROVIDERS.*unknown execution provider "metal"/],
+      ['ATELIER_ONNX_MAX_BATCH_SIZE', '0', /ATELIER_ONNX_MAX_BATCH_SIZE.*expected an integer/],
+    ] as const) {
+      const worker = spawnGpuWorker({ ATELIER_GPU_TYPE: 'a10g', TEMPORAL_ADDRESS: `127.0.0.1:${port}`, [variable]: value });
+      assert.equal(await worker.exited, 1, worker.output());
+      assert.match(worker.output(), message);
+      assert.doesNotMatch(worker.output(), /\n\s+at /, 'a configuration error, not a stack trace');
+    }
   });
 
   test('the GPU worker reports health and readiness, and exits 0 on SIGTERM', async () => {
@@ -89,6 +99,9 @@ describe('workers', () => {
       REDIS_URL: redis.url,
       ATELIER_STORAGE_DIR: path.join(dataDir, 'objects'),
       ATELIER_WORKER_HEALTH_PORT: String(healthPort),
+      ATELIER_MODEL_CACHE_DIR: path.join(dataDir, 'models'),
+      ATELIER_ONNX_MAX_BATCH_SIZE: '4',
+      ATELIER_ONNX_PRELOAD: 'tiny-sd',
     });
     try {
       const deadline = Date.now() + 30_000;
@@ -103,7 +116,13 @@ describe('workers', () => {
       }
       assert.equal(ready?.status, 200, `ready: ${JSON.stringify(ready)}\n${worker.output()}`);
       assert.equal(ready.body.gpuType, 'l4');
-      assert.deepEqual((ready.body.backends as { backend: string; ready: boolean }[]).map((b) => [b.backend, b.ready]), [['simulated', true]]);
+      // Default backends: ONNX Runtime first (on CPU here), then the simulated GPU backend; slots fill one batch.
+      const backends = ready.body.backends as { backend: string; ready: boolean; loadedModels: { model: string; memoryBytes: number }[] }[];
+      assert.deepEqual(backends.map((b) => [b.backend, b.ready]), [['onnx:cpu', true], ['simulated', true]]);
+      const [preloaded] = backends[0]?.loadedModels ?? [];
+      assert.equal(preloaded?.model, 'tiny-sd', 'readiness names the loaded model');
+      assert.ok((preloaded?.memoryBytes ?? 0) > 0, 'and the memory it uses');
+      assert.match(worker.output(), /"slots":4/);
       assert.equal((await fetch(`http://127.0.0.1:${healthPort}/healthz`)).status, 200);
       assert.equal((await fetch(`http://127.0.0.1:${healthPort}/nope`)).status, 404);
       worker.child.kill('SIGTERM');
