@@ -13,6 +13,7 @@ import { startStack, repoRoot, type StackHandle } from '../../infra/stack';
 import { resolveTemporalCli } from '../../infra/provision';
 import { connectTestSocket, type Frame, type TestSocket } from '../helpers/ws-client';
 import { decodePng } from '../helpers/png';
+import { noHooks, tinyBackend, tinyJob } from '../inference/fixtures';
 
 const run = promisify(execFile);
 
@@ -84,6 +85,36 @@ describe('local stack end to end', () => {
       if (!found) await new Promise((r) => setTimeout(r, 250));
     }
     assert.ok(found, `temporal workflow list --query 'GenerationStatus="Completed"' finds ${accepted.workflowId}`);
+  });
+
+  test('a tiny-sd request through the gateway returns the PNG onnxruntime produced in the GPU worker', async () => {
+    const requestId = `tiny-${Date.now()}`;
+    const params = { prompt: 'a lighthouse at dusk', negativePrompt: 'fog', width: 64, height: 48, steps: 3, seed: 7, guidanceScale: 7.5 };
+    socket.send({ type: 'generate', requestId, model: 'tiny-sd', tier: 'fast', ...params });
+    const done = await socket.terminal(requestId, 120_000);
+    assert.equal(done.type, 'completed', JSON.stringify(done));
+    const progress = socket.framesFor(requestId).filter((f) => f.type === 'progress') as (Frame & { step: number; totalSteps: number })[];
+    // Progress is throttled (100 ms), so fast steps may be merged, but the steps rise and the last one is always sent.
+    const steps = progress.map((p) => p.step);
+    assert.ok(steps.length > 0, 'progress events arrived');
+    assert.deepEqual(steps, [...new Set(steps)].sort((a, b) => a - b), 'progress steps rise');
+    assert.deepEqual([steps.at(-1), progress.at(-1)?.totalSteps], [3, 3], 'progress reaches the last step');
+
+    const [image] = (done as Extract<Frame, { type: 'completed' }>).images;
+    assert.ok(image);
+    const served = Buffer.from(await (await fetch(image.url)).arrayBuffer());
+    const png = decodePng(served);
+    assert.deepEqual([png.width, png.height], [64, 48]);
+
+    // The pipeline run here, in-process on the same committed model, gives the same bytes: the worker ran onnxruntime.
+    const { backend, close } = await tinyBackend();
+    try {
+      const [direct] = await backend.generate(tinyJob(params), noHooks());
+      assert.ok(direct);
+      assert.ok(direct.png.equals(served), 'the served PNG is byte-identical to the ONNX pipeline output');
+    } finally {
+      await close();
+    }
   });
 
   test('each tier and routing row reaches a worker of the routed GPU type', async () => {
