@@ -1,7 +1,8 @@
 // `npm run bench:inference`: measures the ONNX backend (not a test; nothing here passes or fails). Two models:
 //   tiny-sd     the committed test export (64x64, 4 steps), where fixed costs dominate;
-//   bench-unet  the same pipeline with a wider random-weight UNet (channels 64/128) generated into a temp dir at
-//               start, 512x512 (64x64 latents), 20 steps with guidance: a UNet step takes tens of ms on a CPU core pair.
+//   bench-unet  the same pipeline with a wider random-weight UNet (channels 128/256) generated into a temp dir at
+//               start, 512x512 (64x64 latents), 20 steps with guidance: a UNet step takes ~35 ms on a CPU core pair,
+//               still far lighter than a real SD UNet (seconds on CPU), so the overhead ratio here is an upper bound.
 // For each: images/s one request at a time (maxBatchSize 1) and with dynamic batching at concurrency 8
 // (maxBatchSize 8), latency p50/p99, main-thread event-loop lag while inference runs, and the pipeline's time
 // against a bare loop of session.run calls on the same tensors. The last line is one JSON object; its top-level
@@ -18,6 +19,7 @@ import type { InferenceJob } from '../activities/inference/backend';
 import { createOnnxBackend, resolveOnnxBackendOptions, type OnnxBackendOptions } from '../activities/inference/onnx';
 import { ClipPromptTokenizer } from '../activities/inference/onnx/clip-tokenizer';
 import { SeededGaussian } from '../activities/inference/onnx/noise';
+import { sessionOptions } from '../activities/inference/onnx/session-options';
 import { writeExportWithRegistry } from '../models/tools/export-registry';
 
 const REGISTRY_PATH = resolve(__dirname, '../models/registry.json');
@@ -126,12 +128,8 @@ async function throughput(model: ModelUnderTest, options: Partial<OnnxBackendOpt
  * options the backend uses.
  */
 async function bareSessionLoop(model: ModelUnderTest, modelDir: string, options: OnnxBackendOptions): Promise<{ run: () => Promise<number>; release: () => Promise<void> }> {
-  const sessionOptions: ort.InferenceSession.SessionOptions = {
-    executionProviders: options.executionProviders.map((name) => (name === 'cpu' ? 'cpu' : { name, deviceId: options.deviceIds[0] ?? 0 })),
-    graphOptimizationLevel: 'all',
-    ...(options.intraOpNumThreads > 0 ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
-  };
-  const [te, unet, vae] = await Promise.all(['text_encoder', 'unet', 'vae_decoder'].map((m) => ort.InferenceSession.create(join(modelDir, m, 'model.onnx'), sessionOptions)));
+  const sessionConfig = sessionOptions({ ...options, deviceId: options.deviceIds[0] ?? 0 });
+  const [te, unet, vae] = await Promise.all(['text_encoder', 'unet', 'vae_decoder'].map((m) => ort.InferenceSession.create(join(modelDir, m, 'model.onnx'), sessionConfig)));
   const tokenizer = await ClipPromptTokenizer.load(join(modelDir, 'tokenizer'));
   const guided = model.guidanceScale > 1;
   const rows = guided ? 2 : 1;
@@ -249,12 +247,12 @@ async function main(): Promise<void> {
   };
   const tinyFigures = await benchModel(tiny, TINY_SD_SOURCE, options);
 
-  // Generated now, never committed: ~2 MB of random UNet weights.
+  // Generated now, never committed: a few MB of random UNet weights.
   const variant = tempDir('bench-unet');
-  const { registryPath, modelDir } = writeExportWithRegistry(variant.path, { seed: 4242, unetChannels: [64, 128] });
+  const { registryPath, modelDir } = writeExportWithRegistry(variant.path, { seed: 4242, unetChannels: [128, 256] });
   try {
     const large: ModelUnderTest = {
-      label: 'bench-unet-64-128',
+      label: 'bench-unet-128-256',
       registryPath,
       width: 512,
       height: 512,

@@ -2,9 +2,9 @@
 // runs one batched pass at a time, posting progress per step. The main thread never calls session.run, so its event
 // loop (Temporal heartbeats, cancellation, Redis) keeps turning during inference.
 import { parentPort, workerData } from 'node:worker_threads';
-import type { InferenceSession } from 'onnxruntime-node';
 import { injectedOutOfMemoryError, isOutOfMemoryMessage } from './out-of-memory';
 import { IncompatibleExportError, StableDiffusionPipeline } from './pipeline';
+import { sessionOptions } from './session-options';
 import type { FromThread, InferenceThreadConfig, LoadedModelReport, ModelLoadSpec, SerializedError, ToThread } from './thread-protocol';
 
 if (!parentPort) throw new Error('inference-thread.ts runs only as a worker thread');
@@ -23,17 +23,6 @@ const loaded = new Map<string, LoadedModel>();
 
 function post(message: FromThread, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);
-}
-
-function sessionOptions(): InferenceSession.SessionOptions {
-  const executionProviders = config.executionProviders.map((name) =>
-    name === 'cpu' ? 'cpu' : name === 'cuda' ? { name: 'cuda' as const, deviceId: config.deviceId } : { name: 'tensorrt' as const, deviceId: config.deviceId },
-  );
-  return {
-    executionProviders,
-    graphOptimizationLevel: 'all',
-    ...(config.intraOpNumThreads > 0 ? { intraOpNumThreads: config.intraOpNumThreads } : {}),
-  };
 }
 
 function serializeError(err: unknown): SerializedError {
@@ -60,7 +49,7 @@ async function ensureLoaded(spec: ModelLoadSpec): Promise<LoadedModel> {
       dir: spec.dir,
       scheduler: spec.scheduler,
       ...(spec.vaeScalingFactor !== undefined ? { vaeScalingFactor: spec.vaeScalingFactor } : {}),
-      sessionOptions: sessionOptions(),
+      sessionOptions: sessionOptions(config),
     }),
     baselineRss: 0,
     peakRss: 0,

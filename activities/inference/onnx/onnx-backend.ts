@@ -115,6 +115,7 @@ export class OnnxBackend implements InferenceBackend {
         executionProviders: options.executionProviders,
         deviceId: options.deviceIds[threadIndex % options.deviceIds.length] as number,
         intraOpNumThreads: options.intraOpNumThreads,
+        intraOpSpinning: options.intraOpSpinning,
         ...(options.injectOomAboveMembers !== undefined ? { injectOomAboveMembers: options.injectOomAboveMembers } : {}),
       }),
       onThreadAvailable: () => this.batcher.pump(),

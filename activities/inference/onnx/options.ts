@@ -22,6 +22,11 @@ export interface OnnxBackendEnvOptions {
   readonly threads: number;
   /** onnxruntime intra-op threads per session; 0 lets onnxruntime use one per physical core. @default 0 */
   readonly intraOpNumThreads: number;
+  /**
+   * Let idle intra-op threads spin-wait between kernels: worth it only on CPU cores dedicated to onnxruntime; in a
+   * shared worker it slows the pass (session-options.ts). @default false
+   */
+  readonly intraOpSpinning: boolean;
   /** Most images in one pass, per model (a registry entry's maxBatchSize can lower it). @default 8 */
   readonly maxBatchSize: number;
   /** How long the first image of a batch waits for compatible requests, milliseconds. @default 10 */
@@ -78,6 +83,12 @@ export const ONNX_BACKEND_OPTION_TABLE: OptionTable<OnnxBackendEnvOptions> = {
   deviceIds: { env: 'ATELIER_ONNX_DEVICE_IDS', doc: 'GPU ordinals for the inference threads, e.g. 0,1', default: [0], parse: intList(0, 63) },
   threads: { env: 'ATELIER_ONNX_THREADS', doc: 'Inference threads (passes run at once)', default: 1, parse: parse.int(1, 64) },
   intraOpNumThreads: { env: 'ATELIER_ONNX_INTRA_OP_THREADS', doc: 'onnxruntime intra-op threads per session (0 = auto)', default: 0, parse: parse.int(0, 256) },
+  intraOpSpinning: {
+    env: 'ATELIER_ONNX_INTRA_OP_SPINNING',
+    doc: 'Idle intra-op threads spin-wait (only for cores dedicated to onnxruntime)',
+    default: false,
+    parse: parse.bool,
+  },
   maxBatchSize: { env: 'ATELIER_ONNX_MAX_BATCH_SIZE', doc: 'Most images per batched pass', default: 8, parse: parse.int(1, 256) },
   maxQueueDelayMs: { env: 'ATELIER_ONNX_MAX_QUEUE_DELAY_MS', doc: 'Batching window for the first image, ms', default: 10, parse: parse.int(0, 10_000) },
   oomRecoveryPasses: {

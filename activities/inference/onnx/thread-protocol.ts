@@ -23,6 +23,8 @@ export interface InferenceThreadConfig {
   readonly deviceId: number;
   /** onnxruntime intra-op threads; 0 lets onnxruntime choose. */
   readonly intraOpNumThreads: number;
+  /** Whether idle intra-op threads spin-wait (session-options.ts). */
+  readonly intraOpSpinning: boolean;
   /** Fault injection: a UNet run with more images than this fails like an out-of-memory error. */
   readonly injectOomAboveMembers?: number;
 }
