@@ -41,8 +41,8 @@ export interface GpuWorkerOptions extends CommonWorkerOptions {
   readonly backends: readonly InferenceBackendKind[];
   /**
    * Inference requests the worker takes from its task queue at once. 0 means: enough to fill the ONNX backend's
-   * batches (maxBatchSize x threads) when it is enabled, else 1. The simulated GPU backend runs every request it
-   * holds at full modelled speed, so load tests on it set 1. @default 0 (auto)
+   * batches (maxBatchSize x threads) when it is enabled, else 1. The simulated GPU backend queues the requests it
+   * holds and runs one at a time, as one GPU would. @default 0 (auto)
    */
   readonly slots: number;
   /** Divides the simulated GPU backend's modelled latency (tests and demos use 10-1000). @default 1 */

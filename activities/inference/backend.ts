@@ -59,6 +59,11 @@ export interface InferenceBackend {
   close(): Promise<void>;
 }
 
+/** Rejection of a cancelled request (`name` is `AbortError`, as the InferenceHooks contract says). */
+export class InferenceAbortedError extends Error {
+  override readonly name = 'AbortError';
+}
+
 /** Thrown by a backend for failures the workflow handles by type (see core/errors.ts FAILURE_TYPES). */
 export class InferenceError extends Error {
   override readonly name = 'InferenceError';

@@ -2,13 +2,15 @@
 // long as the modelled GPU would (from the GPU's FP16 throughput and the model's work per step), reports every
 // step, stops within one step when cancelled, and returns real PNGs of the requested size whose pixels are a
 // deterministic function of the seed and prompt (smooth gradients and soft shapes), so that the same request
-// always yields the same bytes, as a real pipeline with a fixed seed does. Load tests, chaos tests and the
+// always yields the same bytes, as a real pipeline with a fixed seed does. Like one GPU holding one pipeline, it
+// runs one job at a time: a worker may hold several requests (its slots), and they queue here in arrival order,
+// so throughput under load is what the modelled GPU would give. Load tests, chaos tests and the
 // local stack run on it; real inference is the ONNX backend (activities/inference/onnx).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PNG } from 'pngjs';
 import { GPU_SPECS, type GpuType } from '../../core/gpu';
 import { MODELS, type ModelName } from '../../core/models';
-import type { BackendStatus, GeneratedImage, InferenceBackend, InferenceHooks, InferenceJob } from './backend';
+import { InferenceAbortedError, type BackendStatus, type GeneratedImage, type InferenceBackend, type InferenceHooks, type InferenceJob } from './backend';
 
 export const SIMULATED_MODELS: readonly ModelName[] = ['sdxl', 'sdxl-turbo', 'sd3', 'flux'];
 
@@ -41,7 +43,10 @@ export class SimulatedGpuBackend implements InferenceBackend {
   private readonly speedup: number;
   private readonly utilization: number;
   private readonly modelsUsed = new Set<ModelName>();
-  private readonly counters = { jobs: 0, images: 0, steps: 0, cancelled: 0, active: 0 };
+  /** `active`: jobs on the simulated GPU (0 or 1); `queued`: jobs waiting for it. */
+  private readonly counters = { jobs: 0, images: 0, steps: 0, cancelled: 0, active: 0, queued: 0 };
+  /** Settles when the last job handed the GPU so far has left it. */
+  private gpuFree: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(options: SimulatedGpuBackendOptions) {
@@ -61,6 +66,7 @@ export class SimulatedGpuBackend implements InferenceBackend {
   async generate(job: InferenceJob, hooks: InferenceHooks): Promise<GeneratedImage[]> {
     if (this.closed) throw new Error('The simulated GPU backend is closed');
     if (!this.supports(job.model)) throw new TypeError(`The simulated GPU backend does not serve ${job.model}`);
+    const release = await this.takeGpu(job, hooks.signal);
     this.counters.active++;
     try {
       hooks.signal.throwIfAborted();
@@ -89,7 +95,37 @@ export class SimulatedGpuBackend implements InferenceBackend {
       throw err;
     } finally {
       this.counters.active--;
+      release();
     }
+  }
+
+  /**
+   * Waits, in arrival order, until the jobs ahead have left the GPU; returns the function that hands it on. A job
+   * cancelled while waiting rejects at once and passes its turn along when the job ahead finishes.
+   */
+  private async takeGpu(job: InferenceJob, signal: AbortSignal): Promise<() => void> {
+    const ahead = this.gpuFree;
+    let release!: () => void;
+    this.gpuFree = new Promise<void>((resolve) => (release = resolve));
+    this.counters.queued++;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => reject(new InferenceAbortedError(`Request ${job.requestId} was cancelled while queued for the GPU`, { cause: signal.reason }));
+        if (signal.aborted) return onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
+        void ahead.then(() => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        });
+      });
+    } catch (err) {
+      this.counters.cancelled++;
+      void ahead.then(release);
+      throw err;
+    } finally {
+      this.counters.queued--;
+    }
+    return release;
   }
 
   status(): BackendStatus {

@@ -68,7 +68,7 @@ describe('simulated GPU backend', () => {
     assert.deepEqual(batch.map((i) => i.seed), [10, 11, 12]);
     const single = await backend.generate(job({ seed: 11 }), noHooks());
     assert.ok(batch[1]?.png.equals(single[0]?.png as Buffer));
-    assert.deepEqual(backend.status().counters, { jobs: 2, images: 4, steps: 8, cancelled: 0, active: 0 });
+    assert.deepEqual(backend.status().counters, { jobs: 2, images: 4, steps: 8, cancelled: 0, active: 0, queued: 0 });
     assert.deepEqual(backend.status().loadedModels.map((m) => m.model), ['sdxl']);
   });
 
@@ -90,6 +90,35 @@ describe('simulated GPU backend', () => {
     assert.ok(performance.now() - abortedAt < stepMs, 'within one step');
     assert.equal(backend.status().counters.steps, 3);
     assert.equal(backend.status().counters.cancelled, 1);
+  });
+
+  test('like one GPU, it runs one job at a time, in arrival order', async () => {
+    const backend = new SimulatedGpuBackend({ gpuType: 'a10g', speedup: modelledStepMs(job(), 'a10g') / 5 });
+    const log: string[] = [];
+    const hooks = (name: string) => ({ signal: new AbortController().signal, onProgress: (step: number) => log.push(`${name}${step}`) });
+    const runs = [backend.generate(job({ steps: 3 }), hooks('a')), backend.generate(job({ steps: 3 }), hooks('b')), backend.generate(job({ steps: 2 }), hooks('c'))];
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual([backend.status().counters.active, backend.status().counters.queued], [1, 2]);
+    await Promise.all(runs);
+    assert.deepEqual(log, ['a1', 'a2', 'a3', 'b1', 'b2', 'b3', 'c1', 'c2']);
+    assert.deepEqual([backend.status().counters.active, backend.status().counters.queued, backend.status().counters.jobs], [0, 0, 3]);
+  });
+
+  test('a job cancelled while queued rejects at once with an AbortError and the queue moves on', async () => {
+    const backend = new SimulatedGpuBackend({ gpuType: 'a10g', speedup: modelledStepMs(job(), 'a10g') / 20 });
+    const log: string[] = [];
+    const hooks = (name: string, signal = new AbortController().signal) => ({ signal, onProgress: (step: number) => log.push(`${name}${step}`) });
+    const first = backend.generate(job({ steps: 3 }), hooks('a'));
+    const controller = new AbortController();
+    const queued = backend.generate(job({ steps: 3 }), hooks('b', controller.signal));
+    const third = backend.generate(job({ steps: 1 }), hooks('c'));
+    await new Promise((r) => setTimeout(r, 5));
+    controller.abort();
+    await assert.rejects(queued, { name: 'AbortError' });
+    assert.deepEqual(log.filter((e) => e.startsWith('c') || e.startsWith('b')), [], 'rejected before the job ahead finished, without running');
+    await Promise.all([first, third]);
+    assert.deepEqual(log, ['a1', 'a2', 'a3', 'c1']);
+    assert.deepEqual([backend.status().counters.cancelled, backend.status().counters.jobs], [1, 2]);
   });
 
   test('serves the four GPU models only, and refuses bad settings', () => {

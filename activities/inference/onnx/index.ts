@@ -4,7 +4,8 @@ import type { InferenceBackend } from '../backend';
 import { OnnxBackend } from './onnx-backend';
 import { resolveOnnxBackendOptions, type OnnxBackendOptions } from './options';
 
-export { OnnxBackend, InferenceAbortedError, type OnnxLoadedModelStatus } from './onnx-backend';
+export { OnnxBackend, type OnnxLoadedModelStatus } from './onnx-backend';
+export { InferenceAbortedError } from '../backend';
 export { ONNX_BACKEND_OPTION_TABLE, resolveOnnxBackendOptions, defaultRegistryPath, type OnnxBackendOptions, type OnnxBackendEnvOptions } from './options';
 export { ModelRegistry, type RegistryModel } from './model-registry';
 

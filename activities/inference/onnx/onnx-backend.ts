@@ -3,7 +3,7 @@
 // and routes progress, results and cancellations; it never runs a model.
 import type { ModelName } from '../../../core/models';
 import { createLogger, type Logger } from '../../../runtime/logger';
-import { InferenceError, type BackendStatus, type GeneratedImage, type InferenceBackend, type InferenceHooks, type InferenceJob, type LoadedModelStatus } from '../backend';
+import { InferenceAbortedError, InferenceError, type BackendStatus, type GeneratedImage, type InferenceBackend, type InferenceHooks, type InferenceJob, type LoadedModelStatus } from '../backend';
 import { DynamicBatcher, type BatchKey } from './batcher';
 import { ModelRegistry, ModelStore, type RegistryModel } from './model-registry';
 import type { OnnxBackendOptions } from './options';
@@ -11,11 +11,6 @@ import { VAE_SCALE } from './pipeline';
 import { PngEncoderPool } from './png-encoder-pool';
 import { InferenceThreadError, InferenceThreadPool, type InferenceThread, type PassOutcome } from './thread-pool';
 import type { ModelLoadSpec } from './thread-protocol';
-
-/** Rejection of a cancelled request (`name` is `AbortError`, as the InferenceHooks contract says). */
-export class InferenceAbortedError extends Error {
-  override readonly name = 'AbortError';
-}
 
 /** A loaded model in status(): the contract's fields plus how the memory figure is made up. */
 export interface OnnxLoadedModelStatus extends LoadedModelStatus {
