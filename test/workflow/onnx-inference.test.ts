@@ -96,6 +96,7 @@ void describe('generateImage on the ONNX backend (tiny-sd, CPU)', () => {
     assert.ok(passes < reqs.length, `${reqs.length} requests ran in ${passes} passes`);
     assert.ok((after.maxBatchSeen ?? 0) >= 2, `largest pass: ${after.maxBatchSeen}`);
   });
+
   void test('a corrupted model file fails the attempt with ModelCorrupted; the retry completes on the reloaded copy', async () => {
     // A worker restarting on a cache whose UNet lost a byte, as a bad disk would do it (a running worker never
     // re-reads a loaded model: sessions are only created from verified files).
@@ -120,5 +121,4 @@ void describe('generateImage on the ONNX backend (tiny-sd, CPU)', () => {
     const events = await h.events(req);
     assert.deepEqual(events.filter((e) => e.type === 'completed' || e.type === 'failed').map((e) => e.type), ['completed'], 'one terminal event');
   });
-
 });
