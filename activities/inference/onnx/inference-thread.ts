@@ -102,7 +102,11 @@ async function handle(message: ToThread): Promise<void> {
         const limit = config.injectOomAboveMembers;
         const result = await pipeline.run(members, params, {
           isCancelled: (memberId) => Atomics.load(flags, indexOf.get(memberId) ?? 0) !== 0,
-          onStep: (step, totalSteps, memberIds) => post({ type: 'step', passId, step, totalSteps, memberIds }),
+          onStep: (step, totalSteps, memberIds) => {
+            // Visible to the main thread at once; the step message below can trail the thread.
+            Atomics.store(flags, members.length, step);
+            post({ type: 'step', passId, step, totalSteps, memberIds });
+          },
           onDropped: (memberId, completedSteps) => post({ type: 'dropped', passId, memberId, completedSteps }),
           ...(limit !== undefined
             ? {

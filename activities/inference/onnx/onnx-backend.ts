@@ -45,6 +45,8 @@ interface MemberState {
   readonly index: number;
   readonly seed: number;
   stepsDone: number;
+  /** Steps its pass had completed when the cancel flag was set (read from the thread's shared step counter). */
+  stepsAtCancel: number | undefined;
   /** Steps this image had completed when cancellation removed it from its pass. */
   stepsAtDrop: number | undefined;
   state: 'queued' | 'running' | 'encoding' | 'done' | 'dropped';
@@ -179,7 +181,7 @@ export class OnnxBackend implements InferenceBackend {
         onAbort: () => this.cancel(request),
       };
       for (let i = 0; i < job.numImages; i++) {
-        request.members.push({ id: this.nextMemberId++, request, index: i, seed: job.seed + i, stepsDone: 0, stepsAtDrop: undefined, state: 'queued', pass: undefined });
+        request.members.push({ id: this.nextMemberId++, request, index: i, seed: job.seed + i, stepsDone: 0, stepsAtCancel: undefined, stepsAtDrop: undefined, state: 'queued', pass: undefined });
       }
       this.requests.add(request);
       hooks.signal.addEventListener('abort', request.onAbort, { once: true });
@@ -202,7 +204,9 @@ export class OnnxBackend implements InferenceBackend {
 
   private abortError(job: InferenceJob, signal: AbortSignal, members: readonly MemberState[] = []): InferenceAbortedError {
     const stopped = members.map((m) => m.stepsAtDrop).filter((s): s is number => s !== undefined);
-    const where = stopped.length > 0 ? ` after step ${Math.max(...stopped)} of ${job.steps}` : '';
+    const flagged = members.map((m) => m.stepsAtCancel).filter((s): s is number => s !== undefined);
+    const when = flagged.length > 0 ? ` at step ${Math.max(...flagged)}` : '';
+    const where = stopped.length > 0 ? `${when} and left its pass after step ${Math.max(...stopped)} of ${job.steps}` : '';
     return new InferenceAbortedError(`Request ${job.requestId} was cancelled${where}`, { cause: signal.reason });
   }
 
@@ -256,7 +260,7 @@ export class OnnxBackend implements InferenceBackend {
     const thread = this.pool.idleThread(key.model);
     const spec = this.loadSpecs.get(key.model);
     if (!thread || !spec) return false;
-    const pass: RunningPass = { id: this.nextPassId++, key, members, flags: new Int32Array(new SharedArrayBuffer(4 * members.length)), thread };
+    const pass: RunningPass = { id: this.nextPassId++, key, members, flags: new Int32Array(new SharedArrayBuffer(4 * (members.length + 1))), thread };
     for (const m of members) {
       m.state = 'running';
       m.pass = pass;
@@ -406,7 +410,10 @@ export class OnnxBackend implements InferenceBackend {
     const ids = new Set(request.members.map((m) => m.id));
     for (const m of this.batcher.remove((queued) => ids.has(queued.id))) m.state = 'dropped';
     for (const m of request.members) {
-      if (m.state === 'running' && m.pass) Atomics.store(m.pass.flags, m.pass.members.indexOf(m), 1);
+      if (m.state === 'running' && m.pass) {
+        Atomics.store(m.pass.flags, m.pass.members.indexOf(m), 1);
+        m.stepsAtCancel = Atomics.load(m.pass.flags, m.pass.members.length);
+      }
     }
     this.finishCancellation(request);
   }

@@ -38,7 +38,10 @@ export type ToThread =
       readonly spec: ModelLoadSpec;
       readonly members: readonly PassMember[];
       readonly params: PassParams;
-      /** Int32Array view: flags[i] = 1 cancels members[i]. */
+      /**
+       * Int32Array view of members.length + 1 slots: flags[i] = 1 cancels members[i] (set by the main thread);
+       * flags[members.length] holds the steps the pass has completed (set by the inference thread).
+       */
       readonly cancelFlags: SharedArrayBuffer;
     };
 
