@@ -40,8 +40,8 @@ function mtimeMs(file) {
 }
 
 /** Runs a command to completion with inherited stdio; exits this process with its status on failure. */
-function runOrExit(command, args, what) {
-  const result = spawnSync(command, args, { cwd: ROOT, stdio: 'inherit', shell: process.platform === 'win32' });
+function runOrExit(command, args, what, env = process.env) {
+  const result = spawnSync(command, args, { cwd: ROOT, env, stdio: 'inherit', shell: process.platform === 'win32' });
   if (result.error) {
     say(`${what} could not run: ${result.error.message}`);
     process.exit(1);
@@ -50,6 +50,16 @@ function runOrExit(command, args, what) {
     say(`${what} failed (${result.signal || `exit code ${result.status}`})`);
     process.exit(result.status || 1);
   }
+}
+
+/**
+ * .npmrc's `onnxruntime-node-install=skip` keeps onnxruntime-node's install script from downloading CUDA binaries.
+ * npm warns that it will stop passing unknown project keys to install scripts, so the same default also goes in the
+ * environment variable the script reads first, unless the caller chose a value (README "Running inference on CUDA").
+ */
+function installEnv() {
+  const chosen = process.env.ONNXRUNTIME_NODE_INSTALL || process.env.npm_config_onnxruntime_node_install;
+  return chosen ? process.env : { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' };
 }
 
 function installDependencies() {
@@ -62,10 +72,10 @@ function installDependencies() {
   if (!stale) return;
   if (hasLockfile) {
     say('installing dependencies (npm ci)');
-    runOrExit(NPM, ['ci', '--no-audit', '--no-fund'], 'npm ci');
+    runOrExit(NPM, ['ci', '--no-audit', '--no-fund'], 'npm ci', installEnv());
   } else {
     say('installing dependencies (npm install; there is no package-lock.json)');
-    runOrExit(NPM, ['install', '--no-audit', '--no-fund'], 'npm install');
+    runOrExit(NPM, ['install', '--no-audit', '--no-fund'], 'npm install', installEnv());
   }
 }
 
