@@ -71,7 +71,7 @@ export interface GpuFleetConfig {
 }
 
 export interface GenerationHarnessOptions {
-  /** GPU fleets to run, each one worker with the simulated backend. @default { a10g: {} } */
+  /** GPU fleets to run, each one worker with the simulated backend; `{}` runs the control worker alone. @default { a10g: {} } */
   readonly gpus?: Partial<Record<GpuType, GpuFleetConfig>>;
   /** Replaces the rules-v1 screen (e.g. one that is down for a while). */
   readonly screen?: PromptScreen;
@@ -103,6 +103,82 @@ export interface GenerationHarness {
   stop(): Promise<void>;
 }
 
+/** One GPU worker's backends and Temporal worker options, built as workers/gpu-worker.ts builds them. */
+interface GpuWorkerParts {
+  readonly options: Omit<WorkerOptions, 'connection' | 'namespace'>;
+  readonly simulated: SimulatedGpuBackend;
+  readonly onnx: OnnxBackend | undefined;
+  /** Closes the ONNX backend and removes a cache folder this function created. */
+  readonly cleanup: () => Promise<void>;
+}
+
+async function gpuWorkerParts(args: {
+  region: string;
+  gpuType: GpuType;
+  fleet: GpuFleetConfig;
+  store: FsObjectStore;
+  eventLog: RedisEventLog;
+  workerId: string;
+  wrapInference: GenerationHarnessOptions['wrapInference'];
+}): Promise<GpuWorkerParts> {
+  const { gpuType, fleet } = args;
+  const simulated = new SimulatedGpuBackend({ gpuType, speedup: fleet.speedup ?? 1000 });
+  const fleetBackends: InferenceBackend[] = [simulated];
+  let onnx: OnnxBackend | undefined;
+  let cleanup = async (): Promise<void> => undefined;
+  if (fleet.onnx) {
+    const cacheDir = fleet.onnx.cacheDir ?? (await mkdtemp(path.join(os.tmpdir(), 'atelier-models-')));
+    const onnxOptions = resolveOnnxBackendOptions({ ...fleet.onnx, cacheDir }, {});
+    const [created] = await createInferenceBackends({ backends: ['onnx'], gpuType, simSpeedup: 1, onnx: onnxOptions }, createLogger('test-onnx', { gpuType }));
+    const onnxBackend = created as OnnxBackend;
+    onnx = onnxBackend;
+    fleetBackends.unshift(onnxBackend);
+    cleanup = async () => {
+      await onnxBackend.close();
+      if (fleet.onnx?.cacheDir === undefined) await rm(cacheDir, { recursive: true, force: true });
+    };
+  }
+  let inference = createInferenceActivities({ backends: backendsByModel(fleetBackends, MODEL_NAMES), store: args.store, eventLog: args.eventLog, workerId: args.workerId });
+  if (args.wrapInference) inference = args.wrapInference(inference, gpuType);
+  const options = gpuWorkerOptions({ region: args.region, gpuType, activities: inference, slots: fleet.slots ?? 1, shutdownGraceMs: 1000 });
+  return { options, simulated, onnx, cleanup };
+}
+
+/** A GPU worker started beside a harness's own (another machine of the same fleet, as far as Temporal can tell). */
+export interface ExtraGpuWorker {
+  /** The worker's identity, recorded in the history of every activity attempt it starts. */
+  readonly identity: string;
+  readonly simulated: SimulatedGpuBackend;
+  readonly onnx: OnnxBackend | undefined;
+  /** Shuts the worker down (in-flight activities report first) and closes its backends; later calls wait for the first. */
+  stop(): Promise<void>;
+}
+
+/** Starts one more GPU worker on `h`'s task queue for `gpuType`, with its own backends and identity. */
+export async function startExtraGpuWorker(
+  env: TestWorkflowEnvironment,
+  h: GenerationHarness,
+  args: { gpuType: GpuType; fleet: GpuFleetConfig; identity: string },
+): Promise<ExtraGpuWorker> {
+  const parts = await gpuWorkerParts({ region: h.region, gpuType: args.gpuType, fleet: args.fleet, store: h.store, eventLog: h.eventLog, workerId: args.identity, wrapInference: undefined });
+  const worker = await Worker.create({ ...parts.options, identity: args.identity, connection: env.nativeConnection, namespace: env.namespace ?? 'default' });
+  const run = worker.run();
+  let stopped: Promise<void> | undefined;
+  return {
+    identity: args.identity,
+    simulated: parts.simulated,
+    onnx: parts.onnx,
+    stop() {
+      stopped ??= (async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await run;
+        await parts.cleanup();
+      })();
+      return stopped;
+    },
+  };
+}
+
 /** Starts a control worker and GPU workers on `env`'s server, wired like production (workers/*.ts options). */
 export async function startGenerationHarness(env: TestWorkflowEnvironment, options: GenerationHarnessOptions = {}): Promise<GenerationHarness> {
   const region = `t-${randomUUID().slice(0, 8)}`;
@@ -120,29 +196,11 @@ export async function startGenerationHarness(env: TestWorkflowEnvironment, optio
   const onnxBackends = new Map<GpuType, OnnxBackend>();
   const cleanups: (() => Promise<void>)[] = [];
   for (const [gpuType, fleet] of Object.entries(options.gpus ?? { a10g: {} }) as [GpuType, GpuFleetConfig][]) {
-    const backend = new SimulatedGpuBackend({ gpuType, speedup: fleet.speedup ?? 1000 });
-    backends.set(gpuType, backend);
-    const fleetBackends: InferenceBackend[] = [backend];
-    if (fleet.onnx) {
-      const cacheDir = fleet.onnx.cacheDir ?? (await mkdtemp(path.join(os.tmpdir(), 'atelier-models-')));
-      const onnx = resolveOnnxBackendOptions({ ...fleet.onnx, cacheDir }, {});
-      const [created] = await createInferenceBackends({ backends: ['onnx'], gpuType, simSpeedup: 1, onnx }, createLogger('test-onnx', { gpuType }));
-      const onnxBackend = created as OnnxBackend;
-      onnxBackends.set(gpuType, onnxBackend);
-      fleetBackends.unshift(onnxBackend);
-      cleanups.push(async () => {
-        await onnxBackend.close();
-        if (fleet.onnx?.cacheDir === undefined) await rm(cacheDir, { recursive: true, force: true });
-      });
-    }
-    let inference = createInferenceActivities({
-      backends: backendsByModel(fleetBackends, MODEL_NAMES),
-      store,
-      eventLog,
-      workerId: `test:${gpuType}`,
-    });
-    if (options.wrapInference) inference = options.wrapInference(inference, gpuType);
-    workerOptions.push(gpuWorkerOptions({ region, gpuType, activities: inference, slots: fleet.slots ?? 1, shutdownGraceMs: 1000 }));
+    const parts = await gpuWorkerParts({ region, gpuType, fleet, store, eventLog, workerId: `test:${gpuType}`, wrapInference: options.wrapInference });
+    backends.set(gpuType, parts.simulated);
+    if (parts.onnx) onnxBackends.set(gpuType, parts.onnx);
+    cleanups.push(parts.cleanup);
+    workerOptions.push(parts.options);
   }
   const workers = await Promise.all(
     workerOptions.map((o) => Worker.create({ ...o, connection: env.nativeConnection, namespace: env.namespace ?? 'default' })),

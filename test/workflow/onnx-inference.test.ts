@@ -1,7 +1,8 @@
 // generateImage with real inference: the GPU worker's ONNX Runtime backend (created as workers/gpu-worker.ts creates
 // it) serving tiny-sd on CPU, on a real Temporal dev server. A request returns the PNG onnxruntime produced; a
 // corrupted model file fails the first attempt with ModelCorrupted and the retry completes on the reloaded copy;
-// concurrent compatible requests taken by one worker share batched passes.
+// concurrent compatible requests taken by one worker share batched passes; a worker whose copy is corrupted hands the
+// request back to the fleet, and another worker with a good copy completes it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -11,23 +12,54 @@ import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { GenerationResult } from '../../workflows/generate-image';
-import { createTemporalTestEnv, startGenerationHarness, type GenerationHarness } from '../helpers/temporal';
+import { createTemporalTestEnv, startExtraGpuWorker, startGenerationHarness, type GenerationHarness } from '../helpers/temporal';
 import { decodePng } from '../helpers/png';
 import { noHooks, seedCache, tinyJob } from '../inference/fixtures';
 
-/** Attempt number and the previous attempt's failure type of each started `runInference`. */
-async function inferenceAttempts(handle: WorkflowHandle): Promise<{ attempt: number; lastFailureType: string | undefined }[]> {
+interface InferenceAttempt {
+  readonly attempt: number;
+  /** Failure type of the attempt before this one. */
+  readonly lastFailureType: string | undefined;
+  readonly lastFailureMessage: string | undefined;
+  /** Identity of the worker that started this attempt. */
+  readonly identity: string | undefined;
+}
+
+/** Each started `runInference` attempt recorded in the history (Temporal records the last attempt of each activity). */
+async function inferenceAttempts(handle: WorkflowHandle): Promise<InferenceAttempt[]> {
   const history = await handle.fetchHistory();
   const scheduled = new Set<string>();
-  const out: { attempt: number; lastFailureType: string | undefined }[] = [];
+  const out: InferenceAttempt[] = [];
   for (const event of history.events ?? []) {
     if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'runInference') scheduled.add(String(event.eventId));
     const started = event.activityTaskStartedEventAttributes;
     if (started && scheduled.has(String(started.scheduledEventId))) {
-      out.push({ attempt: started.attempt ?? 0, lastFailureType: started.lastFailure?.applicationFailureInfo?.type ?? undefined });
+      out.push({
+        attempt: started.attempt ?? 0,
+        lastFailureType: started.lastFailure?.applicationFailureInfo?.type ?? undefined,
+        lastFailureMessage: started.lastFailure?.message ?? undefined,
+        identity: started.identity ?? undefined,
+      });
     }
   }
   return out;
+}
+
+/** Flips one byte in the middle of the cached tiny-sd UNet under `cacheDir`, as a bad disk would. */
+function corruptCachedUnet(cacheDir: string): { file: string; bytes: Buffer } {
+  const file = path.join(seedCache(cacheDir), 'unet', 'model.onnx');
+  const bytes = readFileSync(file);
+  bytes.writeUInt8(bytes.readUInt8(bytes.length >> 1) ^ 0xff, bytes.length >> 1);
+  writeFileSync(file, bytes);
+  return { file, bytes };
+}
+
+async function waitFor(what: string, predicate: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /**
@@ -102,17 +134,17 @@ void describe('generateImage on the ONNX backend (tiny-sd, CPU)', () => {
     // re-reads a loaded model: sessions are only created from verified files).
     await h.stop();
     await rm(cacheDir, { recursive: true, force: true });
-    const unet = path.join(seedCache(cacheDir), 'unet', 'model.onnx');
-    const bytes = readFileSync(unet);
-    bytes.writeUInt8(bytes.readUInt8(bytes.length >> 1) ^ 0xff, bytes.length >> 1);
-    writeFileSync(unet, bytes);
+    const { file: unet, bytes } = corruptCachedUnet(cacheDir);
     h = await startGenerationHarness(env, { gpus: { a10g: FLEET } });
 
     const req = h.request({ model: 'tiny-sd', width: 64, height: 64, steps: 2, seed: 3 });
     const handle = await h.start(req);
     const result: GenerationResult = await handle.result();
     assert.equal(result.images.length, 1);
-    assert.deepEqual(await inferenceAttempts(handle), [{ attempt: 2, lastFailureType: 'ModelCorrupted' }]);
+    assert.deepEqual(
+      (await inferenceAttempts(handle)).map(({ attempt, lastFailureType }) => ({ attempt, lastFailureType })),
+      [{ attempt: 2, lastFailureType: 'ModelCorrupted' }],
+    );
     const counters = onnx().status().counters;
     assert.equal(counters.modelCorruptions, 1);
     assert.equal(counters.modelReloads, 1);
@@ -120,5 +152,55 @@ void describe('generateImage on the ONNX backend (tiny-sd, CPU)', () => {
     assert.ok(!readFileSync(unet).equals(bytes), 'the cached UNet was replaced by the verified source copy');
     const events = await h.events(req);
     assert.deepEqual(events.filter((e) => e.type === 'completed' || e.type === 'failed').map((e) => e.type), ['completed'], 'one terminal event');
+  });
+  void test('a worker with a corrupted copy fails the attempt; another worker with a good copy completes the request', async () => {
+    // Two machines of the a10g fleet: "gpu-a" restarts on a cache whose UNet lost a byte, "gpu-b" has a good copy.
+    // gpu-a is alone on the queue for the first attempt, then leaves the fleet (as a node being drained would), so the
+    // retry can only go to gpu-b.
+    const fleet = await startGenerationHarness(env, { gpus: {} });
+    const badCache = await mkdtemp(path.join(os.tmpdir(), 'atelier-onnx-bad-'));
+    const goodCache = await mkdtemp(path.join(os.tmpdir(), 'atelier-onnx-good-'));
+    corruptCachedUnet(badCache);
+    const gpuA = await startExtraGpuWorker(env, fleet, { gpuType: 'a10g', identity: 'gpu-a (corrupted copy)', fleet: { slots: 1, onnx: { ...FLEET.onnx, cacheDir: badCache } } });
+    let gpuB: Awaited<ReturnType<typeof startExtraGpuWorker>> | undefined;
+    try {
+      const req = fleet.request({ model: 'tiny-sd', width: 64, height: 64, steps: 2, seed: 5 });
+      const handle = await fleet.start(req);
+      const a = gpuA.onnx;
+      assert.ok(a);
+      await waitFor('gpu-a to detect the corrupted UNet', () => (a.status().counters.modelCorruptions ?? 0) === 1);
+      await gpuA.stop();
+      gpuB = await startExtraGpuWorker(env, fleet, { gpuType: 'a10g', identity: 'gpu-b (good copy)', fleet: { slots: 1, onnx: { ...FLEET.onnx, cacheDir: goodCache } } });
+      const result: GenerationResult = await handle.result();
+
+      const [attempt, ...more] = await inferenceAttempts(handle);
+      assert.equal(more.length, 0);
+      assert.ok(attempt);
+      assert.equal(attempt.identity, 'gpu-b (good copy)', 'the completing attempt ran on the worker with the good copy');
+      assert.equal(attempt.attempt, 2);
+      assert.equal(attempt.lastFailureType, 'ModelCorrupted');
+      assert.match(attempt.lastFailureMessage ?? '', /unet\/model\.onnx fails verification/);
+      const b = gpuB.onnx;
+      assert.ok(b);
+      assert.equal(b.status().counters.modelCorruptions ?? 0, 0);
+
+      const [image] = result.images;
+      assert.ok(image);
+      const stored = await fleet.store.get(image.key);
+      assert.ok(stored);
+      const [direct] = await b.generate(
+        tinyJob({ prompt: req.prompt, negativePrompt: req.negativePrompt, width: 64, height: 64, steps: 2, seed: 5, guidanceScale: req.guidanceScale }),
+        noHooks(),
+      );
+      assert.ok(direct?.png.equals(stored.body), 'the stored PNG is the good copy\'s output');
+      const events = await fleet.events(req);
+      assert.deepEqual(events.filter((e) => e.type === 'completed' || e.type === 'failed').map((e) => e.type), ['completed'], 'one terminal event');
+    } finally {
+      await gpuA.stop();
+      await gpuB?.stop();
+      await fleet.stop();
+      await rm(badCache, { recursive: true, force: true });
+      await rm(goodCache, { recursive: true, force: true });
+    }
   });
 });
