@@ -170,12 +170,3 @@ export async function assertConnectionUsable(socket: TestSocket): Promise<void> 
   const answer = await socket.nextFor(requestId, 'rejected');
   if (answer.code !== 'UNKNOWN_REQUEST') throw new Error(`Unexpected answer to the probe: ${JSON.stringify(answer)}`);
 }
-
-/** Polls `check` until it returns true or `timeoutMs` passes. */
-export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -8,9 +8,9 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { generationWorkflowId } from '../../core/request';
 import { MAX_FRAME_BYTES, type ServerFrame } from '../../core/protocol';
 import { RedisEventLog } from '../../runtime/event-log';
+import { eventually } from '../helpers/eventually';
 import {
   assertConnectionUsable,
-  eventually,
   generateFrame,
   startTemporal,
   startTestGateway,

@@ -119,7 +119,7 @@ async function gpuWorkerParts(args: {
   store: FsObjectStore;
   eventLog: RedisEventLog;
   workerId: string;
-  wrapInference: GenerationHarnessOptions['wrapInference'];
+  wrapInference?: GenerationHarnessOptions['wrapInference'];
 }): Promise<GpuWorkerParts> {
   const { gpuType, fleet } = args;
   const simulated = new SimulatedGpuBackend({ gpuType, speedup: fleet.speedup ?? 1000 });
@@ -160,7 +160,7 @@ export async function startExtraGpuWorker(
   h: GenerationHarness,
   args: { gpuType: GpuType; fleet: GpuFleetConfig; identity: string },
 ): Promise<ExtraGpuWorker> {
-  const parts = await gpuWorkerParts({ region: h.region, gpuType: args.gpuType, fleet: args.fleet, store: h.store, eventLog: h.eventLog, workerId: args.identity, wrapInference: undefined });
+  const parts = await gpuWorkerParts({ region: h.region, gpuType: args.gpuType, fleet: args.fleet, store: h.store, eventLog: h.eventLog, workerId: args.identity });
   const worker = await Worker.create({ ...parts.options, identity: args.identity, connection: env.nativeConnection, namespace: env.namespace ?? 'default' });
   const run = worker.run();
   let stopped: Promise<void> | undefined;

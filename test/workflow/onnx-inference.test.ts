@@ -14,6 +14,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { GenerationResult } from '../../workflows/generate-image';
 import { createTemporalTestEnv, startExtraGpuWorker, startGenerationHarness, type GenerationHarness } from '../helpers/temporal';
 import { decodePng } from '../helpers/png';
+import { eventually } from '../helpers/eventually';
 import { noHooks, seedCache, tinyJob } from '../inference/fixtures';
 
 interface InferenceAttempt {
@@ -52,14 +53,6 @@ function corruptCachedUnet(cacheDir: string): { file: string; bytes: Buffer } {
   bytes.writeUInt8(bytes.readUInt8(bytes.length >> 1) ^ 0xff, bytes.length >> 1);
   writeFileSync(file, bytes);
   return { file, bytes };
-}
-
-async function waitFor(what: string, predicate: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /**
@@ -168,7 +161,7 @@ void describe('generateImage on the ONNX backend (tiny-sd, CPU)', () => {
       const handle = await fleet.start(req);
       const a = gpuA.onnx;
       assert.ok(a);
-      await waitFor('gpu-a to detect the corrupted UNet', () => (a.status().counters.modelCorruptions ?? 0) === 1);
+      await eventually(() => (a.status().counters.modelCorruptions ?? 0) === 1, 20_000, 'gpu-a to detect the corrupted UNet');
       await gpuA.stop();
       gpuB = await startExtraGpuWorker(env, fleet, { gpuType: 'a10g', identity: 'gpu-b (good copy)', fleet: { slots: 1, onnx: { ...FLEET.onnx, cacheDir: goodCache } } });
       const result: GenerationResult = await handle.result();
