@@ -21,6 +21,39 @@ const sandboxForbidden = [
   '@temporalio/client',
 ];
 
+const sandboxPaths = sandboxForbidden.map((name) => ({
+  name,
+  message: 'Not allowed in workflow or core code: it is non-deterministic or not sandbox-safe.',
+}));
+const otelSdk = { group: ['@opentelemetry/sdk-*', '@opentelemetry/exporter-*'], message: 'OTel SDK is not sandbox-safe.' };
+
+/** infra/ provisions and launches; production code (and the benches) never depend on it. */
+const NO_INFRA = { group: ['**/infra/*', '**/infra'], message: 'Only infra/ and test/ may import from infra/.' };
+
+const FOLDER_IMPORT_BANS = {
+  // Workflow code runs in Temporal's deterministic sandbox and is replayed from history; core/ is imported by
+  // workflows, so it follows the same rules.
+  workflows: { paths: sandboxPaths, patterns: [otelSdk] },
+  core: { paths: sandboxPaths, patterns: [otelSdk] },
+  // The inference engine runs models and knows nothing of the orchestrator that calls it (activities/inference.ts
+  // adapts it to Temporal), so benches, tests and other hosts drive it directly.
+  inference: {
+    patterns: [
+      { group: ['@temporalio/*'], message: 'inference/ is Temporal-free: adapt it in activities/inference.ts.' },
+      {
+        group: ['**/activities/*', '**/activities', '**/workflows/*', '**/gateway/*', '**/client/*', '**/workers/*'],
+        message: 'inference/ depends only on core/ and runtime/.',
+      },
+    ],
+  },
+  activities: {},
+  gateway: {},
+  client: {},
+  workers: {},
+  runtime: {},
+  bench: {},
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.atelier/**', 'infra/bootstrap.cjs', 'eslint.config.mjs'] },
   js.configs.recommended,
@@ -43,21 +76,9 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
-  {
-    // Workflow code runs in Temporal's deterministic sandbox and is replayed from history; core/ is imported
-    // by workflows, so it follows the same rules.
-    files: ['workflows/**/*.ts', 'core/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          paths: sandboxForbidden.map((name) => ({
-            name,
-            message: 'Not allowed in workflow or core code: it is non-deterministic or not sandbox-safe.',
-          })),
-          patterns: [{ group: ['@opentelemetry/sdk-*', '@opentelemetry/exporter-*'], message: 'OTel SDK is not sandbox-safe.' }],
-        },
-      ],
-    },
-  },
+  // One no-restricted-imports entry per folder (a later entry for the same rule would replace an earlier one).
+  ...Object.entries(FOLDER_IMPORT_BANS).map(([folder, bans]) => ({
+    files: [`${folder}/**/*.ts`],
+    rules: { 'no-restricted-imports': ['error', { paths: bans.paths ?? [], patterns: [...(bans.patterns ?? []), NO_INFRA] }] },
+  })),
 );

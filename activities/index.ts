@@ -16,5 +16,5 @@ export function createControlActivities(deps: ControlActivityDeps) {
   } satisfies ControlActivities;
 }
 
-export { createInferenceActivities, backendsByModel, type InferenceActivityDeps } from './inference/activity';
+export { createInferenceActivities, backendsByModel, type InferenceActivityDeps } from './inference';
 export { RulesPromptScreen, type PromptScreen } from './safety';

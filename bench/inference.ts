@@ -15,11 +15,11 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
-import type { InferenceJob } from '../activities/inference/backend';
-import { createOnnxBackend, resolveOnnxBackendOptions, type OnnxBackendOptions } from '../activities/inference/onnx';
-import { ClipPromptTokenizer } from '../activities/inference/onnx/clip-tokenizer';
-import { SeededGaussian } from '../activities/inference/onnx/noise';
-import { sessionOptions } from '../activities/inference/onnx/session-options';
+import type { InferenceJob } from '../inference/backend';
+import { createOnnxBackend, resolveOnnxBackendOptions, type OnnxBackendOptions } from '../inference/onnx';
+import { ClipPromptTokenizer } from '../inference/onnx/clip-tokenizer';
+import { SeededGaussian } from '../inference/onnx/noise';
+import { sessionOptions } from '../inference/onnx/session-options';
 import { writeExportWithRegistry } from '../models/tools/export-registry';
 
 const REGISTRY_PATH = resolve(__dirname, '../models/registry.json');

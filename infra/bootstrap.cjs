@@ -14,14 +14,14 @@ const DIST = path.join(ROOT, 'dist');
 /** Written after a successful build; sources newer than it trigger a rebuild. */
 const BUILD_STAMP = path.join(DIST, '.build-stamp');
 /** Folders whose TypeScript ends up in dist/ and is run by the commands below. */
-const SOURCE_DIRS = ['core', 'workflows', 'activities', 'gateway', 'workers', 'infra', 'runtime'];
+const SOURCE_DIRS = ['core', 'workflows', 'activities', 'inference', 'gateway', 'client', 'workers', 'infra', 'runtime'];
 /** Files outside those folders that change the build output. */
 const BUILD_INPUTS = ['tsconfig.json', 'package-lock.json'];
 
 const COMMANDS = {
   start: 'dist/infra/stack.js',
   test: 'dist/infra/run-tests.js',
-  generate: 'dist/gateway/generate-cli.js',
+  generate: 'dist/client/generate-cli.js',
   provision: 'dist/infra/provision.js',
 };
 
@@ -112,12 +112,12 @@ function buildIfStale() {
   // The stamp's time is taken before compiling, so a source saved during the build triggers the next one.
   const startedAt = new Date();
   runOrExit(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], 'tsc');
-  const bundler = path.join(DIST, 'infra', 'bundle-workflows.js');
+  const bundler = path.join(DIST, 'workers', 'workflow-bundle.js');
   if (fs.existsSync(bundler)) {
     say('bundling workflow code');
     runOrExit(process.execPath, [bundler], 'workflow bundling');
   } else {
-    say('warning: dist/infra/bundle-workflows.js does not exist; skipping the workflow bundle (workers will bundle at start-up)');
+    say('warning: dist/workers/workflow-bundle.js does not exist; skipping the workflow bundle (workers will bundle at start-up)');
   }
   fs.mkdirSync(DIST, { recursive: true });
   fs.writeFileSync(BUILD_STAMP, `${startedAt.toISOString()}\n`);

@@ -8,7 +8,7 @@ import { GATEWAY_OPTION_TABLE } from '../gateway/options';
 import { COMMON_WORKER_OPTIONS, WORKFLOW_BUNDLE_OPTIONS } from '../workers/worker-runtime';
 import { GPU_WORKER_OPTIONS } from '../workers/gpu-worker';
 import { CONTROL_WORKER_OPTIONS } from '../workers/control-worker';
-import { ONNX_BACKEND_OPTION_TABLE } from '../activities/inference/onnx';
+import { ONNX_BACKEND_OPTION_TABLE } from '../inference/onnx';
 import type { OptionSpec } from '../runtime/options';
 
 type AnyTable = Readonly<Record<string, OptionSpec<unknown>>>;

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_REGION, assertRegion } from '../core/gpu';
-import { bundleGenerationWorkflows, defaultBundlePath } from '../infra/bundle-workflows';
+import { bundleGenerationWorkflows, defaultBundlePath } from './workflow-bundle';
 import type { Logger } from '../runtime/logger';
 import { parse, type OptionTable } from '../runtime/options';
 import { DEFAULT_REDIS_URL } from '../runtime/redis';

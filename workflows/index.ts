@@ -1,2 +1,2 @@
-// The workflows that control workers register (and that infra/bundle-workflows.ts bundles).
+// The workflows that control workers register (and that workers/workflow-bundle.ts bundles).
 export { generateImage, statusQuery, type GenerationResult, type GenerationView } from './generate-image';

@@ -2,8 +2,8 @@
 // that follows the GPU's FP16 throughput and the model's work per step, per-step progress, and abort within a step.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SimulatedGpuBackend, modelledStepMs, renderSimulatedImage } from '../../activities/inference/simulated';
-import type { InferenceJob } from '../../activities/inference/backend';
+import { SimulatedGpuBackend, modelledStepMs, renderSimulatedImage } from '../../inference/simulated';
+import type { InferenceJob } from '../../inference/backend';
 import { decodePng } from '../helpers/png';
 
 function job(fields: Partial<InferenceJob> = {}): InferenceJob {

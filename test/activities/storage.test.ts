@@ -9,7 +9,7 @@ import { DefaultLogger } from '@temporalio/worker';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { renderSimulatedImage } from '../../activities/inference/simulated';
+import { renderSimulatedImage } from '../../inference/simulated';
 import { promptHash, stagingImageKey } from '../../activities/object-keys';
 import { createStorageActivities } from '../../activities/storage';
 import type { StoreImagesInput, StoreImagesOutput } from '../../core/activities';

@@ -139,7 +139,7 @@ describe('local stack end to end', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'atelier-cli-'));
     const out = path.join(dir, 'x.png');
     await run(process.execPath, [
-      path.join(repoRoot(), 'dist', 'gateway', 'generate-cli.js'), 'a lighthouse at dusk', '--tier', 'fast', '--width', '320', '--height', '256',
+      path.join(repoRoot(), 'dist', 'client', 'generate-cli.js'), 'a lighthouse at dusk', '--tier', 'fast', '--width', '320', '--height', '256',
       '--steps', '3', '--out', out, '--url', stack.gatewayWsUrl, '--key', stack.apiKey,
     ], { timeout: 120_000 });
     const png = decodePng(await readFile(out));

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApiKeyConfigError, StaticApiKeyStore } from '../../gateway/auth';
-import { outputPath, parseGenerateArgs, progressLine, UsageError } from '../../gateway/generate-cli';
+import { outputPath, parseGenerateArgs, progressLine, UsageError } from '../../client/generate-cli';
 import { resolveGatewayOptions } from '../../gateway/options';
 
 void test('static API keys map to their users; unknown, empty-prefix and near-miss keys do not', async () => {

@@ -1,4 +1,4 @@
-// A raw protocol client for end-to-end tests: it speaks the wire format directly (not gateway/client.ts), so the
+// A raw protocol client for end-to-end tests: it speaks the wire format directly (not client/client.ts), so the
 // tests check the protocol itself. Frames are collected per request; helpers wait for the ones a test expects.
 import WebSocket from 'ws';
 import type { ServerFrame } from '../../core/protocol';

@@ -4,8 +4,8 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
-import type { GeneratedImage, InferenceJob } from '../../activities/inference/backend';
-import { createOnnxBackend, type OnnxBackend, type OnnxBackendOptions } from '../../activities/inference/onnx';
+import type { GeneratedImage, InferenceJob } from '../../inference/backend';
+import { createOnnxBackend, type OnnxBackend, type OnnxBackendOptions } from '../../inference/onnx';
 import { writeExportWithRegistry } from '../../models/tools/export-registry';
 import type { StableDiffusionExportOptions } from '../../models/tools/sd-export';
 

@@ -6,8 +6,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { InferenceError } from '../../activities/inference/backend';
-import { ModelRegistry, ModelStore } from '../../activities/inference/onnx/model-registry';
+import { InferenceError } from '../../inference/backend';
+import { ModelRegistry, ModelStore } from '../../inference/onnx/model-registry';
 import { createLogger } from '../../runtime/logger';
 import { REGISTRY_PATH, tempDir, TINY_SD_SOURCE } from './fixtures';
 

@@ -8,9 +8,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { InferenceError, type GeneratedImage, type InferenceJob } from '../../activities/inference/backend';
-import { ModelRegistry } from '../../activities/inference/onnx';
-import type { OnnxBackend } from '../../activities/inference/onnx';
+import { InferenceError, type GeneratedImage, type InferenceJob } from '../../inference/backend';
+import { ModelRegistry } from '../../inference/onnx';
+import type { OnnxBackend } from '../../inference/onnx';
 import { decode, maxPixelDifference, noHooks, REGISTRY_PATH, seedCache, tinyBackend, tinyJob } from './fixtures';
 
 /** Eight different requests: prompts, negative prompts and seeds all vary. */

@@ -1,8 +1,8 @@
 // The ONNX backend's environment options and the onnxruntime session options they turn into.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { resolveOnnxBackendOptions } from '../../activities/inference/onnx';
-import { sessionOptions } from '../../activities/inference/onnx/session-options';
+import { resolveOnnxBackendOptions } from '../../inference/onnx';
+import { sessionOptions } from '../../inference/onnx/session-options';
 
 void test('defaults: CPU, batches of 8 within 10 ms, intra-op threads that do not spin', () => {
   const o = resolveOnnxBackendOptions({}, {});

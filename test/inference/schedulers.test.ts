@@ -2,8 +2,8 @@
 // recovers the clean latents when the model predicts the noise exactly (which is what the update rules promise).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { SeededGaussian } from '../../activities/inference/onnx/noise';
-import { createScheduler, type SchedulerConfig } from '../../activities/inference/onnx/schedulers';
+import { SeededGaussian } from '../../inference/onnx/noise';
+import { createScheduler, type SchedulerConfig } from '../../inference/onnx/schedulers';
 
 /** SD 1.5's scheduler_config.json (EulerDiscrete as shipped with the diffusers pipeline). */
 const SD15: SchedulerConfig = {

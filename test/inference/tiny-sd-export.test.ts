@@ -7,8 +7,8 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { ClipPromptTokenizer } from '../../activities/inference/onnx/clip-tokenizer';
-import { ModelRegistry } from '../../activities/inference/onnx/model-registry';
+import { ClipPromptTokenizer } from '../../inference/onnx/clip-tokenizer';
+import { ModelRegistry } from '../../inference/onnx/model-registry';
 import { tinySdRegistryEntry, writeTinySd } from '../../models/tools/tiny-sd';
 import { REGISTRY_PATH, tempDir, TINY_SD_SOURCE } from './fixtures';
 

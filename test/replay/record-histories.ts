@@ -11,7 +11,7 @@ import { Context } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { InferenceError } from '../../activities/inference/backend';
+import { InferenceError } from '../../inference/backend';
 import { RulesPromptScreen, type PromptScreen } from '../../activities/safety';
 import { historyToJsonText } from './history-json';
 import { createTemporalTestEnv, startGenerationHarness, type GenerationHarness } from '../helpers/temporal';

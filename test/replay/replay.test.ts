@@ -1,5 +1,5 @@
 // Replays every recorded history (test/replay/histories, written by record-histories.ts) against the current
-// workflow code, bundled exactly as production bundles it (infra/bundle-workflows.ts: same options, same
+// workflow code, bundled exactly as production bundles it (workers/workflow-bundle.ts: same options, same
 // interceptors). A change that would make an in-flight request's workflow take a different path on replay
 // (reordered or new activity calls, different routing for the same request) fails here: version it with
 // `patched()` instead.
@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { bundleGenerationWorkflows } from '../../infra/bundle-workflows';
+import { bundleGenerationWorkflows } from '../../workers/workflow-bundle';
 import { historyFromJsonText } from './history-json';
 
 const HISTORIES_DIR = path.join(__dirname, 'histories');

@@ -7,7 +7,7 @@ import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { InferenceError } from '../../activities/inference/backend';
+import { InferenceError } from '../../inference/backend';
 import type { PromptScreen } from '../../activities/safety';
 import { RulesPromptScreen } from '../../activities/safety';
 import type { SequencedEvent } from '../../core/events';

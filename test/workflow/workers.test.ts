@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { backendsByModel, createControlActivities, createInferenceActivities } from '../../activities';
-import { SimulatedGpuBackend } from '../../activities/inference/simulated';
+import { SimulatedGpuBackend } from '../../inference/simulated';
 import { RulesPromptScreen } from '../../activities/safety';
 import { MODEL_NAMES } from '../../core/models';
 import { validateGenerate, type GenerationRequest } from '../../core/request';

@@ -1,7 +1,7 @@
 // The inference threads a backend owns: one per concurrent pass (on a GPU, one per device). The pool starts them,
 // routes their messages to the pass or load that asked, and replaces a thread that dies (its pass fails, retryable).
 import type { Worker } from 'node:worker_threads';
-import type { Logger } from '../../../runtime/logger';
+import type { Logger } from '../../runtime/logger';
 import type { PassMember, PassParams, PassTimings } from './pipeline';
 import type { FromThread, InferenceThreadConfig, LoadedModelReport, ModelLoadSpec, SerializedError, ToThread } from './thread-protocol';
 import { spawnWorker } from './worker-entry';

@@ -1,8 +1,8 @@
 // The contract every inference backend implements: the simulated GPU backend (load and chaos tests) and the
 // ONNX Runtime pipeline (real models). The inference activity picks a backend per model from worker config.
-import type { FailureType } from '../../core/errors';
-import type { ModelName } from '../../core/models';
-import type { ControlNetRef, LoraRef } from '../../core/request';
+import type { FailureType } from '../core/errors';
+import type { ModelName } from '../core/models';
+import type { ControlNetRef, LoraRef } from '../core/request';
 
 export interface InferenceJob {
   readonly requestId: string;

@@ -1,8 +1,8 @@
 // The ONNX Runtime inference backend: serves the models in the registry with the Stable Diffusion pipeline, on
 // inference threads it owns, batching compatible requests. The main thread only verifies model files, queues images,
 // and routes progress, results and cancellations; it never runs a model.
-import type { ModelName } from '../../../core/models';
-import { createLogger, type Logger } from '../../../runtime/logger';
+import type { ModelName } from '../../core/models';
+import { createLogger, type Logger } from '../../runtime/logger';
 import { InferenceAbortedError, InferenceError, type BackendStatus, type GeneratedImage, type InferenceBackend, type InferenceHooks, type InferenceJob, type LoadedModelStatus } from '../backend';
 import { DynamicBatcher, type BatchKey } from './batcher';
 import { ModelRegistry, ModelStore, type RegistryModel } from './model-registry';

@@ -9,7 +9,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
-import type { Logger } from '../../../runtime/logger';
+import type { Logger } from '../../runtime/logger';
 import { InferenceError } from '../backend';
 
 const relativePath = z

@@ -2,8 +2,8 @@
 // `formatOptionHelp('ONNX backend', ONNX_BACKEND_OPTION_TABLE)` prints the table for a worker's --help.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Logger } from '../../../runtime/logger';
-import { parse, resolveOptions, type OptionTable } from '../../../runtime/options';
+import type { Logger } from '../../runtime/logger';
+import { parse, resolveOptions, type OptionTable } from '../../runtime/options';
 import type { ExecutionProviderName } from './thread-protocol';
 
 export interface OnnxBackendEnvOptions {
@@ -50,9 +50,9 @@ export interface OnnxBackendOptions extends OnnxBackendEnvOptions {
 
 const EXECUTION_PROVIDERS: readonly ExecutionProviderName[] = ['cpu', 'cuda', 'tensorrt'];
 
-/** models/registry.json from the source tree (activities/inference/onnx) or from the build (dist/activities/...). */
+/** models/registry.json from the source tree (inference/onnx) or from the build (dist/inference/onnx). */
 export function defaultRegistryPath(): string {
-  const candidates = [resolve(__dirname, '../../../models/registry.json'), resolve(__dirname, '../../../../models/registry.json')];
+  const candidates = [resolve(__dirname, '../../models/registry.json'), resolve(__dirname, '../../../models/registry.json')];
   return candidates.find((p) => existsSync(p)) ?? (candidates[0] as string);
 }
 

@@ -3,14 +3,14 @@
 // elsewhere) and cancellation (a cancelled request frees the GPU within one step), publishes throttled progress
 // events, and stages the PNGs in the object store. Only object keys go back to the workflow, never image bytes.
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { FAILURE_TYPES } from '../../core/errors';
-import type { InferenceActivities, InferenceInput, InferenceOutput } from '../../core/activities';
-import type { ModelName } from '../../core/models';
-import type { RedisEventLog } from '../../runtime/event-log';
-import type { ObjectStore } from '../../runtime/object-store';
-import { currentEventLogId } from '../notification';
-import { stagingImageKey } from '../object-keys';
-import { InferenceError, type InferenceBackend } from './backend';
+import { FAILURE_TYPES } from '../core/errors';
+import type { InferenceActivities, InferenceInput, InferenceOutput } from '../core/activities';
+import type { ModelName } from '../core/models';
+import type { RedisEventLog } from '../runtime/event-log';
+import type { ObjectStore } from '../runtime/object-store';
+import { currentEventLogId } from './notification';
+import { stagingImageKey } from './object-keys';
+import { InferenceError, type InferenceBackend } from '../inference/backend';
 
 export interface InferenceActivityDeps {
   /** The backend serving each model on this worker; a model not in the map is not served here (ModelNotFound). */

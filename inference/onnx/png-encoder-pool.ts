@@ -1,7 +1,7 @@
 // PNG encoding off both the main thread and the inference threads: a pass's images are compressed here while the
 // inference thread (and its GPU) starts the next pass. Jobs go to the thread with the fewest in flight.
 import type { Worker } from 'node:worker_threads';
-import type { Logger } from '../../../runtime/logger';
+import type { Logger } from '../../runtime/logger';
 import type { EncodeReply, EncodeRequest } from './png-encoder-thread';
 import { spawnWorker } from './worker-entry';
 

@@ -5,11 +5,11 @@
 // always yields the same bytes, as a real pipeline with a fixed seed does. Like one GPU holding one pipeline, it
 // runs one job at a time: a worker may hold several requests (its slots), and they queue here in arrival order,
 // so throughput under load is what the modelled GPU would give. Load tests, chaos tests and the
-// local stack run on it; real inference is the ONNX backend (activities/inference/onnx).
+// local stack run on it; real inference is the ONNX backend (inference/onnx).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PNG } from 'pngjs';
-import { GPU_SPECS, type GpuType } from '../../core/gpu';
-import { MODELS, type ModelName } from '../../core/models';
+import { GPU_SPECS, type GpuType } from '../core/gpu';
+import { MODELS, type ModelName } from '../core/models';
 import { InferenceAbortedError, type BackendStatus, type GeneratedImage, type InferenceBackend, type InferenceHooks, type InferenceJob } from './backend';
 
 export const SIMULATED_MODELS: readonly ModelName[] = ['sdxl', 'sdxl-turbo', 'sd3', 'flux'];
