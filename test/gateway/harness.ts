@@ -1,19 +1,20 @@
 // Shared set-up of the gateway tests: a real Temporal dev server (TestWorkflowEnvironment.createLocal with
 // Atelier's search attributes), a real Redis with a unique key prefix, a filesystem object store in a temporary
-// directory, and the gateway itself started in-process on a free port. `TestSocket` is a raw protocol client that
-// queues every frame, so tests can assert exact frames (the reusable AtelierClient hides them on purpose).
+// directory, and the gateway itself started in-process on a free port. `TestSocket` (test/helpers/ws-client.ts,
+// re-exported here) is the raw protocol client the tests assert exact frames with.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { WebSocket, type ClientOptions, type RawData } from 'ws';
-import type { ServerFrame } from '../../core/protocol';
 import { createTemporalTestEnv } from '../helpers/temporal';
 import { createLogger } from '../../runtime/logger';
 import { FsObjectStore } from '../../runtime/object-store';
 import { resolveGatewayOptions, type GatewayOptions } from '../../gateway/options';
 import { createGateway, type Gateway, type GatewayAddress, type GatewayDeps } from '../../gateway/server';
 import { testRedis, type TestRedis } from '../helpers/redis';
+import { TestSocket } from '../helpers/ws-client';
+
+export { TestSocket };
 
 export const TEST_API_KEYS = 'test-key-alice:alice,test-key-bob:bob';
 
@@ -50,6 +51,8 @@ export async function startTestGateway(overrides: Partial<GatewayOptions>, deps:
     },
   );
   const gateway = createGateway(options, {
+    // Its workers are in-process test workers that do not announce themselves in Redis.
+    checkRedisPrefix: false,
     objectStore,
     logger: createLogger('gateway-test', {}).child({}, { level: process.env.LOG_LEVEL ?? 'warn' }),
     ...deps,
@@ -81,85 +84,6 @@ let requestCounter = 0;
 export function uniqueRequestId(label = 'req'): string {
   requestCounter++;
   return `${label}-${process.pid}-${Date.now().toString(36)}-${requestCounter}`;
-}
-
-/** A protocol client that records every frame it receives, for exact assertions. */
-export class TestSocket {
-  readonly frames: ServerFrame[] = [];
-  private readonly waiters: { predicate: (f: ServerFrame) => boolean; resolve: (f: ServerFrame) => void }[] = [];
-  private cursor = 0;
-  readonly closed: Promise<{ code: number; reason: string }>;
-
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data: RawData) => {
-      const frame = JSON.parse(data.toString()) as ServerFrame;
-      this.frames.push(frame);
-      const i = this.waiters.findIndex((w) => w.predicate(frame));
-      if (i >= 0) {
-        const [w] = this.waiters.splice(i, 1);
-        w?.resolve(frame);
-      }
-    });
-    this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-  }
-
-  static async open(url: string, apiKey: string | null, options: ClientOptions = {}): Promise<TestSocket> {
-    const ws = new WebSocket(url, { ...options, headers: apiKey === null ? {} : { Authorization: `Bearer ${apiKey}` } });
-    const socket = new TestSocket(ws);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-    });
-    return socket;
-  }
-
-  send(frame: unknown): void {
-    this.ws.send(JSON.stringify(frame));
-  }
-
-  sendRaw(data: string | Buffer, binary = false): void {
-    this.ws.send(data, { binary });
-  }
-
-  /** The next frame (after those already taken by `next`) that matches, waiting up to `timeoutMs`. */
-  async next(predicate: (f: ServerFrame) => boolean = () => true, timeoutMs = 10_000): Promise<ServerFrame> {
-    for (; this.cursor < this.frames.length; this.cursor++) {
-      const f = this.frames[this.cursor];
-      if (f && predicate(f)) {
-        this.cursor++;
-        return f;
-      }
-    }
-    return new Promise<ServerFrame>((resolve, reject) => {
-      const waiter = {
-        predicate,
-        resolve: (f: ServerFrame) => {
-          clearTimeout(timer);
-          this.cursor = this.frames.length;
-          resolve(f);
-        },
-      };
-      const timer = setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(waiter), 1);
-        reject(new Error(`No matching frame within ${timeoutMs} ms; received: ${JSON.stringify(this.frames).slice(0, 2000)}`));
-      }, timeoutMs);
-      this.waiters.push(waiter);
-    });
-  }
-
-  /** The next frame about `requestId` of the given type. */
-  nextFor<T extends ServerFrame['type']>(requestId: string, type: T, timeoutMs?: number): Promise<Extract<ServerFrame, { type: T }>> {
-    return this.next((f) => f.type === type && 'requestId' in f && f.requestId === requestId, timeoutMs) as Promise<
-      Extract<ServerFrame, { type: T }>
-    >;
-  }
-
-  async close(): Promise<void> {
-    if (this.ws.readyState === WebSocket.CLOSED) return;
-    this.ws.close();
-    await this.closed;
-  }
 }
 
 /** Sends a valid frame and waits for its answer: proof that the connection still works after bad input. */
