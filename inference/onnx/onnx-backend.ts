@@ -4,6 +4,7 @@
 import type { ModelName } from '../../core/models';
 import { createLogger, type Logger } from '../../runtime/logger';
 import { InferenceAbortedError, InferenceError, type BackendStatus, type GeneratedImage, type InferenceBackend, type InferenceHooks, type InferenceJob, type LoadedModelStatus } from '../backend';
+import { OutOfMemoryBatchCap } from './batch-cap';
 import { DynamicBatcher, type BatchKey } from './batcher';
 import { ModelRegistry, ModelStore, type RegistryModel } from './model-registry';
 import type { OnnxBackendOptions } from './options';
@@ -71,8 +72,8 @@ export class OnnxBackend implements InferenceBackend {
   private readonly loadSpecs = new Map<string, ModelLoadSpec>();
   private readonly running = new Map<number, RunningPass>();
   private readonly requests = new Set<RequestState>();
-  /** Batch cap per model after out-of-memory halvings, and successful passes since the last halving. */
-  private readonly oomCaps = new Map<string, { cap: number; passesSince: number }>();
+  /** Lowers a model's batch cap after out-of-memory failures and lifts it again as passes succeed. */
+  private readonly oomCap: OutOfMemoryBatchCap;
   private nextMemberId = 1;
   private nextPassId = 1;
   private started = false;
@@ -104,6 +105,7 @@ export class OnnxBackend implements InferenceBackend {
   ) {
     this.logger = options.logger ?? createLogger('onnx-backend');
     this.name = `onnx:${options.executionProviders[0] ?? 'cpu'}`;
+    this.oomCap = new OutOfMemoryBatchCap(options.maxBatchSize, options.oomRecoveryPasses);
     this.pool = new InferenceThreadPool({
       size: options.threads,
       logger: this.logger,
@@ -252,7 +254,7 @@ export class OnnxBackend implements InferenceBackend {
 
   private batchCap(model: string): number {
     const configured = Math.min(this.options.maxBatchSize, this.registry.get(model)?.maxBatchSize ?? Infinity);
-    return Math.min(configured, this.oomCaps.get(model)?.cap ?? Infinity);
+    return Math.min(configured, this.oomCap.capFor(model));
   }
 
   /** Starts a pass on a free thread; false when every thread is busy. */
@@ -330,12 +332,7 @@ export class OnnxBackend implements InferenceBackend {
     this.counters.maxBatchSeen = Math.max(this.counters.maxBatchSeen, pass.members.length);
     this.counters.passMs += outcome.timings.totalMs;
     this.counters.sessionRunMs += outcome.timings.sessionRunMs;
-    const recovering = this.oomCaps.get(pass.key.model);
-    if (recovering && ++recovering.passesSince >= this.options.oomRecoveryPasses) {
-      recovering.cap *= 2;
-      recovering.passesSince = 0;
-      if (recovering.cap >= this.options.maxBatchSize) this.oomCaps.delete(pass.key.model);
-    }
+    this.oomCap.recordSuccess(pass.key.model);
     const pixels = new Map(outcome.images.map((i) => [i.memberId, i.rgba]));
     for (const m of pass.members) {
       if (m.state !== 'running') continue;
@@ -373,9 +370,7 @@ export class OnnxBackend implements InferenceBackend {
     const outOfMemory = err instanceof InferenceThreadError && err.outOfMemory;
     if (outOfMemory && live.length > 1) {
       // Seed 001 oom_error policy: halve the batch and retry its members; the cap stays lower for a while.
-      const cap = Math.max(1, Math.floor(live.length / 2));
-      const current = this.oomCaps.get(pass.key.model);
-      this.oomCaps.set(pass.key.model, { cap: Math.min(cap, current?.cap ?? Infinity), passesSince: 0 });
+      const cap = this.oomCap.recordOutOfMemory(pass.key.model, live.length);
       this.counters.oomRetries++;
       this.logger.warn({ model: pass.key.model, members: live.length, cap, err: err.message }, 'out of memory; halving the batch and retrying');
       const retry: MemberState[] = [];

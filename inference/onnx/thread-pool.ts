@@ -2,7 +2,7 @@
 // routes their messages to the pass or load that asked, and replaces a thread that dies (its pass fails, retryable).
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../../runtime/logger';
-import type { PassMember, PassParams, PassTimings } from './pipeline';
+import type { PassMember, PassParams, PassTimings } from './pass';
 import type { FromThread, InferenceThreadConfig, LoadedModelReport, ModelLoadSpec, SerializedError, ToThread } from './thread-protocol';
 import { spawnWorker } from './worker-entry';
 

@@ -1,7 +1,7 @@
 // Messages between the backend (main thread) and its inference threads. Cancellation does not travel as a
 // message: a pass carries a SharedArrayBuffer of per-member flags that the main thread sets and the inference thread
 // polls between denoising steps, so a cancel lands even while the thread is inside a long session.run.
-import type { PassMember, PassParams, PassTimings } from './pipeline';
+import type { PassMember, PassParams, PassTimings } from './pass';
 import type { SchedulerChoice } from './schedulers';
 
 /** An execution provider as onnxruntime-node takes it. */
