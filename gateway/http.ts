@@ -19,7 +19,12 @@ export interface DependencyCheck {
 
 export interface ReadinessReport {
   readonly ready: boolean;
-  readonly checks: { readonly redis: DependencyCheck; readonly temporal: DependencyCheck };
+  readonly checks: {
+    readonly redis: DependencyCheck;
+    readonly temporal: DependencyCheck;
+    /** Whether the workers use this gateway's ATELIER_REDIS_PREFIX (absent when the check is off). */
+    readonly redisPrefix?: DependencyCheck & { readonly prefix: string; readonly state: string };
+  };
 }
 
 export interface HttpRouteDeps {

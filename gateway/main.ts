@@ -10,7 +10,7 @@ async function main(): Promise<void> {
     return;
   }
   const options = resolveGatewayOptions();
-  const log = createLogger('gateway', { gatewayId: options.gatewayId });
+  const log = createLogger('gateway', { gatewayId: options.gatewayId }, options.logLevel);
   const gateway = createGateway(options, { logger: log });
   await gateway.listen();
 

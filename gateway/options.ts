@@ -1,11 +1,10 @@
 // Gateway configuration: one typed options object, resolved once from the environment table below (which
 // `--help` prints), with a validation pass that throws a clear TypeError on a bad combination.
 import { hostname } from 'node:os';
-import { DEFAULT_REGION } from '../core/gpu';
-import { DEFAULT_REDIS_URL } from '../runtime/redis';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
+import { SHARED_OPTION_TABLE, type SharedOptions } from '../runtime/shared-options';
 
-export interface GatewayOptions {
+export interface GatewayOptions extends SharedOptions {
   /** Interface the HTTP/WebSocket server binds to. @default '127.0.0.1' */
   readonly host: string;
   /** TCP port; 0 picks a free one (tests). @default 8080 */
@@ -15,18 +14,6 @@ export interface GatewayOptions {
    * @default `http://<host>:<port>` (filled in by resolveGatewayOptions, or at listen time when the port is 0)
    */
   readonly publicBaseUrl: string;
-  /** Temporal frontend, host:port. @default '127.0.0.1:7233' */
-  readonly temporalAddress: string;
-  /** Temporal namespace. @default 'default' */
-  readonly temporalNamespace: string;
-  /** Redis for the event log, sessions and rate limits. @default 'redis://127.0.0.1:6379' */
-  readonly redisUrl: string;
-  /** Prefix of every Redis key this gateway reads or writes; must match the workers'. @default 'atelier:' */
-  readonly redisPrefix: string;
-  /** Region whose task queues serve requests submitted here. @default 'us-west' */
-  readonly region: string;
-  /** Root of the filesystem object store that images are served from. @default '.atelier/objects' */
-  readonly storageDir: string;
   /** Static API keys, `key:userId,key2:userId2`. @default 'dev-key:dev' */
   readonly apiKeys: string;
   /** Accepted `generate` frames per user per minute. @default 120 */
@@ -55,6 +42,7 @@ export interface GatewayOptions {
 }
 
 export const GATEWAY_OPTION_TABLE: OptionTable<GatewayOptions> = {
+  ...SHARED_OPTION_TABLE,
   host: { env: 'ATELIER_GATEWAY_HOST', doc: 'Interface to bind', default: '127.0.0.1', parse: parse.string },
   port: { env: 'ATELIER_GATEWAY_PORT', doc: 'TCP port (0 = any free port)', default: 8080, parse: parse.int(0, 65535) },
   publicBaseUrl: {
@@ -63,12 +51,6 @@ export const GATEWAY_OPTION_TABLE: OptionTable<GatewayOptions> = {
     default: '',
     parse: parse.string,
   },
-  temporalAddress: { env: 'TEMPORAL_ADDRESS', doc: 'Temporal frontend host:port', default: '127.0.0.1:7233', parse: parse.string },
-  temporalNamespace: { env: 'TEMPORAL_NAMESPACE', doc: 'Temporal namespace', default: 'default', parse: parse.string },
-  redisUrl: { env: 'REDIS_URL', doc: 'Redis URL', default: DEFAULT_REDIS_URL, parse: parse.string },
-  redisPrefix: { env: 'ATELIER_REDIS_PREFIX', doc: 'Prefix of all Redis keys (must match the workers)', default: 'atelier:', parse: parse.string },
-  region: { env: 'ATELIER_REGION', doc: 'Region whose task queues serve requests', default: DEFAULT_REGION, parse: parse.string },
-  storageDir: { env: 'ATELIER_STORAGE_DIR', doc: 'Filesystem object store root (images are served from it)', default: '.atelier/objects', parse: parse.string },
   apiKeys: { env: 'ATELIER_API_KEYS', doc: 'Static API keys: key:userId,key2:userId2', default: 'dev-key:dev', parse: parse.string },
   rateLimitPerMinute: {
     env: 'ATELIER_RATE_LIMIT_PER_MINUTE',
@@ -120,7 +102,6 @@ export function resolveGatewayOptions(env: NodeJS.ProcessEnv = process.env, over
   if (options.publicBaseUrl !== '' && !/^https?:\/\/[^/]+/.test(options.publicBaseUrl)) {
     throw new TypeError(`ATELIER_PUBLIC_URL=${JSON.stringify(options.publicBaseUrl)}: expected an http(s) URL`);
   }
-  if (options.redisPrefix.length === 0) throw new TypeError('ATELIER_REDIS_PREFIX must not be empty');
   if (options.maxBufferedBytes < options.hardMaxFrameBytes / 16) {
     throw new TypeError('ATELIER_GATEWAY_MAX_BUFFERED_BYTES is too small to queue even a few frames');
   }

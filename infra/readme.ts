@@ -3,13 +3,15 @@
 // `npm run docs -- --check` (and test/unit/readme.test.ts) fails when it is stale.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { STACK_OPTIONS, repoRoot } from './stack';
+import { repoRoot } from './repo-root';
+import { STACK_OPTIONS } from './stack-options';
 import { GATEWAY_OPTION_TABLE } from '../gateway/options';
 import { COMMON_WORKER_OPTIONS, WORKFLOW_BUNDLE_OPTIONS } from '../workers/worker-runtime';
 import { GPU_WORKER_OPTIONS } from '../workers/gpu-worker';
 import { CONTROL_WORKER_OPTIONS } from '../workers/control-worker';
 import { ONNX_BACKEND_OPTION_TABLE } from '../inference/onnx';
 import type { OptionSpec } from '../runtime/options';
+import { SHARED_OPTION_TABLE } from '../runtime/shared-options';
 
 type AnyTable = Readonly<Record<string, OptionSpec<unknown>>>;
 
@@ -17,22 +19,37 @@ interface Section {
   readonly title: string;
   readonly intro: string;
   readonly table: AnyTable;
-  /** Variables documented in an earlier section (shared by several processes). */
+  /** Variables documented in an earlier section (shared by several processes); omitted where the default is the same. */
   readonly omit?: AnyTable;
 }
 
+const SHARED = SHARED_OPTION_TABLE as unknown as AnyTable;
+
 const SECTIONS: readonly Section[] = [
+  {
+    title: 'Every process',
+    intro:
+      'Declared once (`runtime/shared-options.ts`) and read by the gateway, both workers and the launcher, which passes the values it resolved to the processes it starts. Every process of a deployment must use the same `ATELIER_REDIS_PREFIX`; one that finds its peers under another prefix logs an error naming both and reports it in `/readyz`.',
+    table: SHARED,
+  },
   {
     title: 'Local stack (`npm start`)',
     intro:
       'The launcher reads these and passes every other variable through to the processes it starts, so any gateway or worker variable below also works with `npm start`.',
     table: STACK_OPTIONS as unknown as AnyTable,
+    omit: SHARED,
   },
-  { title: 'Gateway (`gateway/main.ts`)', intro: 'One or more instances behind a load balancer; they share Redis.', table: GATEWAY_OPTION_TABLE as unknown as AnyTable },
+  {
+    title: 'Gateway (`gateway/main.ts`)',
+    intro: 'One or more instances behind a load balancer; they share Redis.',
+    table: GATEWAY_OPTION_TABLE as unknown as AnyTable,
+    omit: SHARED,
+  },
   {
     title: 'Every worker',
     intro: 'Read by the GPU workers and the control worker.',
     table: { ...COMMON_WORKER_OPTIONS, ...WORKFLOW_BUNDLE_OPTIONS } as unknown as AnyTable,
+    omit: SHARED,
   },
   {
     title: 'GPU worker (`workers/gpu-worker.ts`)',
@@ -69,9 +86,9 @@ export function renderConfiguration(): string {
   const out: string[] = ['Every process reads its settings from environment variables once at start-up, checks them, and exits with a message naming the variable when one is invalid; `--help` on any entry point prints its table.', ''];
   for (const section of SECTIONS) {
     out.push(`### ${section.title}`, '', section.intro, '', '| variable | default | meaning |', '|---|---|---|');
-    const omitted = new Set(Object.values(section.omit ?? {}).map((s) => s.env));
+    const omitted = new Map(Object.values(section.omit ?? {}).map((s) => [s.env, s.default]));
     for (const spec of Object.values(section.table)) {
-      if (omitted.has(spec.env)) continue;
+      if (omitted.has(spec.env) && omitted.get(spec.env) === spec.default) continue;
       out.push(`| \`${spec.env}\` | ${formatDefault(spec.default)} | ${escapeCell(spec.doc)} |`);
     }
     out.push('');

@@ -8,6 +8,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { RequestEvent, SequencedEvent } from '../core/events';
+import { DEFAULT_REDIS_PREFIX } from './redis';
 
 export interface EventLogOptions {
   /** Prefix of every key and channel; tests use a unique one. @default 'atelier:' */
@@ -48,7 +49,7 @@ export class RedisEventLog {
     private readonly redis: Redis,
     options: EventLogOptions = {},
   ) {
-    this.prefix = options.prefix ?? 'atelier:';
+    this.prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
     this.ttlSeconds = options.ttlSeconds ?? 86_400;
     this.maxLength = options.maxLength ?? 2000;
     if (!('publishEvent3' in redis)) {

@@ -5,6 +5,9 @@ export { Redis };
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
+/** Prefix of every Redis key of a deployment unless ATELIER_REDIS_PREFIX says otherwise. */
+export const DEFAULT_REDIS_PREFIX = 'atelier:';
+
 /**
  * Connects lazily-but-eagerly (ioredis connects at construction) with bounded exponential reconnect back-off.
  * Commands issued while disconnected are queued (up to `maxRetriesPerRequest` reconnects) rather than failing

@@ -12,6 +12,7 @@ import { RedisEventLog } from '../runtime/event-log';
 import { createLogger } from '../runtime/logger';
 import { FsObjectStore } from '../runtime/object-store';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
+import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { createRedis } from '../runtime/redis';
 import {
   COMMON_WORKER_OPTIONS,
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
     formatOptionHelp('control-worker: runs generateImage workflows and the safety, storage and event activities.', CONTROL_WORKER_OPTIONS),
   );
   const options = resolveOptions(CONTROL_WORKER_OPTIONS);
-  const log = createLogger('control-worker', { region: options.region });
+  const log = createLogger('control-worker', { region: options.region }, options.logLevel);
   installTemporalRuntime(log);
 
   const redis = createRedis(options.redisUrl, 'control-worker');
@@ -87,8 +88,10 @@ async function main(): Promise<void> {
   const activities = createControlActivities({
     screen,
     store: new FsObjectStore(path.resolve(options.storageDir)),
-    eventLog: new RedisEventLog(redis),
+    eventLog: new RedisEventLog(redis, { prefix: options.redisPrefix }),
   });
+  const prefixAgreement = new PrefixAgreement({ redis, prefix: options.redisPrefix, role: 'control-worker', log });
+  prefixAgreement.start();
   // The health endpoint comes up first: bundling the sources (dev) takes seconds, and /readyz says so meanwhile.
   const started: { worker?: SupervisedWorker } = {};
   const health = await startHealthServer(
@@ -98,6 +101,7 @@ async function main(): Promise<void> {
       ready: started.worker?.running === true && redis.status === 'ready',
       worker: started.worker?.describe() ?? { state: 'loading workflow bundle' },
       redis: redis.status,
+      redisPrefix: prefixAgreement.status,
       safetyScreen: screen.name,
     }),
     log,
@@ -122,6 +126,7 @@ async function main(): Promise<void> {
   started.worker = worker;
   onShutdownSignal(log, async () => {
     await worker.stop();
+    prefixAgreement.stop();
     await closeServer(health);
     await redis.quit().catch(() => redis.disconnect());
   });

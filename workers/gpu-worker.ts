@@ -18,6 +18,7 @@ import { RedisEventLog } from '../runtime/event-log';
 import { createLogger, type Logger } from '../runtime/logger';
 import { FsObjectStore } from '../runtime/object-store';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
+import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { createRedis } from '../runtime/redis';
 import {
   COMMON_WORKER_OPTIONS,
@@ -171,7 +172,7 @@ async function main(): Promise<void> {
       formatOptionHelp('ONNX backend (when ATELIER_INFERENCE_BACKENDS includes onnx):', ONNX_BACKEND_OPTION_TABLE),
   );
   const options = resolveGpuWorkerOptions();
-  const log = createLogger('gpu-worker', { region: options.region, gpuType: options.gpuType, workerId: options.workerId });
+  const log = createLogger('gpu-worker', { region: options.region, gpuType: options.gpuType, workerId: options.workerId }, options.logLevel);
   installTemporalRuntime(log);
 
   const redis = createRedis(options.redisUrl, `gpu-worker:${options.gpuType}`);
@@ -182,9 +183,11 @@ async function main(): Promise<void> {
   const activities = createInferenceActivities({
     backends: byModel,
     store: new FsObjectStore(path.resolve(options.storageDir)),
-    eventLog: new RedisEventLog(redis),
+    eventLog: new RedisEventLog(redis, { prefix: options.redisPrefix }),
     workerId: options.workerId,
   });
+  const prefixAgreement = new PrefixAgreement({ redis, prefix: options.redisPrefix, role: 'gpu-worker', log });
+  prefixAgreement.start();
   const supervised = new SupervisedWorker({
     name: `gpu-worker[${options.gpuType}]`,
     temporalAddress: options.temporalAddress,
@@ -211,6 +214,7 @@ async function main(): Promise<void> {
         worker: supervised.describe(),
         gpuType: options.gpuType,
         redis: redis.status,
+        redisPrefix: prefixAgreement.status,
         backends: statuses,
       };
     },
@@ -220,6 +224,7 @@ async function main(): Promise<void> {
     // Drain first: in-flight jobs finish (or are handed back) before their backends go away.
     await supervised.stop();
     await Promise.all(backends.map((b) => b.close()));
+    prefixAgreement.stop();
     await closeServer(health);
     await redis.quit().catch(() => redis.disconnect());
   });

@@ -7,23 +7,12 @@ import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_REGION, assertRegion } from '../core/gpu';
 import { bundleGenerationWorkflows, defaultBundlePath } from './workflow-bundle';
 import type { Logger } from '../runtime/logger';
 import { parse, type OptionTable } from '../runtime/options';
-import { DEFAULT_REDIS_URL } from '../runtime/redis';
+import { SHARED_OPTION_TABLE, type SharedOptions } from '../runtime/shared-options';
 
-export interface CommonWorkerOptions {
-  /** Temporal frontend, host:port. @default '127.0.0.1:7233' */
-  readonly temporalAddress: string;
-  /** @default 'default' */
-  readonly temporalNamespace: string;
-  /** Region whose task queues this worker polls. @default 'us-west' */
-  readonly region: string;
-  /** Redis for request events. @default 'redis://127.0.0.1:6379' */
-  readonly redisUrl: string;
-  /** Root of the filesystem object store (images, staging). @default '.atelier/objects' */
-  readonly storageDir: string;
+export interface CommonWorkerOptions extends SharedOptions {
   /** Port of /healthz and /readyz; 0 serves none. @default 0 */
   readonly healthPort: number;
   /** Interface the health endpoint listens on. @default '127.0.0.1' */
@@ -39,11 +28,7 @@ export interface CommonWorkerOptions {
 }
 
 export const COMMON_WORKER_OPTIONS: OptionTable<CommonWorkerOptions> = {
-  temporalAddress: { env: 'TEMPORAL_ADDRESS', doc: 'Temporal frontend host:port', default: '127.0.0.1:7233', parse: parse.string },
-  temporalNamespace: { env: 'TEMPORAL_NAMESPACE', doc: 'Temporal namespace', default: 'default', parse: parse.string },
-  region: { env: 'ATELIER_REGION', doc: 'Region whose task queues this worker polls', default: DEFAULT_REGION, parse: (raw) => assertRegion(raw) },
-  redisUrl: { env: 'REDIS_URL', doc: 'Redis URL (request event logs)', default: DEFAULT_REDIS_URL, parse: parse.string },
-  storageDir: { env: 'ATELIER_STORAGE_DIR', doc: 'Root directory of the filesystem object store', default: '.atelier/objects', parse: parse.string },
+  ...SHARED_OPTION_TABLE,
   healthPort: { env: 'ATELIER_WORKER_HEALTH_PORT', doc: 'Port of /healthz and /readyz (0 = off)', default: 0, parse: parse.int(0, 65535) },
   healthHost: { env: 'ATELIER_WORKER_HEALTH_HOST', doc: 'Interface of the health endpoint', default: '127.0.0.1', parse: parse.string },
   shutdownGraceMs: {

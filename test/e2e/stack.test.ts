@@ -1,6 +1,7 @@
 // End to end on the real local stack (the same launcher as `npm start`): Temporal dev server, Redis, gateway, one
 // GPU worker per type and the control worker as separate processes. A WebSocket client submits requests and the
-// test checks the events, the stored PNG, the search attributes operators filter on, and the CLI client.
+// test checks the events, the stored PNG, the search attributes operators filter on, and the CLI client. The stack
+// runs with a non-default ATELIER_REDIS_PREFIX, which every process must honour for any event to reach the client.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -14,8 +15,12 @@ import { resolveTemporalCli } from '../../infra/provision';
 import { connectTestSocket, type Frame, type TestSocket } from '../helpers/ws-client';
 import { decodePng } from '../helpers/png';
 import { noHooks, tinyBackend, tinyJob } from '../inference/fixtures';
+import { Redis } from 'ioredis';
+import { within } from '../helpers/deadline';
+import { eventually } from '../helpers/eventually';
 
 const run = promisify(execFile);
+const PREFIX = 'e2e-custom:';
 
 describe('local stack end to end', () => {
   let stack: StackHandle;
@@ -26,6 +31,7 @@ describe('local stack end to end', () => {
     assert.ok(existsSync(path.join(repoRoot(), 'dist', 'gateway', 'main.js')), 'dist/ is built (npm test builds it)');
     stack = await startStack({
       gatewayPort: 0,
+      redisPrefix: PREFIX,
       env: { ATELIER_SIM_SPEEDUP: '20', LOG_LEVEL: 'warn' },
       onOutput: (name, line) => output.push(`${name}: ${line}`),
     } as Parameters<typeof startStack>[0]);
@@ -33,13 +39,26 @@ describe('local stack end to end', () => {
   });
 
   after(async () => {
-    await socket?.close();
-    await stack?.stop();
+    await within('the test socket', 10_000, socket?.close() ?? Promise.resolve());
+    await within('the local stack (gateway, workers, Redis, Temporal)', 60_000, stack?.stop() ?? Promise.resolve());
   });
 
   test('health and readiness answer', async () => {
     assert.equal((await fetch(`${stack.gatewayHttpUrl}/healthz`)).status, 200);
     assert.equal((await fetch(`${stack.gatewayHttpUrl}/readyz`)).status, 200);
+  });
+
+  test('every process uses the configured Redis prefix: the gateway finds its workers under it', async () => {
+    // The control worker announces itself at start; the gateway's first check may predate it (then it rechecks).
+    let last: unknown;
+    await eventually(
+      async () => {
+        last = ((await (await fetch(`${stack.gatewayHttpUrl}/readyz`)).json()) as { checks: Record<string, unknown> }).checks.redisPrefix;
+        return JSON.stringify(last) === JSON.stringify({ ok: true, prefix: PREFIX, state: 'agreed' });
+      },
+      30_000,
+      'the gateway to find the control worker under its prefix',
+    ).catch((err: unknown) => assert.fail(`${String(err)}; last redisPrefix check: ${JSON.stringify(last)}`));
   });
 
   test('a request runs through safety, a GPU queue and storage, and the client gets a real PNG of the requested size', async () => {
@@ -85,6 +104,16 @@ describe('local stack end to end', () => {
       if (!found) await new Promise((r) => setTimeout(r, 250));
     }
     assert.ok(found, `temporal workflow list --query 'GenerationStatus="Completed"' finds ${accepted.workflowId}`);
+
+    // Its event log lives under the configured prefix, and nothing was written under the default one.
+    const redis = new Redis(stack.redisUrl);
+    try {
+      assert.equal(await redis.exists(`${PREFIX}req:{${accepted.workflowId}}:events`), 1, 'the request log is under the prefix');
+      const [, defaultKeys] = await redis.scan('0', 'MATCH', 'atelier:*', 'COUNT', 10_000);
+      assert.deepEqual(defaultKeys, [], 'no key under the default prefix');
+    } finally {
+      redis.disconnect();
+    }
   });
 
   test('a tiny-sd request through the gateway returns the PNG onnxruntime produced in the GPU worker', async () => {

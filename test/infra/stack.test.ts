@@ -51,10 +51,10 @@ function lineReader(child: ChildProcess): { lines: string[]; waitForLine(pattern
 }
 
 before(() => {
-  assert.ok(existsSync(path.join(root, 'dist', 'infra', 'stack.js')), 'dist/ is built (npm test builds it)');
+  assert.ok(existsSync(path.join(root, 'dist', 'infra', 'start.js')), 'dist/ is built (npm test builds it)');
 });
 
-describe('npm start (dist/infra/stack.js)', () => {
+describe('npm start (dist/infra/start.js)', () => {
   let dataDir: string;
   let stack: ChildProcess | undefined;
 
@@ -68,7 +68,7 @@ describe('npm start (dist/infra/stack.js)', () => {
 
   test('prints where to connect once everything is up, and on SIGINT stops gateway, then workers, then Redis and Temporal', async () => {
     const [temporalPort, uiPort, redisPort, gatewayPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    stack = spawn(process.execPath, [path.join(root, 'dist', 'infra', 'stack.js')], {
+    stack = spawn(process.execPath, [path.join(root, 'dist', 'infra', 'start.js')], {
       cwd: root,
       env: {
         ...process.env,

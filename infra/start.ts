@@ -1,0 +1,101 @@
+// `npm start`: runs the local stack (infra/stack.ts) in the foreground, prefixes each child's output with its name,
+// prints where everything is once the gateway is ready, and stops it all in order on Ctrl-C.
+import { createLogger } from '../runtime/logger';
+import { formatOptionHelp, resolveOptions } from '../runtime/options';
+import { redactUrl } from './redis-server';
+import { launchStack, type StackHandle } from './stack';
+import { STACK_OPTIONS } from './stack-options';
+
+const NAME_COLORS = [36, 33, 35, 32, 34, 96, 93, 95, 92, 94];
+
+/** `npm start`: runs the stack in the foreground until SIGINT/SIGTERM. */
+async function main(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(
+      formatOptionHelp(
+        'npm start — run Atelier locally: Temporal dev server, Redis, control worker, one GPU worker per type, gateway.',
+        STACK_OPTIONS,
+      ),
+    );
+    return;
+  }
+  const options = resolveOptions(STACK_OPTIONS);
+  const log = createLogger('stack', {}, options.logLevel);
+  const color = process.stdout.isTTY === true && process.env.NO_COLOR === undefined;
+  const width = Math.max(14, ...options.gpuTypes.map((t) => `gpu-worker[${t}]`.length));
+  const colors = new Map<string, number>();
+  const onOutput = (name: string, line: string): void => {
+    if (!colors.has(name)) colors.set(name, NAME_COLORS[colors.size % NAME_COLORS.length] ?? 36);
+    const label = name.padEnd(width);
+    process.stdout.write(`${color ? `\x1b[${colors.get(name)}m${label}\x1b[0m` : label} | ${line}\n`);
+  };
+
+  let handle: StackHandle | undefined;
+  let shuttingDownSince: number | undefined;
+  const startup = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (shuttingDownSince !== undefined) {
+      // One Ctrl-C reaches us twice (from the terminal and forwarded by npm/bootstrap); only a deliberate
+      // second press a moment later forces the exit.
+      if (Date.now() - shuttingDownSince > 2_000) {
+        log.warn('second signal: killing all processes now');
+        process.exit(1);
+      }
+      return;
+    }
+    shuttingDownSince = Date.now();
+    log.info({ signal }, 'shutting down: gateway, then workers (draining), then Redis and Temporal');
+    if (!handle) {
+      // launchStack notices between steps, stops what it started and rejects.
+      startup.abort();
+      return;
+    }
+    handle.stop().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  log.info(
+    { dataDir: options.dataDir, temporal: options.temporalAddress, redis: redactUrl(options.redisUrl), gpuTypes: options.gpuTypes },
+    'starting Atelier',
+  );
+  try {
+    handle = await launchStack(options, { log, extraEnv: {}, onOutput, abort: startup.signal });
+  } catch (err) {
+    if (startup.signal.aborted) process.exit(0);
+    throw err;
+  }
+  const banner = [
+    '',
+    'Atelier is up.',
+    `  WebSocket API    ${handle.gatewayWsUrl}`,
+    `  HTTP API         ${handle.gatewayHttpUrl}`,
+    `  Temporal Web UI  ${handle.temporalUiUrl ?? '(not started by us: see your Temporal server)'}`,
+    `  Temporal         ${handle.temporalAddress} (namespace ${handle.temporalNamespace})`,
+    `  Redis            ${redactUrl(handle.redisUrl)}`,
+    `  Dev API key      ${handle.apiKey}`,
+    `  Data             ${handle.dataDir}`,
+    '',
+    'Press Ctrl-C to stop.',
+    '',
+  ];
+  process.stdout.write(`${banner.join('\n')}\n`);
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`\nnpm start failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+    // Children are already stopped by launchStack's own cleanup; the exit hook SIGKILLs any stragglers.
+    setTimeout(() => process.exit(1), 100).unref();
+  });
+}

@@ -1,0 +1,87 @@
+// The settings every Atelier process shares, declared once: the gateway, both workers and the local-stack launcher
+// spread this table into their own, so a variable means the same thing, with the same default and the same
+// validation, wherever it is read. The launcher passes the values it resolved on to the processes it starts.
+import { DEFAULT_REGION, assertRegion } from '../core/gpu';
+import { LOG_LEVELS, type LogLevel } from './logger';
+import { parse, type OptionTable } from './options';
+import { DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL } from './redis';
+
+export interface SharedOptions {
+  /** Temporal frontend, host:port. @default '127.0.0.1:7233' */
+  readonly temporalAddress: string;
+  /** Temporal namespace. @default 'default' */
+  readonly temporalNamespace: string;
+  /** Redis: request event logs, sessions, rate limits. @default 'redis://127.0.0.1:6379' */
+  readonly redisUrl: string;
+  /**
+   * Prefix of every Redis key and channel. Every process of one deployment must use the same one: the workers
+   * publish request events under it and the gateways read them there. @default 'atelier:'
+   */
+  readonly redisPrefix: string;
+  /** Region whose task queues this process serves. @default 'us-west' */
+  readonly region: string;
+  /** Root of the filesystem object store (staged and stored images). @default '.atelier/objects' */
+  readonly storageDir: string;
+  /** pino level of this process's logs. @default 'info' */
+  readonly logLevel: LogLevel;
+}
+
+function parseRedisPrefix(raw: string, env: string): string {
+  // Spaces and glob characters would make keys that SCAN patterns and redis-cli users trip over.
+  if (!/^[A-Za-z0-9._:{}-]{1,64}$/.test(raw)) {
+    throw new TypeError(`${env}=${JSON.stringify(raw)}: expected 1 to 64 letters, digits or ._:{}- (e.g. "atelier:")`);
+  }
+  return raw;
+}
+
+function parseLogLevel(raw: string, env: string): LogLevel {
+  const level = raw.toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new TypeError(`${env}=${JSON.stringify(raw)}: expected one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return level as LogLevel;
+}
+
+export const SHARED_OPTION_TABLE: OptionTable<SharedOptions> = {
+  temporalAddress: {
+    env: 'TEMPORAL_ADDRESS',
+    doc: 'Temporal frontend host:port (`npm start` starts a dev server there unless one answers)',
+    default: '127.0.0.1:7233',
+    parse: parse.string,
+  },
+  temporalNamespace: { env: 'TEMPORAL_NAMESPACE', doc: 'Temporal namespace', default: 'default', parse: parse.string },
+  redisUrl: {
+    env: 'REDIS_URL',
+    doc: 'Redis URL (`npm start` starts redis-server there unless one answers)',
+    default: DEFAULT_REDIS_URL,
+    parse: parse.string,
+  },
+  redisPrefix: {
+    env: 'ATELIER_REDIS_PREFIX',
+    doc: 'Prefix of every Redis key; the same for every process of a deployment',
+    default: DEFAULT_REDIS_PREFIX,
+    parse: parseRedisPrefix,
+  },
+  region: {
+    env: 'ATELIER_REGION',
+    doc: 'Region whose task queues this process serves',
+    default: DEFAULT_REGION,
+    parse: (raw) => assertRegion(raw),
+  },
+  storageDir: {
+    env: 'ATELIER_STORAGE_DIR',
+    doc: 'Root of the filesystem object store (`npm start`: <data dir>/objects)',
+    default: '.atelier/objects',
+    parse: parse.string,
+  },
+  logLevel: { env: 'LOG_LEVEL', doc: `Log level (${LOG_LEVELS.join(', ')})`, default: 'info', parse: parseLogLevel },
+};
+
+/** The shared settings as environment variables, for a launcher handing them to the processes it starts. */
+export function sharedOptionsEnv(options: SharedOptions): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const key of Object.keys(SHARED_OPTION_TABLE) as (keyof SharedOptions)[]) {
+    env[SHARED_OPTION_TABLE[key].env] = String(options[key]);
+  }
+  return env;
+}
