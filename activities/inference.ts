@@ -2,12 +2,13 @@
 // with per-step heartbeats (so a dead worker is noticed within the heartbeat timeout and the request retried
 // elsewhere) and cancellation (a cancelled request frees the GPU within one step), publishes throttled progress
 // events, and stages the PNGs in the object store. Only object keys go back to the workflow, never image bytes.
-import { ApplicationFailure, Context } from '@temporalio/activity';
-import { FAILURE_TYPES } from '../core/errors';
+import { Context } from '@temporalio/activity';
 import type { InferenceActivities, InferenceInput, InferenceOutput } from '../core/activities';
+import { generationParams } from '../core/generation-params';
 import type { ModelName } from '../core/models';
 import type { RedisEventLog } from '../runtime/event-log';
 import type { ObjectStore } from '../runtime/object-store';
+import { activityFailure } from './failures';
 import { currentEventLogId } from './notification';
 import { stagingImageKey } from './object-keys';
 import { InferenceError, type InferenceBackend } from '../inference/backend';
@@ -71,12 +72,7 @@ class ProgressPublisher {
 /** Backend failures become ApplicationFailures whose type the workflow maps to a client code (core/errors.ts). */
 function toActivityFailure(err: unknown): unknown {
   if (!(err instanceof InferenceError)) return err;
-  return ApplicationFailure.create({
-    type: err.failureType,
-    message: err.message,
-    nonRetryable: !FAILURE_TYPES[err.failureType].retryable,
-    cause: err,
-  });
+  return activityFailure(err.failureType, err.message, { cause: err });
 }
 
 export function createInferenceActivities(deps: InferenceActivityDeps): InferenceActivities {
@@ -88,11 +84,7 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
       const ctx = Context.current();
       const backend = deps.backends.get(input.model);
       if (!backend) {
-        throw ApplicationFailure.create({
-          type: 'ModelNotFound',
-          message: `Worker ${deps.workerId} (${input.gpuType}) does not serve model ${input.model}`,
-          nonRetryable: true,
-        });
+        throw activityFailure('ModelNotFound', `Worker ${deps.workerId} (${input.gpuType}) does not serve model ${input.model}`);
       }
       const started = performance.now();
       const progress = new ProgressPublisher(deps.eventLog, currentEventLogId(), progressIntervalMs, ctx.log);
@@ -101,20 +93,7 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
       const keepAlive = setInterval(() => ctx.heartbeat(beat), heartbeatIntervalMs);
       try {
         const images = await backend.generate(
-          {
-            requestId: input.requestId,
-            model: input.model,
-            prompt: input.prompt,
-            negativePrompt: input.negativePrompt,
-            width: input.width,
-            height: input.height,
-            steps: input.steps,
-            seed: input.seed,
-            numImages: input.numImages,
-            guidanceScale: input.guidanceScale,
-            loras: input.loras,
-            controlnets: input.controlnets,
-          },
+          { requestId: input.requestId, ...generationParams(input) },
           {
             signal: ctx.cancellationSignal,
             onProgress: (step, totalSteps) => {

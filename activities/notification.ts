@@ -1,9 +1,10 @@
 // Publishes a request's events (status, completed, failed) to its event log in Redis, where gateways follow it.
 // The log is the one of the workflow this activity runs for: its id is the workflow id (`gen:<user>:<requestId>`),
 // which is also what the gateway follows, so the two can never disagree about which log a request has.
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import type { NotificationActivities, PublishEventInput } from '../core/activities';
 import type { RedisEventLog } from '../runtime/event-log';
+import { activityFailure } from './failures';
 
 export interface NotificationDeps {
   readonly eventLog: RedisEventLog;
@@ -14,7 +15,7 @@ export function currentEventLogId(): string {
   const execution = Context.current().info.workflowExecution;
   if (!execution) {
     // Standalone activity executions have no workflow and so no request log; nothing could ever read the event.
-    throw ApplicationFailure.create({ type: 'InvalidRequest', message: 'Request events can only be published for a workflow', nonRetryable: true });
+    throw activityFailure('InvalidRequest', 'Request events can only be published for a workflow');
   }
   return execution.workflowId;
 }

@@ -1,8 +1,8 @@
 // The prompt safety check that runs before any GPU time is spent. `PromptScreen` is the seam for the screen that
 // answers: today the rules-based `rules-v1` below; a model-based Safety service (seed 001, "Safety API") implements
 // the same interface and throws when it is unreachable, which the workflow turns into the `pending_safety` state.
-import { ApplicationFailure } from '@temporalio/activity';
 import type { SafetyActivities, SafetyInput, SafetyVerdict } from '../core/activities';
+import { activityFailure } from './failures';
 
 export interface ScreenResult {
   readonly allowed: boolean;
@@ -145,10 +145,7 @@ export function createSafetyActivities({ screen }: SafetyDeps): SafetyActivities
     async checkPromptSafety(input: SafetyInput): Promise<SafetyVerdict> {
       const result = await screen.screen(input.prompt);
       if (!result.allowed) {
-        throw ApplicationFailure.create({
-          type: 'UnsafePrompt',
-          message: `The prompt was refused by the safety screen (${result.categories.join(', ')})`,
-          nonRetryable: true,
+        throw activityFailure('UnsafePrompt', `The prompt was refused by the safety screen (${result.categories.join(', ')})`, {
           details: [{ screen: screen.name, categories: result.categories }],
         });
       }

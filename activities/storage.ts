@@ -5,6 +5,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { StorageActivities, StoreImagesInput, StoreImagesOutput } from '../core/activities';
 import { sha256Hex, type ObjectStore } from '../runtime/object-store';
+import { activityFailure } from './failures';
 import { finalImageKey, imageManifestKey, promptHash } from './object-keys';
 
 export interface StorageDeps {
@@ -23,12 +24,25 @@ export function pngSize(body: Buffer): { width: number; height: number } | null 
 
 /** A failure that retrying cannot fix (the staged data is missing or wrong): the request fails with STORAGE_FAILED. */
 function unrecoverable(message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type: 'StorageFailed', message, nonRetryable: true });
+  return activityFailure('StagedImagesInvalid', message);
+}
+
+/** Object-store errors become retryable `StorageFailed` failures; our own failures pass through as they are. */
+function asStorageFailure(err: unknown): unknown {
+  if (err instanceof ApplicationFailure || !(err instanceof Error)) return err;
+  return activityFailure('StorageFailed', `Object store error: ${err.message}`, { cause: err });
 }
 
 export function createStorageActivities({ store }: StorageDeps): StorageActivities {
   return {
-    async storeImages(input: StoreImagesInput): Promise<StoreImagesOutput> {
+    storeImages: (input: StoreImagesInput): Promise<StoreImagesOutput> =>
+      storeStagedImages(store, input).catch((err: unknown) => {
+        throw asStorageFailure(err);
+      }),
+  };
+}
+
+async function storeStagedImages(store: ObjectStore, input: StoreImagesInput): Promise<StoreImagesOutput> {
       const manifestKey = imageManifestKey(input.userId, input.requestId);
       const done = await store.get(manifestKey);
       if (done) {
@@ -66,6 +80,4 @@ export function createStorageActivities({ store }: StorageDeps): StorageActiviti
       await store.put(manifestKey, Buffer.from(JSON.stringify(output)), { requestId: input.requestId, userId: input.userId }, 'application/json');
       await Promise.all(input.stagingKeys.map((key) => store.delete(key)));
       return output;
-    },
-  };
 }

@@ -3,7 +3,7 @@
 import type { FailureCode } from './errors';
 import type { GpuType } from './gpu';
 import type { RequestEvent, StoredImageRef } from './events';
-import type { ControlNetRef, LoraRef } from './request';
+import type { GenerationParams } from './generation-params';
 import type { ModelName } from './models';
 
 export interface SafetyInput {
@@ -23,20 +23,10 @@ export interface SafetyActivities {
   checkPromptSafety(input: SafetyInput): Promise<SafetyVerdict>;
 }
 
-export interface InferenceInput {
+/** The inference activity's input: the request's parameters, whose request they are, and the fleet it runs on. */
+export interface InferenceInput extends GenerationParams {
   readonly requestId: string;
   readonly userId: string;
-  readonly model: ModelName;
-  readonly prompt: string;
-  readonly negativePrompt: string;
-  readonly width: number;
-  readonly height: number;
-  readonly steps: number;
-  readonly seed: number;
-  readonly numImages: number;
-  readonly guidanceScale: number;
-  readonly loras: readonly LoraRef[];
-  readonly controlnets: readonly ControlNetRef[];
   readonly gpuType: GpuType;
 }
 

@@ -39,17 +39,27 @@ export type FailureCode = keyof typeof FAILURE_CODES;
 export type ClientErrorCode = FrameErrorCode | RejectCode | FailureCode;
 
 /**
- * `ApplicationFailure.type` values used by activities and workflows. Non-retryable ones end the request;
- * `ModelCorrupted` is retried on another worker.
+ * `ApplicationFailure.type` values raised by activities, with the client code each becomes and whether another
+ * attempt could succeed. Activities build every failure from this table (activities/failures.ts), and the workflow
+ * lists the non-retryable ones in its retry policies, so retryability is decided here and nowhere else.
  */
 export const FAILURE_TYPES = {
+  /** The safety screen refused the prompt. */
   UnsafePrompt: { code: 'UNSAFE_PROMPT', retryable: false },
+  /** The activity was called in a way that can never work (e.g. an event published outside a workflow). */
   InvalidRequest: { code: 'INTERNAL', retryable: false },
+  /** No backend of this worker serves the model. */
   ModelNotFound: { code: 'MODEL_UNAVAILABLE', retryable: false },
+  /** The model files failed verification; the worker reloads them, and another attempt may run elsewhere. */
   ModelCorrupted: { code: 'MODEL_UNAVAILABLE', retryable: true },
+  /** The GPU ran out of memory even at batch 1. */
   OutOfMemory: { code: 'INFERENCE_FAILED', retryable: true },
+  /** The backend failed for another reason. */
   InferenceFailed: { code: 'INFERENCE_FAILED', retryable: true },
+  /** The object store refused a write or a read; it may answer the next attempt. */
   StorageFailed: { code: 'STORAGE_FAILED', retryable: true },
+  /** The staged images are missing or not what inference reported: storing again cannot fix them. */
+  StagedImagesInvalid: { code: 'STORAGE_FAILED', retryable: false },
 } as const satisfies Record<string, { code: FailureCode; retryable: boolean }>;
 
 export type FailureType = keyof typeof FAILURE_TYPES;

@@ -1,9 +1,12 @@
 // The generation request: its wire shape, validation with client-facing codes, and the normalized form that the
 // workflow receives (every default filled in, so a replayed workflow never depends on gateway defaults).
 import { z } from 'zod';
-import { MODELS, isModelName, type ModelName } from './models';
+import { MODELS, isModelName } from './models';
 import { isTier, type Tier } from './tiers';
 import type { RejectCode } from './errors';
+import type { ControlNetRef, GenerationParams, LoraRef } from './generation-params';
+
+export { generationParams, type ControlNetRef, type GenerationParams, type LoraRef } from './generation-params';
 
 export const PROMPT_MAX_CHARS = 2000;
 export const MAX_IMAGES_PER_REQUEST = 8;
@@ -45,25 +48,18 @@ export const generateFrameSchema = z.strictObject({
 });
 
 export type GenerateFrame = z.infer<typeof generateFrameSchema>;
-export type LoraRef = z.infer<typeof loraSchema>;
-export type ControlNetRef = z.infer<typeof controlnetSchema>;
+// The adapter shapes are declared zod-free in generation-params.ts (the workflow bundle imports them); these
+// assignments fail to compile if the schemas' output drifts from them.
+const loraMatches = (parsed: z.infer<typeof loraSchema>): LoraRef => parsed;
+const controlnetMatches = (parsed: z.infer<typeof controlnetSchema>): ControlNetRef => parsed;
+void loraMatches;
+void controlnetMatches;
 
 /** A validated request with every default resolved. This is the workflow's input. */
-export interface GenerationRequest {
+export interface GenerationRequest extends GenerationParams {
   readonly requestId: string;
   readonly userId: string;
-  readonly prompt: string;
-  readonly negativePrompt: string;
-  readonly model: ModelName;
   readonly tier: Tier;
-  readonly width: number;
-  readonly height: number;
-  readonly steps: number;
-  readonly seed: number;
-  readonly numImages: number;
-  readonly guidanceScale: number;
-  readonly loras: readonly LoraRef[];
-  readonly controlnets: readonly ControlNetRef[];
   /** Region whose queues serve this request. */
   readonly region: string;
   /** Gateway receive time, ms since epoch. */

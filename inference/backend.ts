@@ -2,22 +2,11 @@
 // ONNX Runtime pipeline (real models). The inference activity picks a backend per model from worker config.
 import type { FailureType } from '../core/errors';
 import type { ModelName } from '../core/models';
-import type { ControlNetRef, LoraRef } from '../core/request';
+import type { GenerationParams } from '../core/generation-params';
 
-export interface InferenceJob {
+/** One request's work for a backend: its generation parameters, named by its request id in logs and errors. */
+export interface InferenceJob extends GenerationParams {
   readonly requestId: string;
-  readonly model: ModelName;
-  readonly prompt: string;
-  readonly negativePrompt: string;
-  readonly width: number;
-  readonly height: number;
-  readonly steps: number;
-  /** Image i uses seed + i, so a batch of N equals N single requests. */
-  readonly seed: number;
-  readonly numImages: number;
-  readonly guidanceScale: number;
-  readonly loras: readonly LoraRef[];
-  readonly controlnets: readonly ControlNetRef[];
 }
 
 export interface InferenceHooks {

@@ -23,6 +23,7 @@ import type { GenerationFailure, InferenceOutput } from '../core/activities';
 import { FAILURE_TYPES, isFailureType, type FailureCode, type FailureType } from '../core/errors';
 import type { RequestEvent, StoredImageRef } from '../core/events';
 import { controlTaskQueue, gpuTaskQueue, type GpuType } from '../core/gpu';
+import { generationParams } from '../core/generation-params';
 import type { GenerationRequest } from '../core/request';
 import { routeToGpu, type RoutingRule } from '../core/routing';
 import { GenerationStatusKey, GpuTypeKey } from '../core/search-attributes';
@@ -185,17 +186,7 @@ export async function generateImage(req: GenerationRequest): Promise<GenerationR
     const inference: InferenceOutput = await gpu.runInference({
       requestId: req.requestId,
       userId: req.userId,
-      model: req.model,
-      prompt: req.prompt,
-      negativePrompt: req.negativePrompt,
-      width: req.width,
-      height: req.height,
-      steps: req.steps,
-      seed: req.seed,
-      numImages: req.numImages,
-      guidanceScale: req.guidanceScale,
-      loras: req.loras,
-      controlnets: req.controlnets,
+      ...generationParams(req),
       gpuType: route.gpuType,
     });
     view = { ...view, step: req.steps };

@@ -104,14 +104,14 @@ describe('storeImages activity', () => {
     assert.equal(finals.length, 1, `one final image: ${finals.join(', ')}`);
   });
 
-  test('missing or mis-sized staged images fail without retries (StorageFailed, non-retryable)', async () => {
+  test('missing or mis-sized staged images fail without retries (StagedImagesInvalid, non-retryable, STORAGE_FAILED)', async () => {
     const missing = await stage('req-d', 1);
     await store.delete(missing.stagingKeys[0] as string);
     const wrongSize = { ...(await stage('req-e', 1)), width: 512 };
     for (const req of [missing, wrongSize]) {
       await assert.rejects(storeImages(req), (err: unknown) => {
         assert.ok(err instanceof ApplicationFailure, String(err));
-        assert.equal(err.type, 'StorageFailed');
+        assert.equal(err.type, 'StagedImagesInvalid');
         assert.equal(err.nonRetryable, true);
         return true;
       });
