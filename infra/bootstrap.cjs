@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Entry point of `npm start`, `npm test`, `npm run generate` and `npm run provision` on a fresh clone: installs
+// Entry point of `npm start`, `npm test`, `npm run test:unit`, `npm run generate` and `npm run provision` on a fresh clone: installs
 // node_modules when missing or stale, compiles when sources changed since the last build, then runs the compiled
 // command, forwarding arguments, signals and the exit code. Plain CommonJS with no dependencies, because it runs
 // before node_modules exists.
@@ -19,10 +19,18 @@ const SOURCE_DIRS = ['core', 'workflows', 'activities', 'inference', 'gateway', 
 const BUILD_INPUTS = ['tsconfig.json', 'package-lock.json'];
 
 const COMMANDS = {
-  start: 'dist/infra/stack.js',
+  start: 'dist/infra/start.js',
   test: 'dist/infra/run-tests.js',
   generate: 'dist/client/generate-cli.js',
   provision: 'dist/infra/provision.js',
+};
+
+/**
+ * Commands that run from source under tsx and need no build: the unit tier must stay well under a minute, and a
+ * tsc build alone can take half of that on a small machine.
+ */
+const SOURCE_COMMANDS = {
+  'test:unit': { source: 'infra/run-tests.ts', args: ['--unit'] },
 };
 
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
@@ -124,16 +132,17 @@ function buildIfStale() {
   fs.utimesSync(BUILD_STAMP, startedAt, startedAt);
 }
 
-function dispatch(command, args) {
-  const script = path.join(ROOT, COMMANDS[command]);
-  if (!fs.existsSync(script)) {
-    say(`${COMMANDS[command]} does not exist after the build; is its source file written yet?`);
+/** Runs `node <nodeArgs>` for `command`, forwarding signals and exiting the way it exits. */
+function dispatch(command, nodeArgs) {
+  const script = nodeArgs.find((a) => a.endsWith('.js') || a.endsWith('.ts'));
+  if (script && !fs.existsSync(script)) {
+    say(`${path.relative(ROOT, script)} does not exist after the build; is its source file written yet?`);
     process.exit(1);
   }
   // `generate` runs where the user called npm (INIT_CWD), so `--out picture.png` lands there; the servers and the
   // test runner work from the repository root.
   const cwd = command === 'generate' ? process.env.INIT_CWD || process.cwd() : ROOT;
-  const child = spawn(process.execPath, [script, ...args], { cwd, stdio: 'inherit' });
+  const child = spawn(process.execPath, nodeArgs, { cwd, stdio: 'inherit' });
   // A terminal Ctrl-C reaches the child directly too (same process group); forwarding covers `kill <pid>` from a
   // supervisor. The child treats a repeated signal within a moment as one.
   const forward = (signal) => {
@@ -142,7 +151,7 @@ function dispatch(command, args) {
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const signal of signals) process.on(signal, forward);
   child.on('error', (err) => {
-    say(`could not run ${COMMANDS[command]}: ${err.message}`);
+    say(`could not run ${command}: ${err.message}`);
     process.exit(1);
   });
   child.on('exit', (code, signal) => {
@@ -158,13 +167,19 @@ function dispatch(command, args) {
 
 function main() {
   const [command, ...args] = process.argv.slice(2);
-  if (!command || !Object.prototype.hasOwnProperty.call(COMMANDS, command)) {
-    say(`usage: node infra/bootstrap.cjs <${Object.keys(COMMANDS).join('|')}> [args...]`);
+  const known = [...Object.keys(COMMANDS), ...Object.keys(SOURCE_COMMANDS)];
+  if (!command || !known.includes(command)) {
+    say(`usage: node infra/bootstrap.cjs <${known.join('|')}> [args...]`);
     process.exit(2);
   }
   installDependencies();
+  if (Object.prototype.hasOwnProperty.call(SOURCE_COMMANDS, command)) {
+    const { source, args: fixed } = SOURCE_COMMANDS[command];
+    dispatch(command, ['--import', 'tsx', path.join(ROOT, source), ...fixed, ...args]);
+    return;
+  }
   buildIfStale();
-  dispatch(command, args);
+  dispatch(command, [path.join(ROOT, COMMANDS[command]), ...args]);
 }
 
 main();

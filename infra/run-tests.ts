@@ -1,24 +1,46 @@
-// `npm test`: provisions the Temporal CLI and redis-server (so a fresh machine or CI runner sets itself up), starts
-// a private Redis for the run, then runs test/**/*.test.ts with node's test runner, one file at a time.
+// `npm test` and `npm run test:unit`. The full run provisions the Temporal CLI and redis-server (so a fresh machine or
+// CI runner sets itself up), starts a private Redis, then runs test/**/*.test.ts one file at a time; the unit tier
+// runs only the files that need neither Temporal nor Redis, and starts nothing.
 //
 //   npm test                          every test file
 //   npm test -- test/infra            files under a directory
 //   npm test -- test/infra/x.test.ts  one file
 //   npm test -- gateway               files whose path contains "gateway"
 //   npm test -- --test-name-pattern=replay   extra flags go to `node --test`
-import { spawn } from 'node:child_process';
+//   npm run test:unit                 the unit tier (UNIT_TIER below), in well under a minute
+//
+// Each file runs in its own `node --test` process group with a wall-clock limit. A file whose process outlives
+// it (a teardown that never finishes, a handler that swallows SIGTERM) is killed, and the run names the file and
+// the handles that kept each of its processes alive, read from a Node diagnostic report taken just before.
 import { existsSync, promises as fs, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { killChildrenOnExit } from './processes';
 import { resolveRedisServer, resolveTemporalCli } from './provision';
 import { startEphemeralRedis } from './redis-server';
-import { repoRoot } from './stack';
+import { repoRoot } from './repo-root';
+import { runTestFile, type FileOutcome } from './test-file-runner';
 
 /**
- * Per-test timeout, ms. Generous because end-to-end tests start a whole stack on a small shared machine; a hung
- * test still fails long before CI's own limit.
+ * Per-test timeout, ms; with `node --test` it also bounds each file as a whole. Generous because end-to-end tests
+ * start a whole stack on a small shared machine.
  */
 const TEST_TIMEOUT_MS = 300_000;
+/** Wall-clock limit of one file's processes: the runner's own timeout plus time to report and exit. */
+const FILE_LIMIT_MS = Number(process.env.ATELIER_TEST_FILE_LIMIT_MS ?? TEST_TIMEOUT_MS + 60_000);
+
+/** The fast tier: tests that need no Temporal server and no Redis (folders or files under test/). */
+export const UNIT_TIER: readonly string[] = [
+  'test/unit',
+  'test/inference',
+  'test/replay',
+  'test/activities/safety.test.ts',
+  'test/activities/simulated-backend.test.ts',
+  'test/activities/storage.test.ts',
+  'test/gateway/units.test.ts',
+  'test/runtime/object-store.test.ts',
+  'test/infra/lockfile.test.ts',
+];
 
 /** Every `*.test.ts` under `dir`, sorted so runs are reproducible. */
 async function findTestFiles(dir: string): Promise<string[]> {
@@ -44,7 +66,7 @@ async function findTestFiles(dir: string): Promise<string[]> {
  * The files a run covers. Each filter is an existing file, an existing directory (all test files under it), or a
  * substring of the path relative to the repo root. No filters: everything under test/.
  */
-export async function selectTestFiles(root: string, filters: string[]): Promise<string[]> {
+export async function selectTestFiles(root: string, filters: readonly string[]): Promise<string[]> {
   const all = await findTestFiles(path.join(root, 'test'));
   if (filters.length === 0) return all;
   const selected = new Set<string>();
@@ -61,59 +83,80 @@ export async function selectTestFiles(root: string, filters: string[]): Promise<
   return [...selected].sort();
 }
 
-async function main(argv: string[]): Promise<number> {
-  const root = repoRoot();
-  const nodeTestFlags = argv.filter((a) => a.startsWith('--'));
-  const filters = argv.filter((a) => !a.startsWith('--'));
-  const files = await selectTestFiles(root, filters);
-  if (files.length === 0) {
-    process.stderr.write(`No test files match ${filters.length > 0 ? filters.join(' ') : 'test/**/*.test.ts'}\n`);
-    return 1;
+/** Environment of the test files: the servers of a full run, or, for the unit tier, addresses where nothing answers. */
+async function prepareServers(unit: boolean): Promise<{ env: NodeJS.ProcessEnv; stop: () => Promise<void> }> {
+  const base: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
+  if (unit) {
+    // A unit-tier test that reaches for Redis or Temporal fails at once instead of passing on a developer's servers.
+    delete base.TEMPORAL_CLI_PATH;
+    return { env: { ...base, REDIS_URL: 'redis://127.0.0.1:1', TEMPORAL_ADDRESS: '127.0.0.1:1' }, stop: () => Promise.resolve() };
   }
-
   const log = (line: string): void => void process.stderr.write(`[provision] ${line}\n`);
   const temporalCli = await resolveTemporalCli({ log });
   const redisServer = await resolveRedisServer({ log });
   killChildrenOnExit();
   const redis = await startEphemeralRedis();
-  process.stderr.write(`[test] Temporal CLI ${temporalCli}\n[test] redis-server ${redisServer} on ${redis.url}\n[test] ${files.length} test file(s)\n`);
-
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    TEMPORAL_CLI_PATH: temporalCli,
-    REDIS_SERVER_PATH: redisServer,
-    REDIS_URL: redis.url,
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  process.stderr.write(`[test] Temporal CLI ${temporalCli}\n[test] redis-server ${redisServer} on ${redis.url}\n`);
+  return {
+    env: { ...base, TEMPORAL_CLI_PATH: temporalCli, REDIS_SERVER_PATH: redisServer, REDIS_URL: redis.url },
+    stop: () => redis.stop(),
   };
-  const args = [
-    '--import',
-    'tsx',
-    '--test',
-    '--test-concurrency=1',
-    `--test-timeout=${TEST_TIMEOUT_MS}`,
-    ...nodeTestFlags,
-    ...files.map((f) => path.relative(root, f)),
-  ];
-  try {
-    return await new Promise<number>((resolve, reject) => {
-      const child = spawn(process.execPath, args, { cwd: root, env, stdio: 'inherit' });
-      const forward = (signal: NodeJS.Signals): void => void child.kill(signal);
-      process.on('SIGINT', forward);
-      process.on('SIGTERM', forward);
-      child.once('error', reject);
-      child.once('exit', (code, signal) => {
-        process.off('SIGINT', forward);
-        process.off('SIGTERM', forward);
-        resolve(code ?? (signal ? 128 + signalNumber(signal) : 1));
-      });
-    });
-  } finally {
-    await redis.stop();
-  }
 }
 
-function signalNumber(signal: NodeJS.Signals): number {
-  return signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : signal === 'SIGKILL' ? 9 : 1;
+function summarize(outcomes: readonly FileOutcome[], startedAt: number): string {
+  const total = { tests: 0, pass: 0, fail: 0, cancelled: 0 };
+  for (const o of outcomes) for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += o.counts[k];
+  const failed = outcomes.filter((o) => !o.passed);
+  const lines = [
+    '',
+    `[test] ${outcomes.length} file(s), ${total.tests} tests: ${total.pass} passed, ${total.fail} failed, ` +
+      `${total.cancelled} cancelled, in ${Math.round((Date.now() - startedAt) / 1000)} s`,
+    ...failed.map((o) => `[test] FAILED ${o.file}${o.killedAfterMs ? ` (killed after ${Math.round(o.killedAfterMs / 1000)} s)` : ''}`),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const root = repoRoot();
+  const unit = argv.includes('--unit');
+  const nodeTestFlags = argv.filter((a) => a.startsWith('--') && a !== '--unit');
+  const filters = argv.filter((a) => !a.startsWith('--'));
+  const files = await selectTestFiles(root, unit && filters.length === 0 ? UNIT_TIER : filters);
+  if (files.length === 0) {
+    process.stderr.write(`No test files match ${filters.length > 0 ? filters.join(' ') : 'test/**/*.test.ts'}\n`);
+    return 1;
+  }
+  const startedAt = Date.now();
+  const servers = await prepareServers(unit);
+  const reportDir = await fs.mkdtemp(path.join(os.tmpdir(), 'atelier-test-reports-'));
+  process.stderr.write(`[test] ${files.length} test file(s)${unit ? ' (unit tier: no Temporal, no Redis)' : ''}\n`);
+  const outcomes: FileOutcome[] = [];
+  // Each file runs in its own process group, which a terminal's Ctrl-C does not reach: pass it on.
+  const interrupt = new AbortController();
+  const stopAll = (): void => interrupt.abort();
+  process.once('SIGINT', stopAll);
+  process.once('SIGTERM', stopAll);
+  try {
+    for (const file of files) {
+      if (interrupt.signal.aborted) break;
+      outcomes.push(
+        await runTestFile({
+          root,
+          file: path.relative(root, file),
+          env: servers.env,
+          nodeArgs: ['--import', 'tsx', `--test-timeout=${TEST_TIMEOUT_MS}`, '--test-reporter=spec', ...nodeTestFlags],
+          limitMs: FILE_LIMIT_MS,
+          reportDir,
+          signal: interrupt.signal,
+        }),
+      );
+    }
+  } finally {
+    await servers.stop();
+    await fs.rm(reportDir, { recursive: true, force: true });
+  }
+  process.stderr.write(summarize(outcomes, startedAt));
+  return interrupt.signal.aborted ? 130 : outcomes.every((o) => o.passed) ? 0 : 1;
 }
 
 if (require.main === module) {

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { startStack, repoRoot, type StackHandle } from '../../infra/stack';
 import { connectTestSocket, type TestSocket } from '../helpers/ws-client';
+import { within } from '../helpers/deadline';
 
 describe('Temporal server restart with requests in flight', () => {
   let stack: StackHandle;
@@ -19,8 +20,8 @@ describe('Temporal server restart with requests in flight', () => {
   });
 
   after(async () => {
-    await socket?.close();
-    await stack?.stop();
+    await within('the test socket', 10_000, socket?.close() ?? Promise.resolve());
+    await within('the local stack (gateway, workers, Redis, Temporal)', 60_000, stack?.stop() ?? Promise.resolve());
   });
 
   test('no accepted request is lost', async () => {

@@ -27,6 +27,7 @@ import { RedisEventLog } from '../../runtime/event-log';
 import { FsObjectStore } from '../../runtime/object-store';
 import { controlWorkerOptions } from '../../workers/control-worker';
 import { createInferenceBackends, gpuWorkerOptions } from '../../workers/gpu-worker';
+import { within } from './deadline';
 import { testRedis, type TestRedis } from './redis';
 
 let runtimeInstalled = false;
@@ -35,7 +36,12 @@ let runtimeInstalled = false;
 function installQuietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger((process.env.TEMPORAL_TEST_LOG_LEVEL as 'WARN' | undefined) ?? 'ERROR') });
+  Runtime.install({
+    logger: new DefaultLogger((process.env.TEMPORAL_TEST_LOG_LEVEL as 'WARN' | undefined) ?? 'ERROR'),
+    // The SDK would otherwise take SIGTERM to start a graceful worker shutdown instead of exiting, and a test file
+    // that the runner stops after its timeout would then never exit.
+    shutdownSignals: [],
+  });
 }
 
 /**
@@ -44,7 +50,10 @@ function installQuietRuntime(): void {
  */
 export async function createTemporalTestEnv(): Promise<TestWorkflowEnvironment> {
   installQuietRuntime();
-  return TestWorkflowEnvironment.createLocal({ server: { ...localTestServerConfig(), log: { format: 'pretty', level: 'error' } } });
+  const env = await TestWorkflowEnvironment.createLocal({ server: { ...localTestServerConfig(), log: { format: 'pretty', level: 'error' } } });
+  const teardown = env.teardown.bind(env);
+  env.teardown = () => within('the Temporal test environment (dev server and connections)', 30_000, teardown);
+  return env;
 }
 
 let bundle: Promise<{ code: string }> | undefined;
@@ -171,8 +180,8 @@ export async function startExtraGpuWorker(
     stop() {
       stopped ??= (async () => {
         if (worker.getState() === 'RUNNING') worker.shutdown();
-        await run;
-        await parts.cleanup();
+        await within(`GPU worker ${args.identity} shutdown`, 30_000, run);
+        await within(`the backends of GPU worker ${args.identity}`, 30_000, parts.cleanup);
       })();
       return stopped;
     },
@@ -242,9 +251,9 @@ export async function startGenerationHarness(env: TestWorkflowEnvironment, optio
     },
     async stop() {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
-      await Promise.allSettled(runs);
-      for (const cleanup of cleanups) await cleanup();
-      await redis.cleanup();
+      await within(`the harness's Temporal workers (${workerOptions.map((o) => o.taskQueue).join(', ')})`, 30_000, Promise.allSettled(runs));
+      for (const cleanup of cleanups) await within('the inference backends of the harness', 30_000, cleanup);
+      await within('the test Redis clean-up', 10_000, redis.cleanup());
       await rm(storeDir, { recursive: true, force: true });
     },
   };

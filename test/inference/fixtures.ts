@@ -4,6 +4,7 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PNG } from 'pngjs';
+import { within } from '../helpers/deadline';
 import type { GeneratedImage, InferenceJob } from '../../inference/backend';
 import { createOnnxBackend, type OnnxBackend, type OnnxBackendOptions } from '../../inference/onnx';
 import { writeExportWithRegistry } from '../../models/tools/export-registry';
@@ -27,7 +28,7 @@ export async function tinyBackend(options: Partial<OnnxBackendOptions> = {}): Pr
     backend,
     cacheDir: cache.path,
     close: async () => {
-      await backend.close();
+      await within('the ONNX backend (inference and PNG threads)', 30_000, backend.close());
       cache.cleanup();
     },
   };

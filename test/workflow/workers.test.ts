@@ -27,6 +27,7 @@ import { gpuWorkerOptions } from '../../workers/gpu-worker';
 import { SupervisedWorker } from '../../workers/worker-runtime';
 import { testRedis, type TestRedis } from '../helpers/redis';
 import { testWorkflowBundle } from '../helpers/temporal';
+import { within } from '../helpers/deadline';
 
 describe('workers', () => {
   const log = createLogger('worker-restart-test');
@@ -42,7 +43,8 @@ describe('workers', () => {
   };
 
   before(async () => {
-    Runtime.install({ logger: new DefaultLogger('ERROR') });
+    // No shutdown signals: SIGTERM from the test runner must end this process, not start a worker drain.
+    Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
     cliPath = process.env.TEMPORAL_CLI_PATH || (await resolveTemporalCli());
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-restart-'));
     port = await freePort();
@@ -51,9 +53,9 @@ describe('workers', () => {
   });
 
   after(async () => {
-    await Promise.all(workers.map((w) => w.stop()));
-    await server?.stop();
-    await redis?.cleanup();
+    await within('the worker processes started by this file', 30_000, Promise.all(workers.map((w) => w.stop())));
+    await within('the Temporal dev server', 30_000, server?.stop() ?? Promise.resolve());
+    await within('the test Redis clean-up', 10_000, redis?.cleanup() ?? Promise.resolve());
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   });
 
