@@ -1,0 +1,73 @@
+// Activity options of the generateImage workflow, one set per kind of work: timeouts and retry policies from seed
+// 001 (worker health, request recovery, Safety API unavailable), and the proxies built from them.
+import { ActivityCancellationType, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import type { createControlActivities, createInferenceActivities } from '../activities';
+import { FAILURE_TYPES, type FailureType } from '../core/errors';
+import { controlTaskQueue, gpuTaskQueue, type GpuType } from '../core/gpu';
+
+/** Failure types that no retry can fix; listed in retry policies too so that a mislabelled failure still stops. */
+const NON_RETRYABLE_TYPES = (Object.keys(FAILURE_TYPES) as FailureType[]).filter((type) => !FAILURE_TYPES[type].retryable);
+
+type ControlActivities = ReturnType<typeof createControlActivities>;
+type InferenceActivities = ReturnType<typeof createInferenceActivities>;
+
+/** Redis writes: quick, retried until Redis is back, because events are how the client hears about its request. */
+const NOTIFY_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '10s',
+  scheduleToCloseTimeout: '24h',
+  retry: { initialInterval: '250ms', backoffCoefficient: 2, maximumInterval: '5s' },
+};
+
+/** First safety attempts: a short bound (about 3 s of retries) before the request is shown as pending_safety. */
+const SAFETY_QUICK_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '2s', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+};
+
+/** Seed 001 "Safety API unavailable": queue the request in pending_safety and retry until the screen recovers. */
+const SAFETY_PATIENT_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '10s',
+  scheduleToCloseTimeout: '24h',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+};
+
+/**
+ * Seed 001 worker health and request recovery: heartbeats every step (at most 10 s apart), a worker silent for
+ * 30 s is presumed dead and the request retried on another; MAX_RETRIES = 3 with backoff min(30, 2^n) s.
+ * startToClose only backstops a hung worker that still heartbeats: the largest request (Flux, 4K, 8 images on an
+ * A100) models at about 75 minutes.
+ */
+const INFERENCE_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '2h',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 4, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+  // A cancelled request ends only once the GPU has stopped: "cancelled" then also means "no longer billed".
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+};
+
+const STORAGE_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '60s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+};
+
+/** The control-queue activities of a region, each kind with its own options. */
+export function controlActivities(region: string) {
+  const taskQueue = controlTaskQueue(region);
+  return {
+    notify: proxyActivities<ControlActivities>({ ...NOTIFY_OPTIONS, taskQueue }),
+    safetyQuick: proxyActivities<ControlActivities>({ ...SAFETY_QUICK_OPTIONS, taskQueue }),
+    safetyPatient: proxyActivities<ControlActivities>({ ...SAFETY_PATIENT_OPTIONS, taskQueue }),
+    storage: proxyActivities<ControlActivities>({ ...STORAGE_OPTIONS, taskQueue }),
+  };
+}
+
+/** The inference activity on one GPU fleet's task queue of a region. */
+export function fleetActivities(region: string, gpuType: GpuType) {
+  return proxyActivities<InferenceActivities>({
+    ...INFERENCE_OPTIONS,
+    taskQueue: gpuTaskQueue(region, gpuType),
+    // Replay compares activity ids, not task queues: naming the fleet in the id makes a routing change that
+    // would move an in-flight request to another fleet fail replay, instead of passing unnoticed.
+    activityId: `runInference:${gpuType}`,
+  });
+}
