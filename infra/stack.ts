@@ -1,23 +1,19 @@
 // The whole of Atelier on one machine: Temporal dev server, Redis, the control worker, one GPU worker per GPU type
 // and the WebSocket gateway, as supervised child processes with ordered shutdown. `npm start` (infra/start.ts)
-// runs it in the foreground; end-to-end tests use `startStack()`, with free ports and a temporary data directory.
+// runs it in the foreground; end-to-end tests use `startStack()` (infra/test-stack.ts) on free ports.
 import { promises as fs, existsSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { createLogger, type Logger } from '../runtime/logger';
-import { resolveOptions } from '../runtime/options';
+import type { Logger } from '../runtime/logger';
 import { sharedOptionsEnv } from '../runtime/shared-options';
-import { freePort, isLocalHost, parseHostPort } from './ports';
+import { isLocalHost, parseHostPort } from './ports';
 import { childLifelineArgs, delay, killChildrenOnExit, spawnService } from './processes';
 import { resolveTemporalCli } from './provision';
 import { ensureRedis, type RedisHandle } from './redis-server';
 import { repoRoot } from './repo-root';
-import { DEV_API_KEY, STACK_OPTIONS, type StackOptions } from './stack-options';
+import { DEV_API_KEY, type StackOptions } from './stack-options';
 import { Supervisor } from './supervisor';
 import { registerSearchAttributes, startTemporalDevServer, temporalAnswers } from './temporal';
 
-export { repoRoot } from './repo-root';
-export { DEV_API_KEY, STACK_OPTIONS, type StackOptions } from './stack-options';
 
 /** Thrown when the stack cannot start: a missing entry point, an unreachable remote service, a start-up timeout. */
 export class StackStartError extends Error {
@@ -57,14 +53,7 @@ export interface StackHandle {
   stop(): Promise<void>;
 }
 
-export interface StartStackOverrides extends Partial<StackOptions> {
-  /** Extra environment for every child, applied last (e.g. `{ ATELIER_SIM_SPEEDUP: '50' }`). */
-  env?: Record<string, string>;
-  /** Receives each line a child prints. @default lines are kept only for error messages */
-  onOutput?: (name: string, line: string) => void;
-}
-
-interface LaunchContext {
+export interface LaunchContext {
   readonly log: Logger;
   readonly extraEnv: Record<string, string>;
   readonly onOutput: (name: string, line: string) => void;
@@ -314,67 +303,4 @@ async function waitForReady(url: string, timeoutMs: number, abort?: AbortSignal)
     await delay(250);
   }
   throw new StackStartError(`The gateway did not become ready at ${url} within ${timeoutMs} ms (last: ${last})`);
-}
-
-/** The options of a test stack: free ports, a headless Temporal, children at `warn`; `overrides` win. */
-async function testStackOptions(overrides: Partial<StackOptions>, tempDir: string | undefined): Promise<StackOptions> {
-  const options: StackOptions = {
-    ...resolveOptions(STACK_OPTIONS, {}),
-    dataDir: tempDir ?? overrides.dataDir ?? '.atelier',
-    temporalAddress: `127.0.0.1:${await freePort()}`,
-    temporalUiPort: 0,
-    redisUrl: `redis://127.0.0.1:${await freePort()}`,
-    gatewayPort: await freePort(),
-    logLevel: 'warn',
-    readyTimeoutMs: 60_000,
-    shutdownTimeoutMs: 10_000,
-    ...overrides,
-  };
-  // Port 0 means "any free port", as for a listening socket; the stack needs to know the real one up front to
-  // hand it to the gateway and to probe readiness.
-  if (options.gatewayPort === 0) options.gatewayPort = await freePort();
-  return options;
-}
-
-/**
- * The stack for end-to-end tests: free ports, a fresh temporary data directory (removed by stop()), a headless
- * Temporal dev server and a private Redis, children logging at `warn`. Anything in `overrides` wins; environment
- * variables are not read (a developer's ATELIER_GATEWAY_PORT must not steer a test). `gatewayPort: 0` picks a
- * free port.
- */
-export async function startStack(overrides: StartStackOverrides = {}): Promise<StackHandle> {
-  const { env: extraEnv = {}, onOutput, ...optionOverrides } = overrides;
-  const tempDir = optionOverrides.dataDir === undefined ? await fs.mkdtemp(path.join(os.tmpdir(), 'atelier-stack-')) : undefined;
-  const options = await testStackOptions(optionOverrides, tempDir);
-  const log = createLogger('stack', { test: true });
-  log.level = process.env.LOG_LEVEL ?? 'warn';
-  const tails = new Map<string, string[]>();
-  const remember = (name: string, line: string): void => {
-    const tail = tails.get(name) ?? [];
-    tail.push(line);
-    if (tail.length > 40) tail.shift();
-    tails.set(name, tail);
-    onOutput?.(name, line);
-    if (process.env.ATELIER_STACK_LOGS === '1') process.stderr.write(`${name} | ${line}\n`);
-  };
-  let handle: StackHandle;
-  try {
-    handle = await launchStack(options, { log, extraEnv, onOutput: remember });
-  } catch (err) {
-    if (tempDir) await fs.rm(tempDir, { recursive: true, force: true });
-    if (err instanceof StackStartError && tails.size > 0) {
-      const output = [...tails].map(([name, lines]) => `--- ${name}\n${lines.join('\n')}`).join('\n');
-      throw new StackStartError(`${err.message}\nRecent output of the stack's processes:\n${output}`, { cause: err });
-    }
-    throw err;
-  }
-  const stop = handle.stop;
-  let stopped: Promise<void> | undefined;
-  return Object.assign(handle, {
-    stop: () =>
-      (stopped ??= (async () => {
-        await stop();
-        if (tempDir) await fs.rm(tempDir, { recursive: true, force: true });
-      })()),
-  });
 }

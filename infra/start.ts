@@ -1,38 +1,31 @@
 // `npm start`: runs the local stack (infra/stack.ts) in the foreground, prefixes each child's output with its name,
 // prints where everything is once the gateway is ready, and stops it all in order on Ctrl-C.
-import { createLogger } from '../runtime/logger';
+import { createLogger, type Logger } from '../runtime/logger';
 import { formatOptionHelp, resolveOptions } from '../runtime/options';
 import { redactUrl } from './redis-server';
 import { launchStack, type StackHandle } from './stack';
-import { STACK_OPTIONS } from './stack-options';
+import { STACK_OPTIONS, type StackOptions } from './stack-options';
 
 const NAME_COLORS = [36, 33, 35, 32, 34, 96, 93, 95, 92, 94];
 
-/** `npm start`: runs the stack in the foreground until SIGINT/SIGTERM. */
-async function main(argv: string[]): Promise<void> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(
-      formatOptionHelp(
-        'npm start — run Atelier locally: Temporal dev server, Redis, control worker, one GPU worker per type, gateway.',
-        STACK_OPTIONS,
-      ),
-    );
-    return;
-  }
-  const options = resolveOptions(STACK_OPTIONS);
-  const log = createLogger('stack', {}, options.logLevel);
+/** Prints each child's lines behind its name, padded and (on a terminal) coloured. */
+function childOutputPrinter(options: StackOptions): (name: string, line: string) => void {
   const color = process.stdout.isTTY === true && process.env.NO_COLOR === undefined;
   const width = Math.max(14, ...options.gpuTypes.map((t) => `gpu-worker[${t}]`.length));
   const colors = new Map<string, number>();
-  const onOutput = (name: string, line: string): void => {
+  return (name, line) => {
     if (!colors.has(name)) colors.set(name, NAME_COLORS[colors.size % NAME_COLORS.length] ?? 36);
     const label = name.padEnd(width);
     process.stdout.write(`${color ? `\x1b[${colors.get(name)}m${label}\x1b[0m` : label} | ${line}\n`);
   };
+}
 
-  let handle: StackHandle | undefined;
+/**
+ * The first SIGINT/SIGTERM stops the stack in order (or interrupts start-up); a second one a moment later kills
+ * everything at once. `handle()` is the stack once it is up.
+ */
+function stopOnSignal(log: Logger, startup: AbortController, handle: () => StackHandle | undefined): void {
   let shuttingDownSince: number | undefined;
-  const startup = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     if (shuttingDownSince !== undefined) {
       // One Ctrl-C reaches us twice (from the terminal and forwarded by npm/bootstrap); only a deliberate
@@ -45,12 +38,13 @@ async function main(argv: string[]): Promise<void> {
     }
     shuttingDownSince = Date.now();
     log.info({ signal }, 'shutting down: gateway, then workers (draining), then Redis and Temporal');
-    if (!handle) {
+    const stack = handle();
+    if (!stack) {
       // launchStack notices between steps, stops what it started and rejects.
       startup.abort();
       return;
     }
-    handle.stop().then(
+    stack.stop().then(
       () => {
         log.info('stopped');
         process.exit(0);
@@ -63,18 +57,10 @@ async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+}
 
-  log.info(
-    { dataDir: options.dataDir, temporal: options.temporalAddress, redis: redactUrl(options.redisUrl), gpuTypes: options.gpuTypes },
-    'starting Atelier',
-  );
-  try {
-    handle = await launchStack(options, { log, extraEnv: {}, onOutput, abort: startup.signal });
-  } catch (err) {
-    if (startup.signal.aborted) process.exit(0);
-    throw err;
-  }
-  const banner = [
+function banner(handle: StackHandle): string {
+  return [
     '',
     'Atelier is up.',
     `  WebSocket API    ${handle.gatewayWsUrl}`,
@@ -87,8 +73,31 @@ async function main(argv: string[]): Promise<void> {
     '',
     'Press Ctrl-C to stop.',
     '',
-  ];
-  process.stdout.write(`${banner.join('\n')}\n`);
+  ].join('\n');
+}
+
+/** `npm start`: runs the stack in the foreground until SIGINT/SIGTERM. */
+async function main(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    const title = 'npm start — run Atelier locally: Temporal dev server, Redis, control worker, one GPU worker per type, gateway.';
+    process.stdout.write(formatOptionHelp(title, STACK_OPTIONS));
+    return;
+  }
+  const options = resolveOptions(STACK_OPTIONS);
+  const log = createLogger('stack', {}, options.logLevel);
+  let handle: StackHandle | undefined;
+  const startup = new AbortController();
+  stopOnSignal(log, startup, () => handle);
+
+  const { dataDir, temporalAddress, redisUrl, gpuTypes } = options;
+  log.info({ dataDir, temporal: temporalAddress, redis: redactUrl(redisUrl), gpuTypes }, 'starting Atelier');
+  try {
+    handle = await launchStack(options, { log, extraEnv: {}, onOutput: childOutputPrinter(options), abort: startup.signal });
+  } catch (err) {
+    if (startup.signal.aborted) process.exit(0);
+    throw err;
+  }
+  process.stdout.write(`${banner(handle)}\n`);
 }
 
 if (require.main === module) {

@@ -19,7 +19,7 @@ import { createLogger, type Logger } from '../runtime/logger';
 import { FsObjectStore } from '../runtime/object-store';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
-import { createRedis } from '../runtime/redis';
+import { createRedis, type Redis } from '../runtime/redis';
 import {
   COMMON_WORKER_OPTIONS,
   SupervisedWorker,
@@ -166,6 +166,25 @@ export function gpuWorkerOptions(args: {
   };
 }
 
+/** The worker's backends and the inference activity over them, writing to the object store and event log. */
+async function createGpuActivities(
+  options: ResolvedGpuWorkerOptions,
+  redis: Redis,
+  log: Logger,
+): Promise<{ backends: InferenceBackend[]; activities: ReturnType<typeof createInferenceActivities> }> {
+  const backends = await createInferenceBackends(options, log);
+  const byModel = backendsByModel(backends, MODEL_NAMES);
+  const models = Object.fromEntries([...byModel].map(([model, backend]) => [model, backend.name]));
+  log.info({ models, slots: options.slots }, 'inference backends');
+  const activities = createInferenceActivities({
+    backends: byModel,
+    store: new FsObjectStore(path.resolve(options.storageDir)),
+    eventLog: new RedisEventLog(redis, { prefix: options.redisPrefix }),
+    workerId: options.workerId,
+  });
+  return { backends, activities };
+}
+
 async function main(): Promise<void> {
   handleHelpFlag(
     `${formatOptionHelp('gpu-worker: runs the runInference activity for one GPU fleet.', GPU_WORKER_OPTIONS)}\n` +
@@ -177,15 +196,7 @@ async function main(): Promise<void> {
 
   const redis = createRedis(options.redisUrl, `gpu-worker:${options.gpuType}`);
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
-  const backends = await createInferenceBackends(options, log);
-  const byModel = backendsByModel(backends, MODEL_NAMES);
-  log.info({ models: Object.fromEntries([...byModel].map(([model, backend]) => [model, backend.name])), slots: options.slots }, 'inference backends');
-  const activities = createInferenceActivities({
-    backends: byModel,
-    store: new FsObjectStore(path.resolve(options.storageDir)),
-    eventLog: new RedisEventLog(redis, { prefix: options.redisPrefix }),
-    workerId: options.workerId,
-  });
+  const { backends, activities } = await createGpuActivities(options, redis, log);
   const prefixAgreement = new PrefixAgreement({ redis, prefix: options.redisPrefix, role: 'gpu-worker', log });
   prefixAgreement.start();
   const supervised = new SupervisedWorker({

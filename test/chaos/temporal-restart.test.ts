@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { startStack, repoRoot, type StackHandle } from '../../infra/stack';
+import { startStack, repoRoot, type StackHandle } from '../../infra/test-stack';
 import { connectTestSocket, type TestSocket } from '../helpers/ws-client';
 import { within } from '../helpers/deadline';
 

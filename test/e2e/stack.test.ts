@@ -10,7 +10,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startStack, repoRoot, type StackHandle } from '../../infra/stack';
+import { startStack, repoRoot, type StackHandle } from '../../infra/test-stack';
 import { resolveTemporalCli } from '../../infra/provision';
 import { connectTestSocket, type Frame, type TestSocket } from '../helpers/ws-client';
 import { decodePng } from '../helpers/png';

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from '../../infra/stack';
+import { repoRoot } from '../../infra/repo-root';
 
 interface LockEntry {
   version?: string;

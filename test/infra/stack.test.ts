@@ -8,7 +8,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../infra/ports';
-import { repoRoot, startStack, type StackHandle } from '../../infra/stack';
+import { repoRoot, startStack, type StackHandle } from '../../infra/test-stack';
 
 const root = repoRoot();
 
