@@ -14,6 +14,7 @@ import {
   GatewayConnectError,
   ProtocolError,
   RequestRejectedError,
+  type CompletedFrame,
   type GenerateInput,
   type RequestEventFrame,
 } from './client';
@@ -149,81 +150,122 @@ async function download(url: string, file: string): Promise<number> {
   return body.length;
 }
 
-export async function runGenerate(cmd: GenerateCommand, stderr: NodeJS.WriteStream = process.stderr): Promise<number> {
+/**
+ * Progress on stderr: on a terminal one line rewritten in place at every frame; otherwise one line per frame, with
+ * generation progress only at every 10% so a log file is not flooded with a line per step.
+ */
+interface ProgressPrinter {
+  show(frame: RequestEventFrame): void;
+  /** Ends the line being rewritten in place, so what follows starts on a fresh line. */
+  endLine(): void;
+}
+
+function progressPrinter(stderr: NodeJS.WriteStream, quiet: boolean): ProgressPrinter {
   const tty = stderr.isTTY === true;
-  const say = (line: string): void => {
-    if (!cmd.quiet) stderr.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
-  };
-  const endLine = (): void => {
-    if (!cmd.quiet && tty) stderr.write('\n');
-  };
-
-  let client: AtelierClient;
-  try {
-    client = await AtelierClient.connect({ url: cmd.url, apiKey: cmd.apiKey });
-  } catch (err) {
-    stderr.write(`error: ${(err as Error).message}\n`);
-    return err instanceof AuthenticationError || err instanceof GatewayConnectError ? EXIT.UNREACHABLE : EXIT.FAILED;
-  }
-
-  const requestId = cmd.request.requestId ?? randomUUID();
-  let interrupts = 0;
-  const onSigint = (): void => {
-    interrupts++;
-    if (interrupts > 1) process.exit(130);
-    endLine();
-    stderr.write('cancelling (Ctrl-C again to quit without waiting)\n');
-    client.cancel(requestId);
-  };
-  process.on('SIGINT', onSigint);
-
   let lastProgressDecile = -1;
-  try {
-    const terminal = await client.generate({ ...cmd.request, requestId }, (frame) => {
-      // Without a terminal, print progress at every 10% rather than every step.
+  return {
+    show(frame) {
       if (!tty && frame.type === 'progress') {
         const decile = Math.floor((10 * frame.step) / Math.max(1, frame.totalSteps));
         if (decile === lastProgressDecile) return;
         lastProgressDecile = decile;
       }
-      say(progressLine(frame));
-    });
-    endLine();
-    if (terminal.type === 'failed') {
-      stderr.write(`error: the request failed: ${terminal.code}: ${terminal.message}${terminal.retryable ? ' (retryable)' : ''}\n`);
-      return EXIT.FAILED;
-    }
-    let status: number = EXIT.OK;
-    for (const [i, image] of terminal.images.entries()) {
-      const file = outputPath(cmd.out, i);
-      try {
-        const bytes = await download(image.url, file);
-        stderr.write(`saved ${file} (${image.width}x${image.height}, seed ${image.seed}, ${bytes} bytes)\n`);
-      } catch (err) {
-        stderr.write(`error: could not download ${image.url}: ${(err as Error).message}\n`);
-        status = EXIT.FAILED;
-      }
-    }
-    return status;
+      if (!quiet) stderr.write(tty ? `\r\x1b[2K${progressLine(frame)}` : `${progressLine(frame)}\n`);
+    },
+    endLine() {
+      if (!quiet && tty) stderr.write('\n');
+    },
+  };
+}
+
+/** The connected client, or the exit status when the gateway cannot be reached or refuses the key. */
+async function connectOrExit(cmd: GenerateCommand, stderr: NodeJS.WriteStream): Promise<AtelierClient | number> {
+  try {
+    return await AtelierClient.connect({ url: cmd.url, apiKey: cmd.apiKey });
   } catch (err) {
-    endLine();
-    if (err instanceof RequestRejectedError) {
-      const details = err.details ? ` (${Object.entries(err.details).map(([k, v]) => `${k}: ${v}`).join('; ')})` : '';
-      const retry = err.retryAfterMs !== undefined ? ` Retry in ${Math.ceil(err.retryAfterMs / 1000)} s.` : '';
-      stderr.write(`error: the gateway rejected the request: ${err.message}${details}.${retry}\n`);
+    stderr.write(`error: ${(err as Error).message}\n`);
+    return err instanceof AuthenticationError || err instanceof GatewayConnectError ? EXIT.UNREACHABLE : EXIT.FAILED;
+  }
+}
+
+/**
+ * The first Ctrl-C asks the gateway to cancel and keeps waiting for the outcome; a second one quits at once.
+ * Returns the function that removes the handler.
+ */
+function cancelOnSigint(
+  client: AtelierClient,
+  requestId: string,
+  stderr: NodeJS.WriteStream,
+  progress: ProgressPrinter,
+): () => void {
+  let interrupts = 0;
+  const onSigint = (): void => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    progress.endLine();
+    stderr.write('cancelling (Ctrl-C again to quit without waiting)\n');
+    client.cancel(requestId);
+  };
+  process.on('SIGINT', onSigint);
+  return () => process.off('SIGINT', onSigint);
+}
+
+/** Downloads every image to its output path; a failed download is reported and fails the run, but not the rest. */
+async function saveImages(terminal: CompletedFrame, out: string, stderr: NodeJS.WriteStream): Promise<number> {
+  let status: number = EXIT.OK;
+  for (const [i, image] of terminal.images.entries()) {
+    const file = outputPath(out, i);
+    try {
+      const bytes = await download(image.url, file);
+      stderr.write(`saved ${file} (${image.width}x${image.height}, seed ${image.seed}, ${bytes} bytes)\n`);
+    } catch (err) {
+      stderr.write(`error: could not download ${image.url}: ${(err as Error).message}\n`);
+      status = EXIT.FAILED;
+    }
+  }
+  return status;
+}
+
+/** Reports an error thrown while the request ran and returns its exit status; rethrows errors it does not know. */
+function exitStatusFor(err: unknown, requestId: string, stderr: NodeJS.WriteStream): number {
+  if (err instanceof RequestRejectedError) {
+    const details = err.details ? ` (${Object.entries(err.details).map(([k, v]) => `${k}: ${v}`).join('; ')})` : '';
+    const retry = err.retryAfterMs !== undefined ? ` Retry in ${Math.ceil(err.retryAfterMs / 1000)} s.` : '';
+    stderr.write(`error: the gateway rejected the request: ${err.message}${details}.${retry}\n`);
+    return EXIT.FAILED;
+  }
+  if (err instanceof ConnectionLostError) {
+    stderr.write(`error: ${err.message}. Re-run with --request-id ${requestId} to re-attach.\n`);
+    return EXIT.UNREACHABLE;
+  }
+  if (err instanceof ProtocolError) {
+    stderr.write(`error: ${err.message}\n`);
+    return EXIT.FAILED;
+  }
+  throw err;
+}
+
+export async function runGenerate(cmd: GenerateCommand, stderr: NodeJS.WriteStream = process.stderr): Promise<number> {
+  const progress = progressPrinter(stderr, cmd.quiet);
+  const client = await connectOrExit(cmd, stderr);
+  if (typeof client === 'number') return client;
+
+  const requestId = cmd.request.requestId ?? randomUUID();
+  const removeSigintHandler = cancelOnSigint(client, requestId, stderr, progress);
+  try {
+    const terminal = await client.generate({ ...cmd.request, requestId }, (frame) => progress.show(frame));
+    progress.endLine();
+    if (terminal.type === 'failed') {
+      const retryable = terminal.retryable ? ' (retryable)' : '';
+      stderr.write(`error: the request failed: ${terminal.code}: ${terminal.message}${retryable}\n`);
       return EXIT.FAILED;
     }
-    if (err instanceof ConnectionLostError) {
-      stderr.write(`error: ${err.message}. Re-run with --request-id ${requestId} to re-attach.\n`);
-      return EXIT.UNREACHABLE;
-    }
-    if (err instanceof ProtocolError) {
-      stderr.write(`error: ${err.message}\n`);
-      return EXIT.FAILED;
-    }
-    throw err;
+    return await saveImages(terminal, cmd.out, stderr);
+  } catch (err) {
+    progress.endLine();
+    return exitStatusFor(err, requestId, stderr);
   } finally {
-    process.off('SIGINT', onSigint);
+    removeSigintHandler();
     await client.close();
   }
 }

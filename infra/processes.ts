@@ -73,11 +73,7 @@ export function killChildrenOnExit(): void {
  * missing binary ends the same way as a crash: with the reason in `outputTail()`).
  */
 export function spawnService(opts: ServiceProcessOptions): ServiceProcess {
-  const tail: string[] = [];
-  const remember = (line: string): void => {
-    tail.push(line);
-    if (tail.length > TAIL_LINES) tail.shift();
-  };
+  const tail = lineTail();
   const child = spawn(opts.command, [...opts.args], {
     env: opts.env ?? process.env,
     cwd: opts.cwd,
@@ -87,30 +83,73 @@ export function spawnService(opts: ServiceProcessOptions): ServiceProcess {
   for (const stream of ['stdout', 'stderr'] as const) {
     const readable = child[stream];
     if (!readable) continue;
-    readable.setEncoding('utf8');
-    let partial = '';
-    readable.on('data', (chunk: string) => {
-      const lines = (partial + chunk).split(/\r?\n/);
-      partial = lines.pop() ?? '';
-      for (const line of lines) {
-        remember(line);
-        opts.onLine?.(line, stream);
-      }
-    });
-    readable.on('end', () => {
-      if (partial.length > 0) {
-        remember(partial);
-        opts.onLine?.(partial, stream);
-        partial = '';
-      }
+    splitLines(readable, (line) => {
+      tail.remember(line);
+      opts.onLine?.(line, stream);
     });
   }
   liveChildren.add(child);
   if (opts.ownProcessGroup) groupLeaders.add(child);
+  const exit = trackExit(child, (reason) => tail.remember(`${opts.name}: failed to start ${opts.command}: ${reason}`));
+  const stop = stopper(child, exit, opts.ownProcessGroup ?? false, (line) => tail.remember(`${opts.name}: ${line}`));
+
+  return {
+    name: opts.name,
+    process: child,
+    exited: exit.exited,
+    get hasExited() {
+      return exit.info() !== undefined;
+    },
+    outputTail: (lines = 20) => tail.last(lines),
+    stop,
+  };
+}
+
+/** The last {@link TAIL_LINES} lines a child printed (and what we noted about it), oldest first. */
+function lineTail(): { remember(line: string): void; last(lines: number): string } {
+  const lines: string[] = [];
+  return {
+    remember(line) {
+      lines.push(line);
+      if (lines.length > TAIL_LINES) lines.shift();
+    },
+    last: (count) => lines.slice(-count).join('\n'),
+  };
+}
+
+/**
+ * Calls `onLine` with each line of `readable`, without its newline. A line split across chunks is held back until
+ * it is complete; an unterminated last line is delivered when the stream ends.
+ */
+function splitLines(readable: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+  readable.setEncoding('utf8');
+  let partial = '';
+  readable.on('data', (chunk: string) => {
+    const lines = (partial + chunk).split(/\r?\n/);
+    partial = lines.pop() ?? '';
+    for (const line of lines) onLine(line);
+  });
+  readable.on('end', () => {
+    if (partial.length > 0) {
+      onLine(partial);
+      partial = '';
+    }
+  });
+}
+
+interface ExitTracker {
+  /** Resolves on exit, or right away after a spawn failure; never rejects. */
+  readonly exited: Promise<ProcessExit>;
+  /** How the child ended, or undefined while it runs. */
+  info(): ProcessExit | undefined;
+}
+
+/** Follows the child to its end and takes it off {@link liveChildren} then. */
+function trackExit(child: ChildProcess, onSpawnError: (reason: string) => void): ExitTracker {
   let exitInfo: ProcessExit | undefined;
   const exited = new Promise<ProcessExit>((resolve) => {
     child.once('error', (err) => {
-      remember(`${opts.name}: failed to start ${opts.command}: ${err.message}`);
+      onSpawnError(err.message);
       // 'exit' does not follow a spawn failure; do not wait for it.
       if (child.pid === undefined) {
         liveChildren.delete(child);
@@ -124,40 +163,45 @@ export function spawnService(opts: ServiceProcessOptions): ServiceProcess {
       resolve(exitInfo);
     });
   });
+  return { exited, info: () => exitInfo };
+}
 
+/** {@link ServiceProcess.stop} for `child`: one shutdown however often it is called, SIGKILL after the grace. */
+function stopper(
+  child: ChildProcess,
+  exit: ExitTracker,
+  group: boolean,
+  note: (line: string) => void,
+): ServiceProcess['stop'] {
   let stopping: Promise<ProcessExit> | undefined;
-  const stop = (stopOpts: { signal?: NodeJS.Signals; graceMs?: number } = {}): Promise<ProcessExit> => {
+  return (stopOpts = {}) => {
+    const exitInfo = exit.info();
     if (exitInfo) return Promise.resolve(exitInfo);
     stopping ??= (async () => {
-      signalChild(child, stopOpts.signal ?? 'SIGTERM', opts.ownProcessGroup ?? false);
+      const signal = stopOpts.signal ?? 'SIGTERM';
       const graceMs = stopOpts.graceMs ?? 10_000;
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        exited.then(() => false),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(true), graceMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) {
-        remember(`${opts.name}: still running ${graceMs} ms after ${stopOpts.signal ?? 'SIGTERM'}; sending SIGKILL`);
-        signalChild(child, 'SIGKILL', opts.ownProcessGroup ?? false);
+      signalChild(child, signal, group);
+      if (await timedOut(exit.exited, graceMs)) {
+        note(`still running ${graceMs} ms after ${signal}; sending SIGKILL`);
+        signalChild(child, 'SIGKILL', group);
       }
-      return exited;
+      return exit.exited;
     })();
     return stopping;
   };
+}
 
-  return {
-    name: opts.name,
-    process: child,
-    exited,
-    get hasExited() {
-      return exitInfo !== undefined;
-    },
-    outputTail: (lines = 20) => tail.slice(-lines).join('\n'),
-    stop,
-  };
+/** True when `ms` pass before `promise` settles; the timer does not outlive the race. */
+async function timedOut(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const result = await Promise.race([
+    promise.then(() => false),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  return result;
 }
 
 /** Signals the child, or its whole process group when it leads one (so grandchildren go too). */

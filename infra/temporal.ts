@@ -137,22 +137,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   await fs.mkdir(opts.dataDir, { recursive: true });
   const dbFile = path.resolve(opts.dataDir, 'temporal.db');
 
-  const args = [
-    'server',
-    'start-dev',
-    '--ip',
-    host,
-    '--port',
-    String(port),
-    '--db-filename',
-    dbFile,
-    ...(namespace === 'default' ? [] : ['--namespace', namespace]),
-    ...(uiPort === false ? ['--headless'] : ['--ui-port', String(uiPort)]),
-    '--log-level',
-    'warn',
-    ...searchAttributeArgs(),
-    ...temporalDevServerExtraArgs(),
-  ];
+  const args = startDevArgs({ host, port, dbFile, namespace, uiPort });
   const prefix = dieWithParentPrefix();
   const [command, ...commandArgs] = [...prefix, opts.cliPath, ...args] as [string, ...string[]];
   const onOutput = opts.onOutput ?? ((line: string) => opts.log.info({ temporal: line }, 'temporal dev server output'));
@@ -185,6 +170,33 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     exited: server.exited,
     stop,
   };
+}
+
+/** Arguments of `temporal server start-dev` for one server. */
+function startDevArgs(server: {
+  host: string;
+  port: number;
+  dbFile: string;
+  namespace: string;
+  uiPort: number | false;
+}): string[] {
+  const { host, port, dbFile, namespace, uiPort } = server;
+  return [
+    'server',
+    'start-dev',
+    '--ip',
+    host,
+    '--port',
+    String(port),
+    '--db-filename',
+    dbFile,
+    ...(namespace === 'default' ? [] : ['--namespace', namespace]),
+    ...(uiPort === false ? ['--headless'] : ['--ui-port', String(uiPort)]),
+    '--log-level',
+    'warn',
+    ...searchAttributeArgs(),
+    ...temporalDevServerExtraArgs(),
+  ];
 }
 
 async function waitForFrontend(address: string, dbFile: string, namespace: string, server: ServiceProcess, timeoutMs: number): Promise<void> {

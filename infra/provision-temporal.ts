@@ -1,0 +1,200 @@
+// Finds or installs the Temporal CLI (its `server start-dev` is our Temporal): an explicit TEMPORAL_CLI_PATH, PATH,
+// the per-user cache, then into the cache with `go install` or from the official release archive.
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  atelierCacheDir,
+  defaultLog,
+  errorMessage,
+  execFileAsync,
+  exeSuffix,
+  findOnPath,
+  checkExecutable,
+  ProvisionError,
+  runStreaming,
+  type ProvisionOptions,
+} from './provision-common';
+import { withInstallLock } from './provision-lock';
+
+/** Temporal CLI release the project is tested with (Temporal Server 1.29). */
+export const TEMPORAL_CLI_VERSION = '1.5.1';
+const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
+
+/** Where the cached (built or downloaded) Temporal CLI lives. */
+export function cachedTemporalCliPath(env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(atelierCacheDir(env), 'bin', `temporal${exeSuffix}`);
+}
+
+/**
+ * Path of a working Temporal CLI. Order: env TEMPORAL_CLI_PATH (an explicit path that does not work is an error,
+ * never silently replaced), `temporal` on PATH, the cache, then install into the cache: `go install` when Go is
+ * available, else the official release archive when the internet is reachable. Throws {@link ProvisionError}
+ * with install instructions when all of that fails.
+ */
+export async function resolveTemporalCli(opts: ProvisionOptions = {}): Promise<string> {
+  const env = opts.env ?? process.env;
+  const log = opts.log ?? defaultLog;
+
+  const explicit = env.TEMPORAL_CLI_PATH;
+  if (explicit !== undefined && explicit !== '') {
+    const problem = await checkTemporalCli(explicit);
+    if (problem) {
+      throw new ProvisionError(
+        `TEMPORAL_CLI_PATH=${explicit} is not a working Temporal CLI: ${problem}. ` +
+          `Point it at a Temporal CLI ${TEMPORAL_CLI_VERSION} binary, or unset it to let Atelier find or install one.`,
+      );
+    }
+    return explicit;
+  }
+
+  const onPath = await findOnPath('temporal', env);
+  if (onPath) {
+    const problem = await checkTemporalCli(onPath);
+    if (!problem) return onPath;
+    log(`ignoring ${onPath} from PATH: ${problem}`);
+  }
+
+  const cached = cachedTemporalCliPath(env);
+  if (!(await checkTemporalCli(cached))) return cached;
+
+  if (opts.install === false) throw new ProvisionError(temporalInstallInstructions(cached));
+
+  return withInstallLock(path.join(path.dirname(cached), '.temporal-install.lock'), log, () =>
+    installTemporalCli(cached, env, log),
+  );
+}
+
+/** Installs into `cached` with `go install`, else from the release archive; call it holding the install lock. */
+async function installTemporalCli(
+  cached: string,
+  env: NodeJS.ProcessEnv,
+  log: (line: string) => void,
+): Promise<string> {
+  // Another process may have installed it while we waited for the lock.
+  if (!(await checkTemporalCli(cached))) return cached;
+  const attempts: string[] = [];
+  const go = await findOnPath('go', env);
+  if (go) {
+    try {
+      await goInstallTemporalCli(go, cached, env, log);
+      const problem = await checkTemporalCli(cached);
+      if (!problem) return cached;
+      attempts.push(`go install produced a binary that does not run: ${problem}`);
+    } catch (err) {
+      attempts.push(`go install failed: ${errorMessage(err)}`);
+      log(`go install failed: ${errorMessage(err)}`);
+    }
+  } else {
+    attempts.push('Go is not installed');
+  }
+  try {
+    await downloadTemporalCli(cached, log);
+    const problem = await checkTemporalCli(cached);
+    if (!problem) return cached;
+    attempts.push(`the downloaded binary does not run: ${problem}`);
+  } catch (err) {
+    attempts.push(`download failed: ${errorMessage(err)}`);
+  }
+  throw new ProvisionError(`${temporalInstallInstructions(cached)}\nTried: ${attempts.join('; ')}.`);
+}
+
+function temporalInstallInstructions(cached: string): string {
+  const { os: platform, arch } = releasePlatform();
+  const goBin = path.dirname(cached);
+  return [
+    `Temporal CLI not found (looked at TEMPORAL_CLI_PATH, \`temporal\` on PATH and ${cached}). Install it with one of:`,
+    `  - Go (https://go.dev/dl): CGO_ENABLED=0 GOBIN=${goBin} go install ` +
+      `${TEMPORAL_CLI_MODULE}@v${TEMPORAL_CLI_VERSION}`,
+    `  - Download ${githubReleaseUrl(platform, arch, 'tar.gz')}`,
+    `    and extract \`temporal\` to ${cached}`,
+    `  - macOS: brew install temporal`,
+    `  - Or set TEMPORAL_CLI_PATH to an existing binary.`,
+  ].join('\n');
+}
+
+/** Returns why `binary` is not a usable Temporal CLI, or undefined when it is. */
+async function checkTemporalCli(binary: string): Promise<string | undefined> {
+  const problem = await checkExecutable(binary);
+  if (problem) return problem;
+  try {
+    const { stdout } = await execFileAsync(binary, ['--version'], { timeout: 30_000 });
+    if (!/^temporal version/m.test(stdout)) return `\`${binary} --version\` printed ${JSON.stringify(stdout.trim())}`;
+    return undefined;
+  } catch (err) {
+    return `\`${binary} --version\` failed: ${errorMessage(err)}`;
+  }
+}
+
+async function goInstallTemporalCli(
+  go: string,
+  target: string,
+  env: NodeJS.ProcessEnv,
+  log: (line: string) => void,
+): Promise<void> {
+  const binDir = path.dirname(target);
+  await fs.mkdir(binDir, { recursive: true });
+  log(`building Temporal CLI v${TEMPORAL_CLI_VERSION} with ${go} into ${binDir} (takes several minutes on first run)`);
+  const args = [
+    'install',
+    // Stamp the version so `temporal --version` reports it (a plain `go install` says 0.0.0-DEV).
+    `-ldflags=-X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION}`,
+    `${TEMPORAL_CLI_MODULE}@v${TEMPORAL_CLI_VERSION}`,
+  ];
+  await runStreaming(go, args, { ...env, CGO_ENABLED: '0', GOBIN: binDir }, log);
+}
+
+function releasePlatform(): { os: string; arch: string } {
+  const osName = process.platform === 'win32' ? 'windows' : process.platform;
+  const arch = process.arch === 'x64' ? 'amd64' : process.arch;
+  return { os: osName, arch };
+}
+
+function githubReleaseUrl(platform: string, arch: string, archiveExt: string): string {
+  const release = `https://github.com/temporalio/cli/releases/download/v${TEMPORAL_CLI_VERSION}`;
+  return `${release}/temporal_cli_${TEMPORAL_CLI_VERSION}_${platform}_${arch}.${archiveExt}`;
+}
+
+async function downloadTemporalCli(target: string, log: (line: string) => void): Promise<void> {
+  const { os: platform, arch } = releasePlatform();
+  const archiveExt = platform === 'windows' ? 'zip' : 'tar.gz';
+  const urls = [
+    githubReleaseUrl(platform, arch, archiveExt),
+    `https://temporal.download/cli/archive/v${TEMPORAL_CLI_VERSION}?platform=${platform}&arch=${arch}`,
+  ];
+  const failures: string[] = [];
+  for (const url of urls) {
+    let archive: Buffer;
+    try {
+      log(`downloading ${url}`);
+      const res = await fetch(url, { signal: AbortSignal.timeout(300_000), redirect: 'follow' });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      archive = Buffer.from(await res.arrayBuffer());
+    } catch (err) {
+      failures.push(`${url}: ${errorMessage(err)}`);
+      continue;
+    }
+    const workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'atelier-temporal-cli-'));
+    try {
+      const archivePath = path.join(workDir, `temporal.${archiveExt}`);
+      await fs.writeFile(archivePath, archive);
+      // bsdtar (macOS, Windows 10+) reads zip too; GNU tar reads the Linux/macOS tar.gz.
+      await execFileAsync('tar', ['-xf', archivePath, '-C', workDir], { timeout: 120_000 });
+      const extracted = path.join(workDir, `temporal${exeSuffix}`);
+      await fs.chmod(extracted, 0o755);
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      // Copy then rename so a concurrent reader never sees a half-written binary.
+      const staging = `${target}.${process.pid}.tmp`;
+      await fs.copyFile(extracted, staging);
+      await fs.chmod(staging, 0o755);
+      await fs.rename(staging, target);
+      log(`installed Temporal CLI ${TEMPORAL_CLI_VERSION} at ${target}`);
+      return;
+    } catch (err) {
+      failures.push(`${url}: extracting failed: ${errorMessage(err)}`);
+    } finally {
+      await fs.rm(workDir, { recursive: true, force: true });
+    }
+  }
+  throw new Error(failures.join('; '));
+}
