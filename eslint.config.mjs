@@ -25,7 +25,10 @@ const sandboxPaths = sandboxForbidden.map((name) => ({
   name,
   message: 'Not allowed in workflow or core code: it is non-deterministic or not sandbox-safe.',
 }));
-const otelSdk = { group: ['@opentelemetry/sdk-*', '@opentelemetry/exporter-*'], message: 'OTel SDK is not sandbox-safe.' };
+const otelSdk = {
+  group: ['@opentelemetry/sdk-*', '@opentelemetry/exporter-*'],
+  message: 'OTel SDK is not sandbox-safe.',
+};
 
 /** infra/ provisions and launches; production code (and the benches) never depend on it. */
 const NO_INFRA = { group: ['**/infra/*', '**/infra'], message: 'Only infra/ and test/ may import from infra/.' };
@@ -69,7 +72,9 @@ export default tseslint.config(
         'error',
         {
           // node:test's test()/describe() return promises that the runner itself awaits.
-          allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite'] }],
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite'] },
+          ],
         },
       ],
       '@typescript-eslint/no-misused-promises': 'error',
@@ -79,6 +84,8 @@ export default tseslint.config(
   // One no-restricted-imports entry per folder (a later entry for the same rule would replace an earlier one).
   ...Object.entries(FOLDER_IMPORT_BANS).map(([folder, bans]) => ({
     files: [`${folder}/**/*.ts`],
-    rules: { 'no-restricted-imports': ['error', { paths: bans.paths ?? [], patterns: [...(bans.patterns ?? []), NO_INFRA] }] },
+    rules: {
+      'no-restricted-imports': ['error', { paths: bans.paths ?? [], patterns: [...(bans.patterns ?? []), NO_INFRA] }],
+    },
   })),
 );

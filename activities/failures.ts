@@ -11,7 +11,11 @@ export interface ActivityFailureOptions {
 }
 
 /** An ApplicationFailure of `type`, retryable exactly when the table says so. */
-export function activityFailure(type: FailureType, message: string, options: ActivityFailureOptions = {}): ApplicationFailure {
+export function activityFailure(
+  type: FailureType,
+  message: string,
+  options: ActivityFailureOptions = {},
+): ApplicationFailure {
   return ApplicationFailure.create({
     type,
     message,

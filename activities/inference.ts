@@ -84,7 +84,10 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
       const ctx = Context.current();
       const backend = deps.backends.get(input.model);
       if (!backend) {
-        throw activityFailure('ModelNotFound', `Worker ${deps.workerId} (${input.gpuType}) does not serve model ${input.model}`);
+        throw activityFailure(
+          'ModelNotFound',
+          `Worker ${deps.workerId} (${input.gpuType}) does not serve model ${input.model}`,
+        );
       }
       const started = performance.now();
       const progress = new ProgressPublisher(deps.eventLog, currentEventLogId(), progressIntervalMs, ctx.log);
@@ -108,7 +111,11 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
         const stagingKeys: string[] = [];
         for (const [index, image] of images.entries()) {
           const key = stagingImageKey(input.userId, input.requestId, index);
-          await deps.store.put(key, image.png, { requestId: input.requestId, seed: String(image.seed), worker: deps.workerId });
+          await deps.store.put(key, image.png, {
+            requestId: input.requestId,
+            seed: String(image.seed),
+            worker: deps.workerId,
+          });
           stagingKeys.push(key);
         }
         const first = images[0];
@@ -135,7 +142,10 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
  * The model -> backend map of a worker: each model goes to the first backend in `backends` that supports it, so
  * a worker lists its backends in order of preference (e.g. ONNX for `tiny-sd`, then the simulated GPU backend).
  */
-export function backendsByModel(backends: readonly InferenceBackend[], models: readonly ModelName[]): Map<ModelName, InferenceBackend> {
+export function backendsByModel(
+  backends: readonly InferenceBackend[],
+  models: readonly ModelName[],
+): Map<ModelName, InferenceBackend> {
   const map = new Map<ModelName, InferenceBackend>();
   for (const model of models) {
     const backend = backends.find((b) => b.supports(model));

@@ -27,8 +27,40 @@ export interface ScreenCategory {
   readonly together?: readonly (readonly string[])[];
 }
 
-const MINOR_TERMS = ['child', 'children', 'kid', 'kids', 'minor', 'minors', 'underage', 'preteen', 'toddler', 'schoolgirl', 'schoolboy', 'loli', 'shota', 'little girl', 'little boy', 'young girl', 'young boy'];
-const SEXUAL_TERMS = ['nude', 'naked', 'nsfw', 'sex', 'sexual', 'sexy', 'erotic', 'porn', 'lingerie', 'topless', 'undressed', 'explicit', 'seductive'];
+const MINOR_TERMS = [
+  'child',
+  'children',
+  'kid',
+  'kids',
+  'minor',
+  'minors',
+  'underage',
+  'preteen',
+  'toddler',
+  'schoolgirl',
+  'schoolboy',
+  'loli',
+  'shota',
+  'little girl',
+  'little boy',
+  'young girl',
+  'young boy',
+];
+const SEXUAL_TERMS = [
+  'nude',
+  'naked',
+  'nsfw',
+  'sex',
+  'sexual',
+  'sexy',
+  'erotic',
+  'porn',
+  'lingerie',
+  'topless',
+  'undressed',
+  'explicit',
+  'seductive',
+];
 
 /**
  * The rules of `rules-v1`. Deliberately small and precise (word-boundary phrase matches on normalized text): a
@@ -38,16 +70,51 @@ export const RULES_V1: readonly ScreenCategory[] = [
   { name: 'sexual-minors', together: [MINOR_TERMS, SEXUAL_TERMS] },
   {
     name: 'sexual-explicit',
-    phrases: ['porn', 'porno', 'pornographic', 'hentai', 'explicit sex', 'sex act', 'sex scene', 'genitals', 'genitalia', 'xxx', 'nsfw'],
+    phrases: [
+      'porn',
+      'porno',
+      'pornographic',
+      'hentai',
+      'explicit sex',
+      'sex act',
+      'sex scene',
+      'genitals',
+      'genitalia',
+      'xxx',
+      'nsfw',
+    ],
   },
   {
     name: 'graphic-violence',
-    phrases: ['gore', 'gory', 'dismembered', 'dismemberment', 'decapitated', 'decapitation', 'disembowelled', 'disemboweled', 'mutilated', 'mutilation', 'beheading'],
+    phrases: [
+      'gore',
+      'gory',
+      'dismembered',
+      'dismemberment',
+      'decapitated',
+      'decapitation',
+      'disembowelled',
+      'disemboweled',
+      'mutilated',
+      'mutilation',
+      'beheading',
+    ],
   },
   { name: 'self-harm', phrases: ['self harm', 'selfharm', 'suicide', 'cutting wrists', 'slit wrists'] },
 ];
 
-const LEET: Readonly<Record<string, string>> = { '0': 'o', '1': 'i', '!': 'i', '3': 'e', '4': 'a', '@': 'a', '5': 's', '$': 's', '7': 't', '+': 't' };
+const LEET: Readonly<Record<string, string>> = {
+  '0': 'o',
+  '1': 'i',
+  '!': 'i',
+  '3': 'e',
+  '4': 'a',
+  '@': 'a',
+  '5': 's',
+  $: 's',
+  '7': 't',
+  '+': 't',
+};
 
 /**
  * Folds the tricks that defeat naive matching: case, accents and look-alike forms (NFKD), leetspeak digits inside
@@ -67,7 +134,9 @@ function normalizedWords(prompt: string): string[] {
   // Symbols count as letters only before a letter or digit, so "wow!" keeps its "!" as punctuation.
   const tokens = folded
     .split(/\s+/)
-    .map((token) => (/\p{L}/u.test(token) ? token.replace(/[0-9]|[!@$+](?=[\p{L}\p{N}])/gu, (c) => LEET[c] ?? c) : token));
+    .map((token) =>
+      /\p{L}/u.test(token) ? token.replace(/[0-9]|[!@$+](?=[\p{L}\p{N}])/gu, (c) => LEET[c] ?? c) : token,
+    );
   return tokens
     .join(' ')
     .replace(/[^\p{L}\p{N}]+/gu, ' ')
@@ -84,7 +153,8 @@ function joinSpelledOutWords(words: readonly string[], splitArticle: boolean): s
   const out: string[] = [];
   let run = '';
   const flush = (): void => {
-    if (splitArticle && run.length >= 3 && (run.startsWith('a') || run.startsWith('i'))) out.push(run.slice(0, 1), run.slice(1));
+    if (splitArticle && run.length >= 3 && (run.startsWith('a') || run.startsWith('i')))
+      out.push(run.slice(0, 1), run.slice(1));
     else if (run) out.push(run);
     run = '';
   };
@@ -145,9 +215,13 @@ export function createSafetyActivities({ screen }: SafetyDeps): SafetyActivities
     async checkPromptSafety(input: SafetyInput): Promise<SafetyVerdict> {
       const result = await screen.screen(input.prompt);
       if (!result.allowed) {
-        throw activityFailure('UnsafePrompt', `The prompt was refused by the safety screen (${result.categories.join(', ')})`, {
-          details: [{ screen: screen.name, categories: result.categories }],
-        });
+        throw activityFailure(
+          'UnsafePrompt',
+          `The prompt was refused by the safety screen (${result.categories.join(', ')})`,
+          {
+            details: [{ screen: screen.name, categories: result.categories }],
+          },
+        );
       }
       return { allowed: true, screen: screen.name };
     },

@@ -18,7 +18,8 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 
 /** Width and height from a PNG's IHDR chunk, or null when the bytes are not a PNG. */
 export function pngSize(body: Buffer): { width: number; height: number } | null {
-  if (body.length < 24 || !body.subarray(0, 8).equals(PNG_SIGNATURE) || body.toString('latin1', 12, 16) !== 'IHDR') return null;
+  if (body.length < 24 || !body.subarray(0, 8).equals(PNG_SIGNATURE) || body.toString('latin1', 12, 16) !== 'IHDR')
+    return null;
   return { width: body.readUInt32BE(16), height: body.readUInt32BE(20) };
 }
 
@@ -43,41 +44,46 @@ export function createStorageActivities({ store }: StorageDeps): StorageActiviti
 }
 
 async function storeStagedImages(store: ObjectStore, input: StoreImagesInput): Promise<StoreImagesOutput> {
-      const manifestKey = imageManifestKey(input.userId, input.requestId);
-      const done = await store.get(manifestKey);
-      if (done) {
-        // A previous attempt finished; it may have crashed before removing the staging copies.
-        await Promise.all(input.stagingKeys.map((key) => store.delete(key)));
-        return JSON.parse(done.body.toString('utf8')) as StoreImagesOutput;
-      }
-      if (input.stagingKeys.length !== input.seeds.length) {
-        throw unrecoverable(`${input.stagingKeys.length} staged images but ${input.seeds.length} seeds`);
-      }
-      const images: StoredImage[] = [];
-      for (const [index, stagingKey] of input.stagingKeys.entries()) {
-        const staged = await store.get(stagingKey);
-        if (!staged) throw unrecoverable(`Staged image ${stagingKey} is missing`);
-        const size = pngSize(staged.body);
-        if (!size || size.width !== input.width || size.height !== input.height) {
-          throw unrecoverable(`Staged image ${stagingKey} is not a ${input.width}x${input.height} PNG`);
-        }
-        const sha256 = sha256Hex(staged.body);
-        const key = finalImageKey(input.userId, input.requestId, index, sha256);
-        const seed = input.seeds[index] as number;
-        // put() of the same bytes under the same key keeps the first createdAt: a re-run is invisible to readers.
-        await store.put(key, staged.body, {
-          requestId: input.requestId,
-          userId: input.userId,
-          model: input.model,
-          seed: String(seed),
-          promptSha256: promptHash(input.prompt),
-          width: String(input.width),
-          height: String(input.height),
-        });
-        images.push({ key, width: input.width, height: input.height, seed, sha256, bytes: staged.body.length });
-      }
-      const output: StoreImagesOutput = { images };
-      await store.put(manifestKey, Buffer.from(JSON.stringify(output)), { requestId: input.requestId, userId: input.userId }, 'application/json');
-      await Promise.all(input.stagingKeys.map((key) => store.delete(key)));
-      return output;
+  const manifestKey = imageManifestKey(input.userId, input.requestId);
+  const done = await store.get(manifestKey);
+  if (done) {
+    // A previous attempt finished; it may have crashed before removing the staging copies.
+    await Promise.all(input.stagingKeys.map((key) => store.delete(key)));
+    return JSON.parse(done.body.toString('utf8')) as StoreImagesOutput;
+  }
+  if (input.stagingKeys.length !== input.seeds.length) {
+    throw unrecoverable(`${input.stagingKeys.length} staged images but ${input.seeds.length} seeds`);
+  }
+  const images: StoredImage[] = [];
+  for (const [index, stagingKey] of input.stagingKeys.entries()) {
+    const staged = await store.get(stagingKey);
+    if (!staged) throw unrecoverable(`Staged image ${stagingKey} is missing`);
+    const size = pngSize(staged.body);
+    if (!size || size.width !== input.width || size.height !== input.height) {
+      throw unrecoverable(`Staged image ${stagingKey} is not a ${input.width}x${input.height} PNG`);
+    }
+    const sha256 = sha256Hex(staged.body);
+    const key = finalImageKey(input.userId, input.requestId, index, sha256);
+    const seed = input.seeds[index] as number;
+    // put() of the same bytes under the same key keeps the first createdAt: a re-run is invisible to readers.
+    await store.put(key, staged.body, {
+      requestId: input.requestId,
+      userId: input.userId,
+      model: input.model,
+      seed: String(seed),
+      promptSha256: promptHash(input.prompt),
+      width: String(input.width),
+      height: String(input.height),
+    });
+    images.push({ key, width: input.width, height: input.height, seed, sha256, bytes: staged.body.length });
+  }
+  const output: StoreImagesOutput = { images };
+  await store.put(
+    manifestKey,
+    Buffer.from(JSON.stringify(output)),
+    { requestId: input.requestId, userId: input.userId },
+    'application/json',
+  );
+  await Promise.all(input.stagingKeys.map((key) => store.delete(key)));
+  return output;
 }

@@ -48,7 +48,12 @@ interface RunFigures {
   readonly lagMaxMs: number;
 }
 
-const PROMPTS = ['a photo of an astronaut riding a horse on the moon', 'a watercolor painting of a red fox in a snowy forest', 'a lighthouse on a rocky coast during a storm', 'a cozy cabin in the mountains, digital art'];
+const PROMPTS = [
+  'a photo of an astronaut riding a horse on the moon',
+  'a watercolor painting of a red fox in a snowy forest',
+  'a lighthouse on a rocky coast during a storm',
+  'a cozy cabin in the mountains, digital art',
+];
 
 function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -82,12 +87,26 @@ function job(model: ModelUnderTest, i: number): InferenceJob {
 }
 
 /** Closed loop: `concurrency` clients, each sending its next request when the previous one returns. */
-async function throughput(model: ModelUnderTest, options: Partial<OnnxBackendOptions>, requests: number, concurrency: number): Promise<RunFigures> {
+async function throughput(
+  model: ModelUnderTest,
+  options: Partial<OnnxBackendOptions>,
+  requests: number,
+  concurrency: number,
+): Promise<RunFigures> {
   const cache = tempDir('bench-cache');
-  const backend = await createOnnxBackend({ ...options, registryPath: model.registryPath, cacheDir: cache.path, preload: ['tiny-sd'] });
+  const backend = await createOnnxBackend({
+    ...options,
+    registryPath: model.registryPath,
+    cacheDir: cache.path,
+    preload: ['tiny-sd'],
+  });
   try {
     // Warm-up: first runs allocate onnxruntime's arena and pick kernels.
-    await Promise.all(Array.from({ length: Math.min(concurrency, 2) }, (_, i) => backend.generate(job(model, 900 + i), { onProgress: () => undefined, signal: new AbortController().signal })));
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, 2) }, (_, i) =>
+        backend.generate(job(model, 900 + i), { onProgress: () => undefined, signal: new AbortController().signal }),
+      ),
+    );
     const before = backend.status().counters;
     const latenciesMs: number[] = [];
     let next = 0;
@@ -127,9 +146,17 @@ async function throughput(model: ModelUnderTest, options: Partial<OnnxBackendOpt
  * encoder once (cond + uncond rows), the UNet `steps` times, the VAE once. Runs on this thread, with the session
  * options the backend uses.
  */
-async function bareSessionLoop(model: ModelUnderTest, modelDir: string, options: OnnxBackendOptions): Promise<{ run: () => Promise<number>; release: () => Promise<void> }> {
+async function bareSessionLoop(
+  model: ModelUnderTest,
+  modelDir: string,
+  options: OnnxBackendOptions,
+): Promise<{ run: () => Promise<number>; release: () => Promise<void> }> {
   const sessionConfig = sessionOptions({ ...options, deviceId: options.deviceIds[0] ?? 0 });
-  const [te, unet, vae] = await Promise.all(['text_encoder', 'unet', 'vae_decoder'].map((m) => ort.InferenceSession.create(join(modelDir, m, 'model.onnx'), sessionConfig)));
+  const [te, unet, vae] = await Promise.all(
+    ['text_encoder', 'unet', 'vae_decoder'].map((m) =>
+      ort.InferenceSession.create(join(modelDir, m, 'model.onnx'), sessionConfig),
+    ),
+  );
   const tokenizer = await ClipPromptTokenizer.load(join(modelDir, 'tokenizer'));
   const guided = model.guidanceScale > 1;
   const rows = guided ? 2 : 1;
@@ -139,7 +166,12 @@ async function bareSessionLoop(model: ModelUnderTest, modelDir: string, options:
   const textFeeds = { input_ids: new ort.Tensor('int32', ids, [rows, 77]) };
   const context = (await te!.run(textFeeds)).last_hidden_state as ort.Tensor;
   const [h, w] = [model.height / 8, model.width / 8];
-  const sample = new ort.Tensor('float32', new SeededGaussian(1).fill(new Float32Array(rows * 4 * h * w)), [rows, 4, h, w]);
+  const sample = new ort.Tensor('float32', new SeededGaussian(1).fill(new Float32Array(rows * 4 * h * w)), [
+    rows,
+    4,
+    h,
+    w,
+  ]);
   const timestep = new ort.Tensor('float32', new Float32Array(rows).fill(501), [rows]);
   const latents = new ort.Tensor('float32', new SeededGaussian(2).fill(new Float32Array(4 * h * w)), [1, 4, h, w]);
   return {
@@ -162,9 +194,19 @@ async function bareSessionLoop(model: ModelUnderTest, modelDir: string, options:
  * machine only ever add time, so the minimum is the cleanest estimate of each path's own cost); the ratio of
  * medians is reported beside it.
  */
-async function overhead(model: ModelUnderTest, modelDir: string, options: OnnxBackendOptions): Promise<{ ratio: number; ratioMedian: number; pipelineMs: number; bareMs: number }> {
+async function overhead(
+  model: ModelUnderTest,
+  modelDir: string,
+  options: OnnxBackendOptions,
+): Promise<{ ratio: number; ratioMedian: number; pipelineMs: number; bareMs: number }> {
   const cache = tempDir('bench-cache');
-  const backend = await createOnnxBackend({ ...options, maxBatchSize: 1, registryPath: model.registryPath, cacheDir: cache.path, preload: ['tiny-sd'] });
+  const backend = await createOnnxBackend({
+    ...options,
+    maxBatchSize: 1,
+    registryPath: model.registryPath,
+    cacheDir: cache.path,
+    preload: ['tiny-sd'],
+  });
   const bare = await bareSessionLoop(model, modelDir, options);
   try {
     const pipelineMs: number[] = [];
@@ -184,9 +226,16 @@ async function overhead(model: ModelUnderTest, modelDir: string, options: OnnxBa
     }
     const after = counters();
     const per = (key: string): number => ((after[key] ?? 0) - (before[key] ?? 0)) / model.counts.overheadReps;
-    console.log(`  ${model.label}: per request ${median(pipelineMs).toFixed(1)} ms end to end; in the thread ${per('passMs').toFixed(1)} ms, of which session.run ${per('sessionRunMs').toFixed(1)} ms and PNG ${per('pngMs').toFixed(1)} ms; bare loop ${median(bareMs).toFixed(1)} ms`);
+    console.log(
+      `  ${model.label}: per request ${median(pipelineMs).toFixed(1)} ms end to end; in the thread ${per('passMs').toFixed(1)} ms, of which session.run ${per('sessionRunMs').toFixed(1)} ms and PNG ${per('pngMs').toFixed(1)} ms; bare loop ${median(bareMs).toFixed(1)} ms`,
+    );
     const best = (values: number[]): number => Math.min(...values);
-    return { ratio: best(pipelineMs) / best(bareMs), ratioMedian: median(pipelineMs) / median(bareMs), pipelineMs: best(pipelineMs), bareMs: best(bareMs) };
+    return {
+      ratio: best(pipelineMs) / best(bareMs),
+      ratioMedian: median(pipelineMs) / median(bareMs),
+      pipelineMs: best(pipelineMs),
+      bareMs: best(bareMs),
+    };
   } finally {
     await bare.release();
     await backend.close();
@@ -194,7 +243,11 @@ async function overhead(model: ModelUnderTest, modelDir: string, options: OnnxBa
   }
 }
 
-async function benchModel(model: ModelUnderTest, modelDir: string, options: OnnxBackendOptions): Promise<Record<string, number | string>> {
+async function benchModel(
+  model: ModelUnderTest,
+  modelDir: string,
+  options: OnnxBackendOptions,
+): Promise<Record<string, number | string>> {
   const single = await throughput(model, { ...options, maxBatchSize: 1 }, model.counts.single, 1);
   const batched = await throughput(model, { ...options, maxBatchSize: 8 }, model.counts.batched, 8);
   const over = await overhead(model, modelDir, options);
@@ -234,7 +287,9 @@ async function benchModel(model: ModelUnderTest, modelDir: string, options: Onnx
 async function main(): Promise<void> {
   const options = resolveOnnxBackendOptions({ preload: [] });
   const provider = options.executionProviders[0] ?? 'cpu';
-  console.log(`bench:inference on ${cpus().length} CPU(s) (${cpus()[0]?.model ?? 'unknown'}), execution providers ${options.executionProviders.join(',')}, onnxruntime-node ${ort.env.versions.common}`);
+  console.log(
+    `bench:inference on ${cpus().length} CPU(s) (${cpus()[0]?.model ?? 'unknown'}), execution providers ${options.executionProviders.join(',')}, onnxruntime-node ${ort.env.versions.common}`,
+  );
 
   const tiny: ModelUnderTest = {
     label: 'tiny-sd',

@@ -128,7 +128,9 @@ export class AtelierClient {
     }
     const json = JSON.stringify(frame);
     if (Buffer.byteLength(json) > MAX_FRAME_BYTES) {
-      return Promise.reject(new ProtocolError('FRAME_TOO_LARGE', `The generate frame is larger than ${MAX_FRAME_BYTES} bytes`));
+      return Promise.reject(
+        new ProtocolError('FRAME_TOO_LARGE', `The generate frame is larger than ${MAX_FRAME_BYTES} bytes`),
+      );
     }
     return new Promise<TerminalFrame>((resolve, reject) => {
       this.pending.set(frame.requestId, { frame, onEvent, resolve, reject, lastSeq: 0, acceptedOnSocket: false });
@@ -180,7 +182,9 @@ export class AtelierClient {
             : new GatewayConnectError(`The gateway answered HTTP ${status} at ${this.url}`),
         );
       });
-      ws.once('error', (err) => reject(new GatewayConnectError(`Cannot connect to ${this.url}: ${err.message}`, { cause: err })));
+      ws.once('error', (err) =>
+        reject(new GatewayConnectError(`Cannot connect to ${this.url}: ${err.message}`, { cause: err })),
+      );
     });
   }
 
@@ -275,7 +279,11 @@ export class AtelierClient {
         if (err instanceof AuthenticationError) break;
       }
     }
-    this.failAll(new ConnectionLostError(`The gateway ${why} and reconnecting failed: ${(lastError as Error).message}`, { cause: lastError }));
+    this.failAll(
+      new ConnectionLostError(`The gateway ${why} and reconnecting failed: ${(lastError as Error).message}`, {
+        cause: lastError,
+      }),
+    );
   }
 
   private failAll(err: Error): void {

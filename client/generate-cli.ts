@@ -62,7 +62,10 @@ function integer(name: string, raw: string | undefined): number | undefined {
 }
 
 /** Parses the command line into a request; validation of ranges is left to the gateway, which says precisely. */
-export function parseGenerateArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): GenerateCommand | 'help' {
+export function parseGenerateArgs(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): GenerateCommand | 'help' {
   let parsed;
   try {
     parsed = parseArgs({
@@ -93,8 +96,10 @@ export function parseGenerateArgs(argv: readonly string[], env: NodeJS.ProcessEn
   if (values.help) return 'help';
   const prompt = positionals.join(' ').trim();
   if (prompt === '') throw new UsageError('A prompt is required');
-  if (!isModelName(values.model)) throw new UsageError(`Unknown model ${JSON.stringify(values.model)}; known: ${Object.keys(MODELS).join(', ')}`);
-  if (!isTier(values.tier)) throw new UsageError(`Unknown tier ${JSON.stringify(values.tier)}; expected turbo, fast or relax`);
+  if (!isModelName(values.model))
+    throw new UsageError(`Unknown model ${JSON.stringify(values.model)}; known: ${Object.keys(MODELS).join(', ')}`);
+  if (!isTier(values.tier))
+    throw new UsageError(`Unknown tier ${JSON.stringify(values.tier)}; expected turbo, fast or relax`);
   const spec = MODELS[values.model];
   const guidance = values.guidance === undefined ? undefined : Number(values.guidance);
   if (guidance !== undefined && !Number.isFinite(guidance)) throw new UsageError('--guidance must be a number');
@@ -229,7 +234,11 @@ async function saveImages(terminal: CompletedFrame, out: string, stderr: NodeJS.
 /** Reports an error thrown while the request ran and returns its exit status; rethrows errors it does not know. */
 function exitStatusFor(err: unknown, requestId: string, stderr: NodeJS.WriteStream): number {
   if (err instanceof RequestRejectedError) {
-    const details = err.details ? ` (${Object.entries(err.details).map(([k, v]) => `${k}: ${v}`).join('; ')})` : '';
+    const details = err.details
+      ? ` (${Object.entries(err.details)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join('; ')})`
+      : '';
     const retry = err.retryAfterMs !== undefined ? ` Retry in ${Math.ceil(err.retryAfterMs / 1000)} s.` : '';
     stderr.write(`error: the gateway rejected the request: ${err.message}${details}.${retry}\n`);
     return EXIT.FAILED;

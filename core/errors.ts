@@ -15,7 +15,7 @@ export const REJECT_CODES = {
   INVALID_REQUEST: 'A field is missing, has the wrong type or is out of range; "details" names the fields.',
   UNKNOWN_MODEL: 'The model is not in the catalogue.',
   UNKNOWN_TIER: 'The tier is not turbo, fast or relax.',
-  INVALID_SIZE: 'Width or height is outside the model\'s range or not a multiple of 8.',
+  INVALID_SIZE: "Width or height is outside the model's range or not a multiple of 8.",
   INVALID_PROMPT: 'The prompt is empty or longer than 2000 characters.',
   RATE_LIMITED: 'Too many requests from this user; "retryAfterMs" says when to try again.',
   UNKNOWN_REQUEST: 'A cancel named a request that this user never submitted.',

@@ -113,7 +113,10 @@ export function validateGenerate(frame: unknown, ctx: RequestContext): Validatio
     return fail('INVALID_PROMPT', `The prompt has ${prompt.length} characters; the limit is ${PROMPT_MAX_CHARS}`);
   }
   const spec = MODELS[f.model];
-  for (const [field, value] of [['width', f.width], ['height', f.height]] as const) {
+  for (const [field, value] of [
+    ['width', f.width],
+    ['height', f.height],
+  ] as const) {
     if (value < spec.minSize || value > spec.maxSize || value % 8 !== 0) {
       return fail(
         'INVALID_SIZE',
@@ -124,7 +127,9 @@ export function validateGenerate(frame: unknown, ctx: RequestContext): Validatio
   }
   const steps = f.steps ?? spec.defaultSteps;
   if (steps > spec.maxSteps) {
-    return fail('INVALID_REQUEST', `steps ${steps} exceeds ${spec.maxSteps} for ${f.model}`, { steps: `at most ${spec.maxSteps}` });
+    return fail('INVALID_REQUEST', `steps ${steps} exceeds ${spec.maxSteps} for ${f.model}`, {
+      steps: `at most ${spec.maxSteps}`,
+    });
   }
   if (!spec.adapters && ((f.loras?.length ?? 0) > 0 || (f.controlnets?.length ?? 0) > 0)) {
     return fail('INVALID_REQUEST', `${f.model} does not support LoRA or ControlNet adapters`);
@@ -152,7 +157,11 @@ export function validateGenerate(frame: unknown, ctx: RequestContext): Validatio
   };
 }
 
-function fail(code: RejectCode, message: string, details?: Record<string, string>): { ok: false; problem: ValidationProblem } {
+function fail(
+  code: RejectCode,
+  message: string,
+  details?: Record<string, string>,
+): { ok: false; problem: ValidationProblem } {
   return { ok: false, problem: details ? { code, message, details } : { code, message } };
 }
 

@@ -68,7 +68,8 @@ export function routeToGpu(input: RoutingInput): RoutingDecision {
   const family = MODELS[input.model].family;
 
   if (input.tier === 'turbo') return decide('turbo-tier', 'h100', ['a100-80gb', 'a100']);
-  if (Math.max(input.width, input.height) >= HIGH_RES_MIN_SIDE) return decide('high-res', 'a100', ['h100', 'a100-80gb']);
+  if (Math.max(input.width, input.height) >= HIGH_RES_MIN_SIDE)
+    return decide('high-res', 'a100', ['h100', 'a100-80gb']);
   if (input.numImages >= BATCH_MIN_IMAGES) return decide('batch', 'a100-80gb', ['h100', 'a100']);
   if (family === 'sd3' || family === 'flux') return decide('sd3-flux', 'a100', ['a100-80gb', 'h100']);
   if (input.controlnets.length >= 2) return decide('sdxl-multi-controlnet', 'a100', ['a100-80gb', 'h100']);

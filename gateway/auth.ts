@@ -54,7 +54,9 @@ export class StaticApiKeyStore implements ApiKeyStore {
       .map((pair) => {
         const colon = pair.lastIndexOf(':');
         if (colon <= 0 || colon === pair.length - 1) {
-          throw new ApiKeyConfigError(`ATELIER_API_KEYS entry ${JSON.stringify(pair.slice(0, 4) + '…')} is not key:userId`);
+          throw new ApiKeyConfigError(
+            `ATELIER_API_KEYS entry ${JSON.stringify(pair.slice(0, 4) + '…')} is not key:userId`,
+          );
         }
         return { apiKey: pair.slice(0, colon), userId: pair.slice(colon + 1) };
       });

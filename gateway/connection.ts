@@ -74,7 +74,9 @@ export class ClientConnection {
       return;
     }
     const work = read.type === 'generate' ? this.onGenerate(read.frame) : this.onCancel(read.frame);
-    work.catch((err: unknown) => this.ctx.log.error({ err, connectionId: this.ctx.connectionId }, 'Frame handling failed'));
+    work.catch((err: unknown) =>
+      this.ctx.log.error({ err, connectionId: this.ctx.connectionId }, 'Frame handling failed'),
+    );
   }
 
   private async onGenerate(frame: Record<string, unknown>): Promise<void> {
@@ -114,7 +116,11 @@ export class ClientConnection {
       } catch (err) {
         if (!(err instanceof OrchestratorUnavailableError)) throw err;
         this.ctx.log.warn({ err: err.message, requestId: request.requestId }, 'Workflow start failed');
-        this.reject(request.requestId, 'SERVICE_UNAVAILABLE', 'The orchestrator is unreachable; retry with the same requestId later.');
+        this.reject(
+          request.requestId,
+          'SERVICE_UNAVAILABLE',
+          'The orchestrator is unreachable; retry with the same requestId later.',
+        );
         return null;
       }
       try {
@@ -122,7 +128,11 @@ export class ClientConnection {
         await this.ctx.eventLog.publish(workflowId, { type: 'accepted', workflowId }, 'accepted');
       } catch (err) {
         this.ctx.log.warn({ err, workflowId }, 'Could not record the accepted event');
-        this.reject(request.requestId, 'SERVICE_UNAVAILABLE', 'The event log is unreachable; retry with the same requestId later.');
+        this.reject(
+          request.requestId,
+          'SERVICE_UNAVAILABLE',
+          'The event log is unreachable; retry with the same requestId later.',
+        );
         return null;
       }
       return workflowId;
@@ -145,11 +155,17 @@ export class ClientConnection {
     this.follows.set(workflowId, follow);
     if (previous) await this.endFollow(previous);
     try {
-      follow.unfollow = await this.ctx.subscriber.follow(workflowId, 0, (event) => this.deliver(workflowId, follow, event));
+      follow.unfollow = await this.ctx.subscriber.follow(workflowId, 0, (event) =>
+        this.deliver(workflowId, follow, event),
+      );
     } catch (err) {
       if (this.follows.get(workflowId) === follow) this.follows.delete(workflowId);
       this.ctx.log.warn({ err, workflowId }, 'Could not follow the event log');
-      this.reject(requestId, 'SERVICE_UNAVAILABLE', 'The event log is unreachable; re-send the request with the same requestId to re-attach.');
+      this.reject(
+        requestId,
+        'SERVICE_UNAVAILABLE',
+        'The event log is unreachable; re-send the request with the same requestId to re-attach.',
+      );
       return;
     }
     // The terminal event may have been delivered during catch-up, or the connection closed meanwhile.

@@ -33,7 +33,10 @@ export function readClientFrame(data: Buffer, isBinary: boolean): ReadFrameResul
   const type = (value as { type?: unknown }).type;
   if (typeof type !== 'string') return frameError('BAD_FRAME', 'The frame has no string "type".');
   if (!(CLIENT_MESSAGE_TYPES as readonly string[]).includes(type)) {
-    return frameError('UNKNOWN_TYPE', `Unknown frame type ${JSON.stringify(type.slice(0, 64))}; expected ${CLIENT_MESSAGE_TYPES.join(' or ')}.`);
+    return frameError(
+      'UNKNOWN_TYPE',
+      `Unknown frame type ${JSON.stringify(type.slice(0, 64))}; expected ${CLIENT_MESSAGE_TYPES.join(' or ')}.`,
+    );
   }
   return { ok: true, type: type as ClientMessageType, frame: value as Record<string, unknown> };
 }

@@ -62,7 +62,12 @@ async function route(deps: HttpRouteDeps, req: IncomingMessage, res: ServerRespo
 
   if (rawPath === '/healthz' || rawPath === '/readyz' || rawPath.startsWith(IMAGE_ROUTE_PREFIX)) {
     if (!isRead) {
-      sendJson(res, 405, { error: 'METHOD_NOT_ALLOWED', message: `${req.method ?? ''} is not allowed here` }, { Allow: 'GET, HEAD' });
+      sendJson(
+        res,
+        405,
+        { error: 'METHOD_NOT_ALLOWED', message: `${req.method ?? ''} is not allowed here` },
+        { Allow: 'GET, HEAD' },
+      );
       return;
     }
   }
@@ -80,13 +85,23 @@ async function route(deps: HttpRouteDeps, req: IncomingMessage, res: ServerRespo
     return;
   }
   if (rawPath === PROTOCOL_PATH) {
-    sendJson(res, 426, { error: 'UPGRADE_REQUIRED', message: `${PROTOCOL_PATH} speaks WebSocket only` }, { Upgrade: 'websocket' });
+    sendJson(
+      res,
+      426,
+      { error: 'UPGRADE_REQUIRED', message: `${PROTOCOL_PATH} speaks WebSocket only` },
+      { Upgrade: 'websocket' },
+    );
     return;
   }
   sendJson(res, 404, { error: 'NOT_FOUND', message: `No route for ${req.method ?? 'GET'} ${rawPath.slice(0, 200)}` });
 }
 
-async function serveImage(deps: HttpRouteDeps, req: IncomingMessage, res: ServerResponse, encodedKey: string): Promise<void> {
+async function serveImage(
+  deps: HttpRouteDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  encodedKey: string,
+): Promise<void> {
   let key: string;
   try {
     key = assertObjectKey(decodeURIComponent(encodedKey));
@@ -123,7 +138,10 @@ async function serveImage(deps: HttpRouteDeps, req: IncomingMessage, res: Server
   res.end(object.body ?? undefined);
 }
 
-async function headOnly(store: ObjectStore, key: string): Promise<{ body: null; info: NonNullable<Awaited<ReturnType<ObjectStore['head']>>> } | null> {
+async function headOnly(
+  store: ObjectStore,
+  key: string,
+): Promise<{ body: null; info: NonNullable<Awaited<ReturnType<ObjectStore['head']>>> } | null> {
   const info = await store.head(key);
   return info ? { body: null, info } : null;
 }

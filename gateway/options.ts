@@ -51,14 +51,24 @@ export const GATEWAY_OPTION_TABLE: OptionTable<GatewayOptions> = {
     default: '',
     parse: parse.string,
   },
-  apiKeys: { env: 'ATELIER_API_KEYS', doc: 'Static API keys: key:userId,key2:userId2', default: 'dev-key:dev', parse: parse.string },
+  apiKeys: {
+    env: 'ATELIER_API_KEYS',
+    doc: 'Static API keys: key:userId,key2:userId2',
+    default: 'dev-key:dev',
+    parse: parse.string,
+  },
   rateLimitPerMinute: {
     env: 'ATELIER_RATE_LIMIT_PER_MINUTE',
     doc: 'Accepted generate frames per user per minute',
     default: 120,
     parse: parse.int(1, 1_000_000),
   },
-  gatewayId: { env: 'ATELIER_GATEWAY_ID', doc: 'Instance id in session records (empty = <hostname>:<pid>)', default: '', parse: parse.string },
+  gatewayId: {
+    env: 'ATELIER_GATEWAY_ID',
+    doc: 'Instance id in session records (empty = <hostname>:<pid>)',
+    default: '',
+    parse: parse.string,
+  },
   heartbeatIntervalMs: {
     env: 'ATELIER_GATEWAY_HEARTBEAT_MS',
     doc: 'WebSocket ping interval, ms; one missed pong closes the connection',
@@ -92,12 +102,18 @@ export const GATEWAY_OPTION_TABLE: OptionTable<GatewayOptions> = {
 };
 
 /** Resolves defaults, then the environment, then `overrides`; fills derived defaults and validates. */
-export function resolveGatewayOptions(env: NodeJS.ProcessEnv = process.env, overrides: Partial<GatewayOptions> = {}): GatewayOptions {
+export function resolveGatewayOptions(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<GatewayOptions> = {},
+): GatewayOptions {
   const raw = resolveOptions(GATEWAY_OPTION_TABLE, env, overrides);
   const options: GatewayOptions = {
     ...raw,
     gatewayId: raw.gatewayId || `${hostname()}:${process.pid}`,
-    publicBaseUrl: (raw.publicBaseUrl || (raw.port === 0 ? '' : `http://${urlHost(raw.host)}:${raw.port}`)).replace(/\/+$/, ''),
+    publicBaseUrl: (raw.publicBaseUrl || (raw.port === 0 ? '' : `http://${urlHost(raw.host)}:${raw.port}`)).replace(
+      /\/+$/,
+      '',
+    ),
   };
   if (options.publicBaseUrl !== '' && !/^https?:\/\/[^/]+/.test(options.publicBaseUrl)) {
     throw new TypeError(`ATELIER_PUBLIC_URL=${JSON.stringify(options.publicBaseUrl)}: expected an http(s) URL`);
@@ -116,5 +132,8 @@ export function urlHost(host: string): string {
 }
 
 export function gatewayHelp(): string {
-  return formatOptionHelp('atelier gateway: WebSocket protocol v1 on /v1/ws, images on /v1/images/<key>', GATEWAY_OPTION_TABLE);
+  return formatOptionHelp(
+    'atelier gateway: WebSocket protocol v1 on /v1/ws, images on /v1/images/<key>',
+    GATEWAY_OPTION_TABLE,
+  );
 }

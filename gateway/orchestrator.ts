@@ -37,11 +37,19 @@ const TRANSIENT_CODES = new Set<number>([2, 4, 8, 10, 13, 14]);
 
 /** Whether an error from the Temporal client (a gRPC error, possibly wrapped in ServiceError) is transient. */
 export function isTransientTemporalError(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+  for (
+    let e: unknown = err, depth = 0;
+    e !== undefined && e !== null && depth < 5;
+    e = (e as { cause?: unknown }).cause, depth++
+  ) {
     if (isGrpcServiceError(e)) return TRANSIENT_CODES.has(e.code);
   }
   // No gRPC status at all: a connection that never came up ("Failed to connect"), a DNS failure, a reset socket.
-  return err instanceof Error && !(err instanceof WorkflowNotFoundError) && !(err instanceof WorkflowExecutionAlreadyStartedError);
+  return (
+    err instanceof Error &&
+    !(err instanceof WorkflowNotFoundError) &&
+    !(err instanceof WorkflowExecutionAlreadyStartedError)
+  );
 }
 
 /** One attempt's deadline: short enough that a hung call is retried, long enough for a loaded server. */
@@ -110,7 +118,9 @@ export class GenerationOrchestrator {
   /** Whether the Temporal frontend answers now (for /readyz); never throws. */
   async check(timeoutMs = 2000): Promise<{ ok: true } | { ok: false; error: string }> {
     try {
-      await this.client.connection.withDeadline(Date.now() + timeoutMs, () => this.client.workflowService.getSystemInfo({}));
+      await this.client.connection.withDeadline(Date.now() + timeoutMs, () =>
+        this.client.workflowService.getSystemInfo({}),
+      );
       return { ok: true };
     } catch (err) {
       return { ok: false, error: (err as Error).message };
@@ -125,13 +135,18 @@ export class GenerationOrchestrator {
         return await this.client.connection.withDeadline(Math.max(attemptDeadline, Date.now() + 500), call);
       } catch (err) {
         if (!isTransientTemporalError(err)) {
-          throw new OrchestratorUnavailableError(`Temporal refused the ${what}: ${(err as Error).message}`, { cause: err });
+          throw new OrchestratorUnavailableError(`Temporal refused the ${what}: ${(err as Error).message}`, {
+            cause: err,
+          });
         }
         const backoffMs = Math.min(2000, 100 * 2 ** Math.min(attempt, 5)) * (0.8 + Math.random() * 0.4);
         if (Date.now() + backoffMs >= deadline || signal?.aborted) {
-          throw new OrchestratorUnavailableError(`Temporal unreachable for ${what} after ${attempt} attempts: ${(err as Error).message}`, {
-            cause: err,
-          });
+          throw new OrchestratorUnavailableError(
+            `Temporal unreachable for ${what} after ${attempt} attempts: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          );
         }
         this.options.log.warn({ err: (err as Error).message, attempt, what }, 'Temporal call failed; retrying');
         await sleep(backoffMs, signal);

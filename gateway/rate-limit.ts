@@ -32,7 +32,8 @@ export class RedisRequestRateLimiter implements RequestRateLimiter {
       return { allowed: true };
     } catch (err) {
       // The library rejects with a RateLimiterRes when the budget is spent, with an Error otherwise.
-      if (err instanceof RateLimiterRes) return { allowed: false, retryAfterMs: Math.max(1, Math.ceil(err.msBeforeNext)) };
+      if (err instanceof RateLimiterRes)
+        return { allowed: false, retryAfterMs: Math.max(1, Math.ceil(err.msBeforeNext)) };
       throw err;
     }
   }

@@ -10,7 +10,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PNG } from 'pngjs';
 import { GPU_SPECS, type GpuType } from '../core/gpu';
 import { MODELS, type ModelName } from '../core/models';
-import { InferenceAbortedError, type BackendStatus, type GeneratedImage, type InferenceBackend, type InferenceHooks, type InferenceJob } from './backend';
+import {
+  InferenceAbortedError,
+  type BackendStatus,
+  type GeneratedImage,
+  type InferenceBackend,
+  type InferenceHooks,
+  type InferenceJob,
+} from './backend';
 
 export const SIMULATED_MODELS: readonly ModelName[] = ['sdxl', 'sdxl-turbo', 'sd3', 'flux'];
 
@@ -31,7 +38,11 @@ export interface SimulatedGpuBackendOptions {
  * stepTflopAt1Mpx x megapixels x images / (GPU FP16 TFLOPS x utilization).
  * SDXL 1024x1024 on an A10G: 12 x 1.05 / (125 x 0.35) = 0.29 s per step, 8.6 s for 30 steps.
  */
-export function modelledStepMs(job: Pick<InferenceJob, 'model' | 'width' | 'height' | 'numImages'>, gpuType: GpuType, utilization = 0.35): number {
+export function modelledStepMs(
+  job: Pick<InferenceJob, 'model' | 'width' | 'height' | 'numImages'>,
+  gpuType: GpuType,
+  utilization = 0.35,
+): number {
   const megapixels = (job.width * job.height) / 1_000_000;
   const tflop = MODELS[job.model].stepTflopAt1Mpx * megapixels * job.numImages;
   return (tflop / (GPU_SPECS[gpuType].fp16Tflops * utilization)) * 1000;
@@ -52,8 +63,10 @@ export class SimulatedGpuBackend implements InferenceBackend {
   constructor(options: SimulatedGpuBackendOptions) {
     const speedup = options.speedup ?? 1;
     const utilization = options.utilization ?? 0.35;
-    if (!(speedup > 0) || !Number.isFinite(speedup)) throw new TypeError(`speedup must be a positive number, got ${speedup}`);
-    if (!(utilization > 0 && utilization <= 1)) throw new TypeError(`utilization must be in (0, 1], got ${utilization}`);
+    if (!(speedup > 0) || !Number.isFinite(speedup))
+      throw new TypeError(`speedup must be a positive number, got ${speedup}`);
+    if (!(utilization > 0 && utilization <= 1))
+      throw new TypeError(`utilization must be in (0, 1], got ${utilization}`);
     this.gpuType = options.gpuType;
     this.speedup = speedup;
     this.utilization = utilization;
@@ -84,7 +97,12 @@ export class SimulatedGpuBackend implements InferenceBackend {
       const images: GeneratedImage[] = [];
       for (let i = 0; i < job.numImages; i++) {
         const seed = (job.seed + i) >>> 0;
-        images.push({ png: renderSimulatedImage(job.width, job.height, seed, job.prompt), seed, width: job.width, height: job.height });
+        images.push({
+          png: renderSimulatedImage(job.width, job.height, seed, job.prompt),
+          seed,
+          width: job.width,
+          height: job.height,
+        });
       }
       this.modelsUsed.add(job.model);
       this.counters.jobs++;
@@ -110,7 +128,12 @@ export class SimulatedGpuBackend implements InferenceBackend {
     this.counters.queued++;
     try {
       await new Promise<void>((resolve, reject) => {
-        const onAbort = () => reject(new InferenceAbortedError(`Request ${job.requestId} was cancelled while queued for the GPU`, { cause: signal.reason }));
+        const onAbort = () =>
+          reject(
+            new InferenceAbortedError(`Request ${job.requestId} was cancelled while queued for the GPU`, {
+              cause: signal.reason,
+            }),
+          );
         if (signal.aborted) return onAbort();
         signal.addEventListener('abort', onAbort, { once: true });
         void ahead.then(() => {

@@ -14,7 +14,17 @@ const DIST = path.join(ROOT, 'dist');
 /** Written after a successful build; sources newer than it trigger a rebuild. */
 const BUILD_STAMP = path.join(DIST, '.build-stamp');
 /** Folders whose TypeScript ends up in dist/ and is run by the commands below. */
-const SOURCE_DIRS = ['core', 'workflows', 'activities', 'inference', 'gateway', 'client', 'workers', 'infra', 'runtime'];
+const SOURCE_DIRS = [
+  'core',
+  'workflows',
+  'activities',
+  'inference',
+  'gateway',
+  'client',
+  'workers',
+  'infra',
+  'runtime',
+];
 /** Files outside those folders that change the build output. */
 const BUILD_INPUTS = ['tsconfig.json', 'package-lock.json'];
 
@@ -76,7 +86,10 @@ function installDependencies() {
   const hasLockfile = fs.existsSync(lockfile);
   const lockTime = mtimeMs(lockfile);
   const installedTime = mtimeMs(installedLock);
-  const stale = !fs.existsSync(path.join(ROOT, 'node_modules')) || installedTime === undefined || (lockTime !== undefined && lockTime > installedTime);
+  const stale =
+    !fs.existsSync(path.join(ROOT, 'node_modules')) ||
+    installedTime === undefined ||
+    (lockTime !== undefined && lockTime > installedTime);
   if (!stale) return;
   if (hasLockfile) {
     say('installing dependencies (npm ci)');
@@ -119,13 +132,19 @@ function buildIfStale() {
   say('compiling TypeScript (tsc)');
   // The stamp's time is taken before compiling, so a source saved during the build triggers the next one.
   const startedAt = new Date();
-  runOrExit(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], 'tsc');
+  runOrExit(
+    process.execPath,
+    [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'],
+    'tsc',
+  );
   const bundler = path.join(DIST, 'workers', 'workflow-bundle.js');
   if (fs.existsSync(bundler)) {
     say('bundling workflow code');
     runOrExit(process.execPath, [bundler], 'workflow bundling');
   } else {
-    say('warning: dist/workers/workflow-bundle.js does not exist; skipping the workflow bundle (workers will bundle at start-up)');
+    say(
+      'warning: dist/workers/workflow-bundle.js does not exist; skipping the workflow bundle (workers will bundle at start-up)',
+    );
   }
   fs.mkdirSync(DIST, { recursive: true });
   fs.writeFileSync(BUILD_STAMP, `${startedAt.toISOString()}\n`);

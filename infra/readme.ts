@@ -83,7 +83,10 @@ function escapeCell(text: string): string {
 }
 
 export function renderConfiguration(): string {
-  const out: string[] = ['Every process reads its settings from environment variables once at start-up, checks them, and exits with a message naming the variable when one is invalid; `--help` on any entry point prints its table.', ''];
+  const out: string[] = [
+    'Every process reads its settings from environment variables once at start-up, checks them, and exits with a message naming the variable when one is invalid; `--help` on any entry point prints its table.',
+    '',
+  ];
   for (const section of SECTIONS) {
     out.push(`### ${section.title}`, '', section.intro, '', '| variable | default | meaning |', '|---|---|---|');
     const omitted = new Map(Object.values(section.omit ?? {}).map((s) => [s.env, s.default]));

@@ -58,13 +58,20 @@ export function redisAnswers(url: string, timeoutMs = 1_000): Promise<boolean> {
   const port = parsed.port === '' ? 6379 : Number(parsed.port);
   const commands: string[][] = [];
   if (parsed.password !== '') {
-    commands.push(['AUTH', ...(parsed.username !== '' ? [decodeURIComponent(parsed.username)] : []), decodeURIComponent(parsed.password)]);
+    commands.push([
+      'AUTH',
+      ...(parsed.username !== '' ? [decodeURIComponent(parsed.username)] : []),
+      decodeURIComponent(parsed.password),
+    ]);
   }
   commands.push(['PING']);
-  const request = commands.map((args) => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`).join('');
+  const request = commands
+    .map((args) => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`)
+    .join('');
 
   return new Promise((resolve) => {
-    const socket = parsed.protocol === 'rediss:' ? tls.connect({ host, port, servername: host }) : net.connect({ host, port });
+    const socket =
+      parsed.protocol === 'rediss:' ? tls.connect({ host, port, servername: host }) : net.connect({ host, port });
     let received = '';
     let settled = false;
     const finish = (answered: boolean): void => {
@@ -98,9 +105,12 @@ export async function ensureRedis(opts: EnsureRedisOptions): Promise<RedisHandle
     return { url: opts.url, started: false, process: undefined, stop: () => Promise.resolve() };
   }
   const parsed = new URL(opts.url);
-  if (!['redis:', 'rediss:'].includes(parsed.protocol)) throw new TypeError(`REDIS_URL must be a redis:// URL, got ${redactUrl(opts.url)}`);
+  if (!['redis:', 'rediss:'].includes(parsed.protocol))
+    throw new TypeError(`REDIS_URL must be a redis:// URL, got ${redactUrl(opts.url)}`);
   if (!isLocalHost(parsed.hostname) || parsed.protocol === 'rediss:') {
-    throw new RedisStartError(`No Redis answers at ${redactUrl(opts.url)}, and it is not a local address where Atelier could start one.`);
+    throw new RedisStartError(
+      `No Redis answers at ${redactUrl(opts.url)}, and it is not a local address where Atelier could start one.`,
+    );
   }
   const port = parsed.port === '' ? 6379 : Number(parsed.port);
   const password = parsed.password === '' ? undefined : decodeURIComponent(parsed.password);
@@ -114,7 +124,12 @@ export async function ensureRedis(opts: EnsureRedisOptions): Promise<RedisHandle
     readyTimeoutMs: opts.readyTimeoutMs,
     url: opts.url,
   });
-  return { url: opts.url, started: true, process: server, stop: async () => void (await server.stop({ graceMs: 10_000 })) };
+  return {
+    url: opts.url,
+    started: true,
+    process: server,
+    stop: async () => void (await server.stop({ graceMs: 10_000 })),
+  };
 }
 
 export interface EphemeralRedis extends RedisHandle {
@@ -126,7 +141,9 @@ export interface EphemeralRedis extends RedisHandle {
  * A private redis-server for a test run: free port, temporary directory, no persistence. `stop()` also removes
  * the directory.
  */
-export async function startEphemeralRedis(opts: { log?: Logger; onOutput?: (line: string) => void } = {}): Promise<EphemeralRedis> {
+export async function startEphemeralRedis(
+  opts: { log?: Logger; onOutput?: (line: string) => void } = {},
+): Promise<EphemeralRedis> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'atelier-redis-'));
   const port = await freePort();
   const url = `redis://127.0.0.1:${port}`;
@@ -202,13 +219,18 @@ async function startRedisServer(opts: StartRedisServerOptions): Promise<ServiceP
       );
     }
     if (await redisAnswers(opts.url, 500)) {
-      opts.log?.info({ url: redactUrl(opts.url), dataDir: opts.dataDir, persistent: opts.persistent }, 'redis-server is ready');
+      opts.log?.info(
+        { url: redactUrl(opts.url), dataDir: opts.dataDir, persistent: opts.persistent },
+        'redis-server is ready',
+      );
       return server;
     }
     await delay(100);
   }
   await server.stop({ graceMs: 2_000 });
-  throw new RedisStartError(`redis-server on port ${opts.port} did not answer PING in time. Its last output:\n${server.outputTail()}`);
+  throw new RedisStartError(
+    `redis-server on port ${opts.port} did not answer PING in time. Its last output:\n${server.outputTail()}`,
+  );
 }
 
 /** The URL without its password, for logs. */

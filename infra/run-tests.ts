@@ -89,7 +89,10 @@ async function prepareServers(unit: boolean): Promise<{ env: NodeJS.ProcessEnv; 
   if (unit) {
     // A unit-tier test that reaches for Redis or Temporal fails at once instead of passing on a developer's servers.
     delete base.TEMPORAL_CLI_PATH;
-    return { env: { ...base, REDIS_URL: 'redis://127.0.0.1:1', TEMPORAL_ADDRESS: '127.0.0.1:1' }, stop: () => Promise.resolve() };
+    return {
+      env: { ...base, REDIS_URL: 'redis://127.0.0.1:1', TEMPORAL_ADDRESS: '127.0.0.1:1' },
+      stop: () => Promise.resolve(),
+    };
   }
   const log = (line: string): void => void process.stderr.write(`[provision] ${line}\n`);
   const temporalCli = await resolveTemporalCli({ log });
@@ -111,7 +114,10 @@ function summarize(outcomes: readonly FileOutcome[], startedAt: number): string 
     '',
     `[test] ${outcomes.length} file(s), ${total.tests} tests: ${total.pass} passed, ${total.fail} failed, ` +
       `${total.cancelled} cancelled, in ${Math.round((Date.now() - startedAt) / 1000)} s`,
-    ...failed.map((o) => `[test] FAILED ${o.file}${o.killedAfterMs ? ` (killed after ${Math.round(o.killedAfterMs / 1000)} s)` : ''}`),
+    ...failed.map(
+      (o) =>
+        `[test] FAILED ${o.file}${o.killedAfterMs ? ` (killed after ${Math.round(o.killedAfterMs / 1000)} s)` : ''}`,
+    ),
   ];
   return `${lines.join('\n')}\n`;
 }
@@ -165,7 +171,9 @@ if (require.main === module) {
       process.exitCode = code;
     },
     (err: unknown) => {
-      process.stderr.write(`npm test failed before running tests: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stderr.write(
+        `npm test failed before running tests: ${err instanceof Error ? err.message : String(err)}\n`,
+      );
       process.exitCode = 1;
     },
   );

@@ -22,7 +22,8 @@ export interface StackOptions extends SharedOptions {
 const parseGpuTypes = (raw: string, env: string): GpuType[] => {
   const types = parse.list(raw);
   for (const t of types) {
-    if (!isGpuType(t)) throw new TypeError(`${env}: unknown GPU type ${JSON.stringify(t)}; known: ${GPU_TYPES.join(', ')}`);
+    if (!isGpuType(t))
+      throw new TypeError(`${env}: unknown GPU type ${JSON.stringify(t)}; known: ${GPU_TYPES.join(', ')}`);
   }
   if (types.length === 0) throw new TypeError(`${env}: at least one GPU type is needed`);
   return [...new Set(types)] as GpuType[];
@@ -31,18 +32,47 @@ const parseGpuTypes = (raw: string, env: string): GpuType[] => {
 export const STACK_OPTIONS: OptionTable<StackOptions> = {
   ...SHARED_OPTION_TABLE,
   // The launcher keeps images with the rest of its data unless told otherwise.
-  storageDir: { ...SHARED_OPTION_TABLE.storageDir, doc: 'Filesystem object store root (empty = <data dir>/objects)', default: '' },
-  dataDir: { env: 'ATELIER_DATA_DIR', doc: 'Data directory (Temporal SQLite, Redis AOF, models, images)', default: '.atelier', parse: parse.string },
-  temporalUiPort: { env: 'TEMPORAL_UI_PORT', doc: 'Temporal Web UI port of the dev server (0 = headless)', default: 8233, parse: parse.int(0, 65535) },
-  gatewayHost: { env: 'ATELIER_GATEWAY_HOST', doc: 'Interface the gateway listens on', default: '127.0.0.1', parse: parse.string },
-  gatewayPort: { env: 'ATELIER_GATEWAY_PORT', doc: 'Gateway HTTP/WebSocket port', default: 8080, parse: parse.int(1, 65535) },
+  storageDir: {
+    ...SHARED_OPTION_TABLE.storageDir,
+    doc: 'Filesystem object store root (empty = <data dir>/objects)',
+    default: '',
+  },
+  dataDir: {
+    env: 'ATELIER_DATA_DIR',
+    doc: 'Data directory (Temporal SQLite, Redis AOF, models, images)',
+    default: '.atelier',
+    parse: parse.string,
+  },
+  temporalUiPort: {
+    env: 'TEMPORAL_UI_PORT',
+    doc: 'Temporal Web UI port of the dev server (0 = headless)',
+    default: 8233,
+    parse: parse.int(0, 65535),
+  },
+  gatewayHost: {
+    env: 'ATELIER_GATEWAY_HOST',
+    doc: 'Interface the gateway listens on',
+    default: '127.0.0.1',
+    parse: parse.string,
+  },
+  gatewayPort: {
+    env: 'ATELIER_GATEWAY_PORT',
+    doc: 'Gateway HTTP/WebSocket port',
+    default: 8080,
+    parse: parse.int(1, 65535),
+  },
   gpuTypes: {
     env: 'ATELIER_GPU_TYPES',
     doc: `GPU worker fleets to run, comma-separated (${GPU_TYPES.join(', ')})`,
     default: ['a10g', 'a100', 'a100-80gb', 'h100'],
     parse: parseGpuTypes,
   },
-  readyTimeoutMs: { env: 'ATELIER_READY_TIMEOUT_MS', doc: 'Start-up timeout, ms', default: 120_000, parse: parse.int(1_000, 3_600_000) },
+  readyTimeoutMs: {
+    env: 'ATELIER_READY_TIMEOUT_MS',
+    doc: 'Start-up timeout, ms',
+    default: 120_000,
+    parse: parse.int(1_000, 3_600_000),
+  },
   shutdownTimeoutMs: {
     env: 'ATELIER_SHUTDOWN_TIMEOUT_MS',
     doc: 'Time workers get to drain on shutdown before SIGKILL, ms',

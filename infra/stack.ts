@@ -14,7 +14,6 @@ import { DEV_API_KEY, type StackOptions } from './stack-options';
 import { Supervisor } from './supervisor';
 import { registerSearchAttributes, startTemporalDevServer, temporalAnswers } from './temporal';
 
-
 /** Thrown when the stack cannot start: a missing entry point, an unreachable remote service, a start-up timeout. */
 export class StackStartError extends Error {
   override readonly name = 'StackStartError';
@@ -85,13 +84,18 @@ async function superviseTemporal(
   if (await temporalAnswers(options.temporalAddress)) {
     log.info({ address: options.temporalAddress }, 'using the Temporal server that answers at TEMPORAL_ADDRESS');
     await registerSearchAttributes(options.temporalAddress, options.temporalNamespace).catch((err: unknown) =>
-      log.warn({ err }, 'could not register search attributes on the existing Temporal server; register them yourself (see core/search-attributes.ts)'),
+      log.warn(
+        { err },
+        'could not register search attributes on the existing Temporal server; register them yourself (see core/search-attributes.ts)',
+      ),
     );
     return { supervisor: undefined, uiUrl: () => undefined };
   }
   const { host, port } = parseHostPort(options.temporalAddress, 7233);
   if (!isLocalHost(host)) {
-    throw new StackStartError(`No Temporal server answers at TEMPORAL_ADDRESS=${options.temporalAddress}, and it is not a local address where a dev server could be started.`);
+    throw new StackStartError(
+      `No Temporal server answers at TEMPORAL_ADDRESS=${options.temporalAddress}, and it is not a local address where a dev server could be started.`,
+    );
   }
   const cliPath = await resolveTemporalCli({ log: (line) => log.info(line) });
   let uiUrl: string | undefined;
@@ -110,7 +114,12 @@ async function superviseTemporal(
         readyTimeoutMs: options.readyTimeoutMs,
       });
       uiUrl = server.uiUrl;
-      return { pid: server.process.pid, exited: server.exited, stop: server.stop, signal: (signal) => server.process.kill(signal) };
+      return {
+        pid: server.process.pid,
+        exited: server.exited,
+        stop: server.stop,
+        signal: (signal) => server.process.kill(signal),
+      };
     },
     log,
   );
@@ -182,7 +191,12 @@ interface Launched {
   readonly children: Map<string, Supervisor>;
 }
 
-function stackHandle(options: StackOptions, dataDir: string, launched: Launched, stop: () => Promise<void>): StackHandle {
+function stackHandle(
+  options: StackOptions,
+  dataDir: string,
+  launched: Launched,
+  stop: () => Promise<void>,
+): StackHandle {
   const { temporal, redis, children } = launched;
   const urls = gatewayUrls(options);
   const requireTemporal = (): Supervisor => {
@@ -250,7 +264,12 @@ export async function launchStack(options: StackOptions, ctx: LaunchContext): Pr
     checkAborted();
 
     // Redis: reuse or start with append-only persistence under the data dir.
-    const redis = await ensureRedis({ url: options.redisUrl, dataDir: path.join(dataDir, 'redis'), log: ctx.log, onOutput: (line) => ctx.onOutput('redis', line) });
+    const redis = await ensureRedis({
+      url: options.redisUrl,
+      dataDir: path.join(dataDir, 'redis'),
+      log: ctx.log,
+      onOutput: (line) => ctx.onOutput('redis', line),
+    });
     cleanups.push(async () => {
       if (!redis.started) return;
       ctx.log.info({ service: 'redis' }, 'stopping redis');
@@ -261,10 +280,24 @@ export async function launchStack(options: StackOptions, ctx: LaunchContext): Pr
 
     const baseEnv = childEnvironment(options, dataDir);
     const workers = [
-      nodeChild({ name: 'control-worker', script: ENTRY_POINTS.controlWorker.script, env: {}, stopGraceMs: options.shutdownTimeoutMs }, baseEnv, ctx),
+      nodeChild(
+        {
+          name: 'control-worker',
+          script: ENTRY_POINTS.controlWorker.script,
+          env: {},
+          stopGraceMs: options.shutdownTimeoutMs,
+        },
+        baseEnv,
+        ctx,
+      ),
       ...options.gpuTypes.map((gpuType) =>
         nodeChild(
-          { name: `gpu-worker[${gpuType}]`, script: ENTRY_POINTS.gpuWorker.script, env: { ATELIER_GPU_TYPE: gpuType }, stopGraceMs: options.shutdownTimeoutMs },
+          {
+            name: `gpu-worker[${gpuType}]`,
+            script: ENTRY_POINTS.gpuWorker.script,
+            env: { ATELIER_GPU_TYPE: gpuType },
+            stopGraceMs: options.shutdownTimeoutMs,
+          },
           baseEnv,
           ctx,
         ),
@@ -273,7 +306,11 @@ export async function launchStack(options: StackOptions, ctx: LaunchContext): Pr
     cleanups.push(async () => void (await Promise.all(workers.map((w) => w.stop()))));
     await Promise.all(workers.map((w) => w.start()));
 
-    const gateway = nodeChild({ name: 'gateway', script: ENTRY_POINTS.gateway.script, env: {}, stopGraceMs: 15_000 }, baseEnv, ctx);
+    const gateway = nodeChild(
+      { name: 'gateway', script: ENTRY_POINTS.gateway.script, env: {}, stopGraceMs: 15_000 },
+      baseEnv,
+      ctx,
+    );
     cleanups.push(() => gateway.stop());
     await gateway.start();
     await waitForReady(`${gatewayUrls(options).http}/readyz`, options.readyTimeoutMs, ctx.abort);

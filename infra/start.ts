@@ -79,7 +79,8 @@ function banner(handle: StackHandle): string {
 /** `npm start`: runs the stack in the foreground until SIGINT/SIGTERM. */
 async function main(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    const title = 'npm start — run Atelier locally: Temporal dev server, Redis, control worker, one GPU worker per type, gateway.';
+    const title =
+      'npm start — run Atelier locally: Temporal dev server, Redis, control worker, one GPU worker per type, gateway.';
     process.stdout.write(formatOptionHelp(title, STACK_OPTIONS));
     return;
   }
@@ -92,7 +93,12 @@ async function main(argv: string[]): Promise<void> {
   const { dataDir, temporalAddress, redisUrl, gpuTypes } = options;
   log.info({ dataDir, temporal: temporalAddress, redis: redactUrl(redisUrl), gpuTypes }, 'starting Atelier');
   try {
-    handle = await launchStack(options, { log, extraEnv: {}, onOutput: childOutputPrinter(options), abort: startup.signal });
+    handle = await launchStack(options, {
+      log,
+      extraEnv: {},
+      onOutput: childOutputPrinter(options),
+      abort: startup.signal,
+    });
   } catch (err) {
     if (startup.signal.aborted) process.exit(0);
     throw err;

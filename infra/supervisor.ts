@@ -46,7 +46,10 @@ export class Supervisor {
     this.log.info({ service: this.name, pid: running.pid }, `stopping ${this.name}`);
     await running.stop();
     const exit = await running.exited;
-    this.log.info({ service: this.name, pid: running.pid, code: exit.code, signal: exit.signal }, `${this.name} stopped`);
+    this.log.info(
+      { service: this.name, pid: running.pid, code: exit.code, signal: exit.signal },
+      `${this.name} stopped`,
+    );
   }
 
   signal(signal: NodeJS.Signals): void {

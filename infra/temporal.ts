@@ -4,7 +4,10 @@
 // `TestWorkflowEnvironment.createLocal` get the same configuration from `localTestServerConfig()`.
 import { Connection } from '@temporalio/client';
 import type { SearchAttributeType } from '@temporalio/common';
-import { encodeSearchAttributeIndexedValueType, type SearchAttributeKey } from '@temporalio/common/lib/search-attributes';
+import {
+  encodeSearchAttributeIndexedValueType,
+  type SearchAttributeKey,
+} from '@temporalio/common/lib/search-attributes';
 import type { LocalTestWorkflowEnvironmentOptions } from '@temporalio/testing';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -77,7 +80,10 @@ const DEV_DYNAMIC_CONFIG: Readonly<Record<string, boolean | number | string>> = 
 
 /** `--dynamic-config-value` arguments shared by `startTemporalDevServer` and `TestWorkflowEnvironment.createLocal`. */
 export function temporalDevServerExtraArgs(): string[] {
-  return Object.entries(DEV_DYNAMIC_CONFIG).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${JSON.stringify(value)}`]);
+  return Object.entries(DEV_DYNAMIC_CONFIG).flatMap(([key, value]) => [
+    '--dynamic-config-value',
+    `${key}=${JSON.stringify(value)}`,
+  ]);
 }
 
 /** Atelier's custom search attributes, in the form `DevServerConfig.searchAttributes` takes. */
@@ -97,7 +103,10 @@ const CLI_SEARCH_ATTRIBUTE_TYPE: Readonly<Record<SearchAttributeType, string>> =
 };
 
 function searchAttributeArgs(): string[] {
-  return SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=${CLI_SEARCH_ATTRIBUTE_TYPE[key.type]}`]);
+  return SEARCH_ATTRIBUTES.flatMap((key) => [
+    '--search-attribute',
+    `${key.name}=${CLI_SEARCH_ATTRIBUTE_TYPE[key.type]}`,
+  ]);
 }
 
 /**
@@ -109,7 +118,9 @@ export function localTestServerConfig(cliPath?: string): NonNullable<LocalTestWo
   const candidates = [cliPath, process.env.TEMPORAL_CLI_PATH, cachedTemporalCliPath()];
   const path = candidates.find((p): p is string => p !== undefined && p !== '' && existsSync(p));
   if (!path) {
-    throw new Error('No Temporal CLI for the test server: run the tests with `npm test` (it provisions one) or set TEMPORAL_CLI_PATH.');
+    throw new Error(
+      'No Temporal CLI for the test server: run the tests with `npm test` (it provisions one) or set TEMPORAL_CLI_PATH.',
+    );
   }
   return {
     executable: { type: 'existing-path', path },
@@ -132,7 +143,9 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   // Checked up front: otherwise the readiness probe would reach whatever already listens there and take that for
   // our server, while ours exits with "address already in use".
   if (await portAcceptsConnections(host, port)) {
-    throw new TemporalStartError(`Cannot start a Temporal dev server on ${address}: something is already listening on that port.`);
+    throw new TemporalStartError(
+      `Cannot start a Temporal dev server on ${address}: something is already listening on that port.`,
+    );
   }
   await fs.mkdir(opts.dataDir, { recursive: true });
   const dbFile = path.resolve(opts.dataDir, 'temporal.db');
@@ -199,7 +212,13 @@ function startDevArgs(server: {
   ];
 }
 
-async function waitForFrontend(address: string, dbFile: string, namespace: string, server: ServiceProcess, timeoutMs: number): Promise<void> {
+async function waitForFrontend(
+  address: string,
+  dbFile: string,
+  namespace: string,
+  server: ServiceProcess,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {

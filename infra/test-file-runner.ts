@@ -65,7 +65,9 @@ interface NodeReport {
 export function describeReports(reports: readonly NodeReport[]): string {
   return reports
     .map((r) => {
-      const handles = (r.libuv ?? []).filter((h) => h.is_active && h.is_referenced).map((h) => (h.details ? `${h.type} (${h.details})` : h.type));
+      const handles = (r.libuv ?? [])
+        .filter((h) => h.is_active && h.is_referenced)
+        .map((h) => (h.details ? `${h.type} (${h.details})` : h.type));
       const stack = (r.javascriptStack?.stack ?? []).slice(0, 8).map((l) => `      ${l.trim()}`);
       return [
         `  pid ${r.header?.processId ?? '?'}: ${(r.header?.commandLine ?? []).join(' ')}`,
@@ -100,8 +102,20 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
 
 export async function runTestFile(run: TestFileRun): Promise<FileOutcome> {
   const reportDir = await fs.mkdtemp(path.join(run.reportDir, 'file-'));
-  const args = [...run.nodeArgs, '--report-on-signal', `--report-directory=${reportDir}`, '--test', '--test-concurrency=1', run.file];
-  const child = spawn(process.execPath, args, { cwd: run.root, env: run.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const args = [
+    ...run.nodeArgs,
+    '--report-on-signal',
+    `--report-directory=${reportDir}`,
+    '--test',
+    '--test-concurrency=1',
+    run.file,
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: run.root,
+    env: run.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   const counts = new CountsReader();
   // Decoded as a stream, so a character split between two chunks is never mangled.
   child.stdout.setEncoding('utf8');

@@ -48,7 +48,8 @@ async function testStackOptions(overrides: Partial<StackOptions>, tempDir: strin
  */
 export async function startStack(overrides: StartStackOverrides = {}): Promise<StackHandle> {
   const { env: extraEnv = {}, onOutput, ...optionOverrides } = overrides;
-  const tempDir = optionOverrides.dataDir === undefined ? await fs.mkdtemp(path.join(os.tmpdir(), 'atelier-stack-')) : undefined;
+  const tempDir =
+    optionOverrides.dataDir === undefined ? await fs.mkdtemp(path.join(os.tmpdir(), 'atelier-stack-')) : undefined;
   const options = await testStackOptions(optionOverrides, tempDir);
   const log = createLogger('stack', { test: true });
   log.level = process.env.LOG_LEVEL ?? 'warn';

@@ -25,7 +25,9 @@ function main(): void {
     const index = registry.models.findIndex((m) => m.name === 'tiny-sd');
     if (check) {
       if (JSON.stringify(registry.models[index]) !== JSON.stringify(entry)) {
-        console.error('models/tiny-sd or its registry entry differs from the generator output; run: npx tsx models/generate-tiny-sd.ts');
+        console.error(
+          'models/tiny-sd or its registry entry differs from the generator output; run: npx tsx models/generate-tiny-sd.ts',
+        );
         process.exitCode = 1;
       } else console.log('models/tiny-sd and its registry entry match the generator output');
       return;

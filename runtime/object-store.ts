@@ -36,7 +36,8 @@ const KEY_SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._:=-]{0,199}$/;
 /** Keys are `/`-separated segments of letters, digits and `._:=-`; no empty, `.` or `..` segment; at most 1024 chars. */
 export function assertObjectKey(key: string): string {
   const segments = key.split('/');
-  const valid = key.length > 0 && key.length <= 1024 && segments.every((s) => KEY_SEGMENT.test(s) && s !== '.' && s !== '..');
+  const valid =
+    key.length > 0 && key.length <= 1024 && segments.every((s) => KEY_SEGMENT.test(s) && s !== '.' && s !== '..');
   if (!valid) throw new InvalidObjectKeyError(`Invalid object key ${JSON.stringify(key.slice(0, 80))}`);
   return key;
 }
@@ -57,7 +58,12 @@ export class FsObjectStore implements ObjectStore {
     return { body, meta: `${body}.meta.json` };
   }
 
-  async put(key: string, body: Buffer, metadata: Record<string, string> = {}, contentType = 'image/png'): Promise<ObjectInfo> {
+  async put(
+    key: string,
+    body: Buffer,
+    metadata: Record<string, string> = {},
+    contentType = 'image/png',
+  ): Promise<ObjectInfo> {
     const p = this.paths(key);
     const sha256 = sha256Hex(body);
     const previous = await this.head(key);

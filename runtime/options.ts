@@ -12,12 +12,21 @@ export interface OptionSpec<T> {
 
 export type OptionTable<T> = { readonly [K in keyof T]: OptionSpec<T[K]> };
 
-export function resolveOptions<T>(table: OptionTable<T>, env: NodeJS.ProcessEnv = process.env, overrides: Partial<T> = {}): T {
+export function resolveOptions<T>(
+  table: OptionTable<T>,
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<T> = {},
+): T {
   const out = {} as T;
   for (const key of Object.keys(table) as (keyof T)[]) {
     const spec = table[key];
     const raw = env[spec.env];
-    out[key] = key in overrides ? (overrides[key] as T[typeof key]) : raw === undefined || raw === '' ? spec.default : spec.parse(raw, spec.env);
+    out[key] =
+      key in overrides
+        ? (overrides[key] as T[typeof key])
+        : raw === undefined || raw === ''
+          ? spec.default
+          : spec.parse(raw, spec.env);
   }
   return out;
 }

@@ -69,7 +69,8 @@ export class PrefixAgreement {
         .finally(() => {
           if (this.stopped) return;
           // While peers are still starting, look again soon, so a mismatch shows within seconds of their start.
-          const delay = this.current.state === 'waiting' ? Math.min(WAITING_RECHECK_MS, this.intervalMs) : this.intervalMs;
+          const delay =
+            this.current.state === 'waiting' ? Math.min(WAITING_RECHECK_MS, this.intervalMs) : this.intervalMs;
           this.timer = setTimeout(tick, delay);
           this.timer.unref();
         });
@@ -123,7 +124,8 @@ export class PrefixAgreement {
     const problem = this.current.state === 'mismatch' ? this.current.problem : undefined;
     if (problem === this.reported) return;
     if (problem) this.options.log.error({ redisPrefix: this.options.prefix }, `Redis prefix mismatch: ${problem}`);
-    else if (this.reported) this.options.log.info({ redisPrefix: this.options.prefix }, 'Redis prefix mismatch resolved');
+    else if (this.reported)
+      this.options.log.info({ redisPrefix: this.options.prefix }, 'Redis prefix mismatch resolved');
     this.reported = problem;
   }
 }

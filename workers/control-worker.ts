@@ -76,7 +76,10 @@ export function controlWorkerOptions(args: {
 
 async function main(): Promise<void> {
   handleHelpFlag(
-    formatOptionHelp('control-worker: runs generateImage workflows and the safety, storage and event activities.', CONTROL_WORKER_OPTIONS),
+    formatOptionHelp(
+      'control-worker: runs generateImage workflows and the safety, storage and event activities.',
+      CONTROL_WORKER_OPTIONS,
+    ),
   );
   const options = resolveOptions(CONTROL_WORKER_OPTIONS);
   const log = createLogger('control-worker', { region: options.region }, options.logLevel);
@@ -136,7 +139,8 @@ async function main(): Promise<void> {
 if (require.main === module) {
   main().catch((err: unknown) => {
     // A TypeError is a configuration mistake: its message names the variable, a stack trace would only hide it.
-    const detail = err instanceof TypeError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    const detail =
+      err instanceof TypeError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
     process.stderr.write(`control-worker failed to start: ${detail}\n`);
     process.exit(1);
   });

@@ -10,7 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { backendsByModel, createInferenceActivities } from '../activities';
 import type { InferenceBackend } from '../inference/backend';
-import { ONNX_BACKEND_OPTION_TABLE, createOnnxBackend, resolveOnnxBackendOptions, type OnnxBackendOptions } from '../inference/onnx';
+import {
+  ONNX_BACKEND_OPTION_TABLE,
+  createOnnxBackend,
+  resolveOnnxBackendOptions,
+  type OnnxBackendOptions,
+} from '../inference/onnx';
 import { SimulatedGpuBackend } from '../inference/simulated';
 import { GPU_TYPES, gpuTaskQueue, isGpuType, type GpuType } from '../core/gpu';
 import { MODEL_NAMES } from '../core/models';
@@ -66,7 +71,9 @@ function parseBackendKinds(raw: string, env: string): InferenceBackendKind[] {
   const kinds = parse.list(raw).map((k) => k.toLowerCase());
   for (const kind of kinds) {
     if (!(INFERENCE_BACKEND_KINDS as readonly string[]).includes(kind)) {
-      throw new TypeError(`${env}=${JSON.stringify(raw)}: unknown backend ${JSON.stringify(kind)}; use ${INFERENCE_BACKEND_KINDS.join(', ')}`);
+      throw new TypeError(
+        `${env}=${JSON.stringify(raw)}: unknown backend ${JSON.stringify(kind)}; use ${INFERENCE_BACKEND_KINDS.join(', ')}`,
+      );
     }
   }
   if (kinds.length === 0) throw new TypeError(`${env} is empty; e.g. "onnx,simulated"`);
@@ -75,7 +82,12 @@ function parseBackendKinds(raw: string, env: string): InferenceBackendKind[] {
 
 export const GPU_WORKER_OPTIONS: OptionTable<GpuWorkerOptions> = {
   ...COMMON_WORKER_OPTIONS,
-  gpuType: { env: 'ATELIER_GPU_TYPE', doc: `GPU fleet of this worker, required (${GPU_TYPES.join(', ')})`, default: undefined, parse: parseGpuType },
+  gpuType: {
+    env: 'ATELIER_GPU_TYPE',
+    doc: `GPU fleet of this worker, required (${GPU_TYPES.join(', ')})`,
+    default: undefined,
+    parse: parseGpuType,
+  },
   backends: {
     env: 'ATELIER_INFERENCE_BACKENDS',
     doc: `Inference backends in order of preference (${INFERENCE_BACKEND_KINDS.join(', ')})`,
@@ -94,7 +106,12 @@ export const GPU_WORKER_OPTIONS: OptionTable<GpuWorkerOptions> = {
     default: 1,
     parse: parse.number(0.001, 1_000_000),
   },
-  workerId: { env: 'ATELIER_WORKER_ID', doc: 'Worker id in results and logs (empty = <hostname>:<pid>:<gpuType>)', default: '', parse: parse.string },
+  workerId: {
+    env: 'ATELIER_WORKER_ID',
+    doc: 'Worker id in results and logs (empty = <hostname>:<pid>:<gpuType>)',
+    default: '',
+    parse: parse.string,
+  },
   heartbeatThrottleMs: {
     env: 'ATELIER_HEARTBEAT_THROTTLE_MS',
     doc: 'Longest gap between heartbeats sent to Temporal (bounds cancel latency), ms',
@@ -121,7 +138,13 @@ export function resolveGpuWorkerOptions(env: NodeJS.ProcessEnv = process.env): R
   const onnx = options.backends.includes('onnx') ? resolveOnnxBackendOptions({}, env) : undefined;
   // Batching only happens between requests the worker holds at once: take enough to fill every thread's batch.
   const slots = options.slots > 0 ? options.slots : onnx ? onnx.maxBatchSize * onnx.threads : 1;
-  return { ...options, gpuType, slots, onnx, workerId: options.workerId || `${os.hostname()}:${process.pid}:${gpuType}` };
+  return {
+    ...options,
+    gpuType,
+    slots,
+    onnx,
+    workerId: options.workerId || `${os.hostname()}:${process.pid}:${gpuType}`,
+  };
 }
 
 /**
@@ -136,7 +159,8 @@ export async function createInferenceBackends(
   const backends: InferenceBackend[] = [];
   try {
     for (const kind of options.backends) {
-      if (kind === 'simulated') backends.push(new SimulatedGpuBackend({ gpuType: options.gpuType, speedup: options.simSpeedup }));
+      if (kind === 'simulated')
+        backends.push(new SimulatedGpuBackend({ gpuType: options.gpuType, speedup: options.simSpeedup }));
       else backends.push(await createOnnxBackend({ ...options.onnx, logger: log.child({ backend: 'onnx' }) }));
     }
   } catch (err) {
@@ -191,7 +215,11 @@ async function main(): Promise<void> {
       formatOptionHelp('ONNX backend (when ATELIER_INFERENCE_BACKENDS includes onnx):', ONNX_BACKEND_OPTION_TABLE),
   );
   const options = resolveGpuWorkerOptions();
-  const log = createLogger('gpu-worker', { region: options.region, gpuType: options.gpuType, workerId: options.workerId }, options.logLevel);
+  const log = createLogger(
+    'gpu-worker',
+    { region: options.region, gpuType: options.gpuType, workerId: options.workerId },
+    options.logLevel,
+  );
   installTemporalRuntime(log);
 
   const redis = createRedis(options.redisUrl, `gpu-worker:${options.gpuType}`);
@@ -245,7 +273,8 @@ async function main(): Promise<void> {
 if (require.main === module) {
   main().catch((err: unknown) => {
     // A TypeError is a configuration mistake: its message names the variable, a stack trace would only hide it.
-    const detail = err instanceof TypeError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    const detail =
+      err instanceof TypeError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
     process.stderr.write(`gpu-worker failed to start: ${detail}\n`);
     process.exit(1);
   });

@@ -2,7 +2,14 @@
 // supervisor that keeps a Temporal Worker running across Temporal server restarts (reconnect with back-off and
 // recreate the Worker whenever it stops without being asked to), the /healthz and /readyz endpoint, and ordered
 // shutdown on SIGINT/SIGTERM (stop polling, let in-flight tasks drain, then close connections).
-import { DefaultLogger, NativeConnection, Runtime, Worker, type LogEntry, type WorkerOptions } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type LogEntry,
+  type WorkerOptions,
+} from '@temporalio/worker';
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,8 +36,18 @@ export interface CommonWorkerOptions extends SharedOptions {
 
 export const COMMON_WORKER_OPTIONS: OptionTable<CommonWorkerOptions> = {
   ...SHARED_OPTION_TABLE,
-  healthPort: { env: 'ATELIER_WORKER_HEALTH_PORT', doc: 'Port of /healthz and /readyz (0 = off)', default: 0, parse: parse.int(0, 65535) },
-  healthHost: { env: 'ATELIER_WORKER_HEALTH_HOST', doc: 'Interface of the health endpoint', default: '127.0.0.1', parse: parse.string },
+  healthPort: {
+    env: 'ATELIER_WORKER_HEALTH_PORT',
+    doc: 'Port of /healthz and /readyz (0 = off)',
+    default: 0,
+    parse: parse.int(0, 65535),
+  },
+  healthHost: {
+    env: 'ATELIER_WORKER_HEALTH_HOST',
+    doc: 'Interface of the health endpoint',
+    default: '127.0.0.1',
+    parse: parse.string,
+  },
   shutdownGraceMs: {
     env: 'ATELIER_WORKER_SHUTDOWN_GRACE_MS',
     doc: 'On shutdown, time in-flight activities get before they are cancelled and retried elsewhere, ms',
@@ -63,9 +80,13 @@ export const WORKFLOW_BUNDLE_OPTIONS: OptionTable<WorkflowBundleOptions> = {
 };
 
 /** The workflow code for `Worker.create`: a prebuilt file, or the sources bundled now with the production options. */
-export async function loadWorkflowBundle(configured: string, log: Logger): Promise<NonNullable<WorkerOptions['workflowBundle']>> {
+export async function loadWorkflowBundle(
+  configured: string,
+  log: Logger,
+): Promise<NonNullable<WorkerOptions['workflowBundle']>> {
   if (configured) {
-    if (!existsSync(configured)) throw new TypeError(`ATELIER_WORKFLOW_BUNDLE=${configured}: no such file (run \`npm run build\`)`);
+    if (!existsSync(configured))
+      throw new TypeError(`ATELIER_WORKFLOW_BUNDLE=${configured}: no such file (run \`npm run build\`)`);
     return { codePath: configured };
   }
   const runningCompiled = __filename.endsWith('.js');
@@ -160,7 +181,7 @@ export class SupervisedWorker {
 
   private async supervise(): Promise<void> {
     const { log, name } = this.options;
-    for (let attempt = 0; !this.stopping; ) {
+    for (let attempt = 0; !this.stopping;) {
       let connection: NativeConnection | undefined;
       try {
         connection = await NativeConnection.connect({ address: this.options.temporalAddress });
@@ -180,7 +201,11 @@ export class SupervisedWorker {
         if (!this.stopping) log.warn({ worker: name }, 'worker stopped on its own; recreating it');
       } catch (err) {
         this.lastError = err instanceof Error ? err.message : String(err);
-        if (!this.stopping) log.warn({ worker: name, err: this.lastError, attempt }, 'worker failed or Temporal unreachable; reconnecting');
+        if (!this.stopping)
+          log.warn(
+            { worker: name, err: this.lastError, attempt },
+            'worker failed or Temporal unreachable; reconnecting',
+          );
       } finally {
         this.current = undefined;
         await connection?.close().catch((err: unknown) => log.debug({ err }, 'closing the Temporal connection failed'));
@@ -188,7 +213,8 @@ export class SupervisedWorker {
       if (this.stopping) break;
       this.state = 'reconnecting';
       this.restarts++;
-      const backoffMs = Math.min(this.options.reconnectMaxBackoffMs, 200 * 2 ** Math.min(attempt, 10)) * (0.8 + Math.random() * 0.4);
+      const backoffMs =
+        Math.min(this.options.reconnectMaxBackoffMs, 200 * 2 ** Math.min(attempt, 10)) * (0.8 + Math.random() * 0.4);
       attempt++;
       await sleep(backoffMs, undefined, { signal: this.wake.signal }).catch(() => undefined);
     }
@@ -205,7 +231,12 @@ export interface Readiness {
  * Serves `/healthz` (the process answers: 200) and `/readyz` (200 when `readiness().ready`, else 503; the body is
  * the readiness JSON either way). Resolves with the server, or undefined when port is 0.
  */
-export async function startHealthServer(host: string, port: number, readiness: () => Readiness | Promise<Readiness>, log: Logger): Promise<Server | undefined> {
+export async function startHealthServer(
+  host: string,
+  port: number,
+  readiness: () => Readiness | Promise<Readiness>,
+  log: Logger,
+): Promise<Server | undefined> {
   if (port === 0) return undefined;
   const server = createServer((req, res) => {
     const reply = (status: number, body: unknown): void => {

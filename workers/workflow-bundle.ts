@@ -31,7 +31,9 @@ export function workflowBundleOptions(overrides: Pick<BundleOptions, 'logger'> =
 }
 
 /** Bundles the workflows with the production options (used by the build, the replay test and dev workers). */
-export function bundleGenerationWorkflows(overrides: Pick<BundleOptions, 'logger'> = {}): Promise<WorkflowBundleWithSourceMap> {
+export function bundleGenerationWorkflows(
+  overrides: Pick<BundleOptions, 'logger'> = {},
+): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode(workflowBundleOptions(overrides));
 }
 
@@ -42,12 +44,16 @@ async function main(): Promise<void> {
   const { code } = await bundleGenerationWorkflows();
   await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, code);
-  process.stdout.write(`Workflow bundle written to ${path.relative(process.cwd(), out)} (${Math.round(code.length / 1024)} KiB, ${Date.now() - started} ms)\n`);
+  process.stdout.write(
+    `Workflow bundle written to ${path.relative(process.cwd(), out)} (${Math.round(code.length / 1024)} KiB, ${Date.now() - started} ms)\n`,
+  );
 }
 
 if (require.main === module) {
   main().catch((err: unknown) => {
-    process.stderr.write(`Bundling workflows failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.stderr.write(
+      `Bundling workflows failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     process.exit(1);
   });
 }

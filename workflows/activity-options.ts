@@ -6,7 +6,9 @@ import { FAILURE_TYPES, type FailureType } from '../core/errors';
 import { controlTaskQueue, gpuTaskQueue, type GpuType } from '../core/gpu';
 
 /** Failure types that no retry can fix; listed in retry policies too so that a mislabelled failure still stops. */
-const NON_RETRYABLE_TYPES = (Object.keys(FAILURE_TYPES) as FailureType[]).filter((type) => !FAILURE_TYPES[type].retryable);
+const NON_RETRYABLE_TYPES = (Object.keys(FAILURE_TYPES) as FailureType[]).filter(
+  (type) => !FAILURE_TYPES[type].retryable,
+);
 
 type ControlActivities = ReturnType<typeof createControlActivities>;
 type InferenceActivities = ReturnType<typeof createInferenceActivities>;
@@ -21,14 +23,25 @@ const NOTIFY_OPTIONS: ActivityOptions = {
 /** First safety attempts: a short bound (about 3 s of retries) before the request is shown as pending_safety. */
 const SAFETY_QUICK_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '10s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '2s', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '2s',
+    maximumAttempts: 3,
+    nonRetryableErrorTypes: NON_RETRYABLE_TYPES,
+  },
 };
 
 /** Seed 001 "Safety API unavailable": queue the request in pending_safety and retry until the screen recovers. */
 const SAFETY_PATIENT_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '10s',
   scheduleToCloseTimeout: '24h',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5m', nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '5m',
+    nonRetryableErrorTypes: NON_RETRYABLE_TYPES,
+  },
 };
 
 /**
@@ -40,14 +53,26 @@ const SAFETY_PATIENT_OPTIONS: ActivityOptions = {
 const INFERENCE_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '2h',
   heartbeatTimeout: '30s',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 4, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 4,
+    nonRetryableErrorTypes: NON_RETRYABLE_TYPES,
+  },
   // A cancelled request ends only once the GPU has stopped: "cancelled" then also means "no longer billed".
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 };
 
 const STORAGE_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '60s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_TYPES },
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: NON_RETRYABLE_TYPES,
+  },
 };
 
 /** The control-queue activities of a region, each kind with its own options. */

@@ -42,7 +42,9 @@ function* causes(err: unknown): Generator<unknown> {
 export function isRetryableFailure(err: unknown): boolean {
   for (const e of causes(err)) {
     if (e instanceof ApplicationFailure) {
-      return !e.nonRetryable && !(isFailureType(e.type ?? undefined) && !FAILURE_TYPES[e.type as FailureType].retryable);
+      return (
+        !e.nonRetryable && !(isFailureType(e.type ?? undefined) && !FAILURE_TYPES[e.type as FailureType].retryable)
+      );
     }
   }
   return true;

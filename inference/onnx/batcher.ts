@@ -102,13 +102,19 @@ export class DynamicBatcher<M> {
           const [, g] = entry;
           const head = g.queue[0];
           if (!head) continue;
-          const ready = g.queue.length >= this.options.capFor(g.key.model) || now - head.since >= this.options.maxQueueDelayMs;
+          const ready =
+            g.queue.length >= this.options.capFor(g.key.model) || now - head.since >= this.options.maxQueueDelayMs;
           if (ready && (!best || head.since < (best[1].queue[0] as QueuedMember<M>).since)) best = entry;
         }
         if (!best) return;
         const [id, group] = best;
         const taken = group.queue.splice(0, Math.max(1, this.options.capFor(group.key.model)));
-        if (!this.options.dispatch(group.key, taken.map((t) => t.member))) {
+        if (
+          !this.options.dispatch(
+            group.key,
+            taken.map((t) => t.member),
+          )
+        ) {
           group.queue.unshift(...taken);
           return;
         }
@@ -139,7 +145,11 @@ export class DynamicBatcher<M> {
       group.timer = undefined;
       this.pump();
       // Still queued (no free thread): the pump runs again when a pass finishes.
-      if (this.groups.get(id) === group && group.queue.length > 0 && this.now() - (group.queue[0] as QueuedMember<M>).since < this.options.maxQueueDelayMs) {
+      if (
+        this.groups.get(id) === group &&
+        group.queue.length > 0 &&
+        this.now() - (group.queue[0] as QueuedMember<M>).since < this.options.maxQueueDelayMs
+      ) {
         this.arm(id, group);
       }
     }, wait);

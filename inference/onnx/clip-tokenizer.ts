@@ -21,7 +21,12 @@ function tokenText(token: string | { content: string } | undefined, fallback: st
 }
 
 /** The tokenizer.json of openai's CLIP tokenizers, with the vocabulary and merges of a slow-tokenizer export. */
-export function clipTokenizerJson(vocab: Record<string, number>, merges: string[], bos: string, eos: string): Record<string, unknown> {
+export function clipTokenizerJson(
+  vocab: Record<string, number>,
+  merges: string[],
+  bos: string,
+  eos: string,
+): Record<string, unknown> {
   const bosId = vocab[bos];
   const eosId = vocab[eos];
   if (bosId === undefined || eosId === undefined) throw new TypeError(`vocab.json lacks ${bos} or ${eos}`);
@@ -34,21 +39,34 @@ export function clipTokenizerJson(vocab: Record<string, number>, merges: string[
     ],
     normalizer: {
       type: 'Sequence',
-      normalizers: [{ type: 'NFC' }, { type: 'Replace', pattern: { Regex: '\\s+' }, content: ' ' }, { type: 'Lowercase' }],
+      normalizers: [
+        { type: 'NFC' },
+        { type: 'Replace', pattern: { Regex: '\\s+' }, content: ' ' },
+        { type: 'Lowercase' },
+      ],
     },
     pre_tokenizer: {
       type: 'Sequence',
       pretokenizers: [
         {
           type: 'Split',
-          pattern: { Regex: "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+" },
+          pattern: {
+            Regex:
+              "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+",
+          },
           behavior: 'Removed',
           invert: true,
         },
         { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
       ],
     },
-    post_processor: { type: 'RobertaProcessing', sep: [eos, eosId], cls: [bos, bosId], trim_offsets: false, add_prefix_space: false },
+    post_processor: {
+      type: 'RobertaProcessing',
+      sep: [eos, eosId],
+      cls: [bos, bosId],
+      trim_offsets: false,
+      add_prefix_space: false,
+    },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
       type: 'BPE',
@@ -77,7 +95,9 @@ export class ClipPromptTokenizer {
   /** Loads from `<export>/tokenizer/`: tokenizer.json when present, else vocab.json + merges.txt. */
   static async load(tokenizerDir: string): Promise<ClipPromptTokenizer> {
     const configPath = join(tokenizerDir, 'tokenizer_config.json');
-    const config: TokenizerConfigFile = existsSync(configPath) ? (JSON.parse(await readFile(configPath, 'utf8')) as TokenizerConfigFile) : {};
+    const config: TokenizerConfigFile = existsSync(configPath)
+      ? (JSON.parse(await readFile(configPath, 'utf8')) as TokenizerConfigFile)
+      : {};
     const bos = tokenText(config.bos_token, '<|startoftext|>');
     const eos = tokenText(config.eos_token, '<|endoftext|>');
     const pad = tokenText(config.pad_token, eos);
@@ -101,7 +121,8 @@ export class ClipPromptTokenizer {
       return value;
     };
     // model_max_length is a huge sentinel in some configs; CLIP text encoders have 77 positions.
-    const maxLength = config.model_max_length !== undefined && config.model_max_length <= 1024 ? config.model_max_length : 77;
+    const maxLength =
+      config.model_max_length !== undefined && config.model_max_length <= 1024 ? config.model_max_length : 77;
     return new ClipPromptTokenizer(tokenizer, maxLength, id(bos), id(eos), id(pad));
   }
 

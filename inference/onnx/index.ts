@@ -6,7 +6,13 @@ import { resolveOnnxBackendOptions, type OnnxBackendOptions } from './options';
 
 export { OnnxBackend, type OnnxLoadedModelStatus } from './onnx-backend';
 export { InferenceAbortedError } from '../backend';
-export { ONNX_BACKEND_OPTION_TABLE, resolveOnnxBackendOptions, defaultRegistryPath, type OnnxBackendOptions, type OnnxBackendEnvOptions } from './options';
+export {
+  ONNX_BACKEND_OPTION_TABLE,
+  resolveOnnxBackendOptions,
+  defaultRegistryPath,
+  type OnnxBackendOptions,
+  type OnnxBackendEnvOptions,
+} from './options';
 export { ModelRegistry, type RegistryModel } from './model-registry';
 
 /**
@@ -14,6 +20,8 @@ export { ModelRegistry, type RegistryModel } from './model-registry';
  * ONNX_BACKEND_OPTION_TABLE). Throws a TypeError for invalid options or registry, and an InferenceError when a
  * preloaded model cannot be verified or loaded.
  */
-export async function createOnnxBackend(options: Partial<OnnxBackendOptions> = {}): Promise<OnnxBackend & InferenceBackend> {
+export async function createOnnxBackend(
+  options: Partial<OnnxBackendOptions> = {},
+): Promise<OnnxBackend & InferenceBackend> {
   return OnnxBackend.create(resolveOnnxBackendOptions(options));
 }

@@ -5,7 +5,14 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { injectedOutOfMemoryError, isOutOfMemoryMessage } from './out-of-memory';
 import { IncompatibleExportError, StableDiffusionPipeline } from './pipeline';
 import { sessionOptions } from './session-options';
-import type { FromThread, InferenceThreadConfig, LoadedModelReport, ModelLoadSpec, SerializedError, ToThread } from './thread-protocol';
+import type {
+  FromThread,
+  InferenceThreadConfig,
+  LoadedModelReport,
+  ModelLoadSpec,
+  SerializedError,
+  ToThread,
+} from './thread-protocol';
 
 if (!parentPort) throw new Error('inference-thread.ts runs only as a worker thread');
 const port = parentPort;
@@ -119,7 +126,13 @@ async function handle(message: ToThread): Promise<void> {
         entry.peakRss = Math.max(entry.peakRss, process.memoryUsage.rss());
         // Each image owns its ArrayBuffer, so the pixels are transferred rather than cloned.
         post(
-          { type: 'pass-done', passId, images: result.images, timings: result.timings, report: await report(message.spec.model, entry) },
+          {
+            type: 'pass-done',
+            passId,
+            images: result.images,
+            timings: result.timings,
+            report: await report(message.spec.model, entry),
+          },
           result.images.map((img) => img.rgba.buffer as ArrayBuffer),
         );
       } catch (err) {

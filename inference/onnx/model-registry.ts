@@ -54,7 +54,13 @@ const registrySchema = z.strictObject({
 export type RegistryModel = z.infer<typeof registryModelSchema>;
 export type RegistryFileEntry = z.infer<typeof registryFileSchema>;
 
-const REQUIRED_FILES = ['model_index.json', 'scheduler/scheduler_config.json', 'text_encoder/model.onnx', 'unet/model.onnx', 'vae_decoder/model.onnx'];
+const REQUIRED_FILES = [
+  'model_index.json',
+  'scheduler/scheduler_config.json',
+  'text_encoder/model.onnx',
+  'unet/model.onnx',
+  'vae_decoder/model.onnx',
+];
 
 export class ModelRegistry {
   private constructor(
@@ -128,7 +134,13 @@ export interface ModelStoreCounters {
 }
 
 export class ModelStore {
-  readonly counters: ModelStoreCounters = { filesVerified: 0, filesFetched: 0, corruptionsDetected: 0, reloads: 0, reloadFailures: 0 };
+  readonly counters: ModelStoreCounters = {
+    filesVerified: 0,
+    filesFetched: 0,
+    corruptionsDetected: 0,
+    reloads: 0,
+    reloadFailures: 0,
+  };
   private readonly reloadsInFlight = new Map<string, Promise<void>>();
 
   constructor(
@@ -242,7 +254,9 @@ export class ModelStore {
       try {
         await stat(path);
       } catch (err) {
-        throw new InferenceError('ModelNotFound', `Model ${model.name}: source file ${path} is missing`, { cause: err });
+        throw new InferenceError('ModelNotFound', `Model ${model.name}: source file ${path} is missing`, {
+          cause: err,
+        });
       }
       return createReadStream(path);
     }
@@ -255,7 +269,8 @@ export class ModelStore {
       throw new InferenceError('InferenceFailed', `Model ${model.name}: could not download ${url}`, { cause: err });
     }
     if (response.status === 404) throw new InferenceError('ModelNotFound', `Model ${model.name}: ${url} answered 404`);
-    if (!response.ok || !response.body) throw new InferenceError('InferenceFailed', `Model ${model.name}: ${url} answered ${response.status}`);
+    if (!response.ok || !response.body)
+      throw new InferenceError('InferenceFailed', `Model ${model.name}: ${url} answered ${response.status}`);
     return Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
   }
 }

@@ -29,7 +29,8 @@ export class SeededGaussian {
   private spare: number | undefined;
 
   constructor(seed: number) {
-    if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative safe integer, got ${seed}`);
+    if (!Number.isSafeInteger(seed) || seed < 0)
+      throw new RangeError(`seed must be a non-negative safe integer, got ${seed}`);
     let state = (seed >>> 0) ^ 0x5851f42d;
     let hi = Math.floor(seed / TWO_POW_32) >>> 0;
     const words: number[] = [];

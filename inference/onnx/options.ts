@@ -52,7 +52,10 @@ const EXECUTION_PROVIDERS: readonly ExecutionProviderName[] = ['cpu', 'cuda', 't
 
 /** models/registry.json from the source tree (inference/onnx) or from the build (dist/inference/onnx). */
 export function defaultRegistryPath(): string {
-  const candidates = [resolve(__dirname, '../../models/registry.json'), resolve(__dirname, '../../../models/registry.json')];
+  const candidates = [
+    resolve(__dirname, '../../models/registry.json'),
+    resolve(__dirname, '../../../models/registry.json'),
+  ];
   return candidates.find((p) => existsSync(p)) ?? (candidates[0] as string);
 }
 
@@ -60,7 +63,9 @@ function executionProviderList(raw: string, env: string): ExecutionProviderName[
   const names = parse.list(raw).map((s) => s.toLowerCase());
   for (const name of names) {
     if (!(EXECUTION_PROVIDERS as readonly string[]).includes(name)) {
-      throw new TypeError(`${env}=${JSON.stringify(raw)}: unknown execution provider ${JSON.stringify(name)}; use ${EXECUTION_PROVIDERS.join(', ')}`);
+      throw new TypeError(
+        `${env}=${JSON.stringify(raw)}: unknown execution provider ${JSON.stringify(name)}; use ${EXECUTION_PROVIDERS.join(', ')}`,
+      );
     }
   }
   if (names.length === 0) throw new TypeError(`${env} is empty; e.g. "cuda,cpu"`);
@@ -72,25 +77,60 @@ function intList(min: number, max: number) {
 }
 
 export const ONNX_BACKEND_OPTION_TABLE: OptionTable<OnnxBackendEnvOptions> = {
-  registryPath: { env: 'ATELIER_MODEL_REGISTRY', doc: 'Model registry manifest (JSON)', default: defaultRegistryPath(), parse: parse.string },
-  cacheDir: { env: 'ATELIER_MODEL_CACHE_DIR', doc: 'Folder of verified model copies', default: '.atelier/models', parse: parse.string },
+  registryPath: {
+    env: 'ATELIER_MODEL_REGISTRY',
+    doc: 'Model registry manifest (JSON)',
+    default: defaultRegistryPath(),
+    parse: parse.string,
+  },
+  cacheDir: {
+    env: 'ATELIER_MODEL_CACHE_DIR',
+    doc: 'Folder of verified model copies',
+    default: '.atelier/models',
+    parse: parse.string,
+  },
   executionProviders: {
     env: 'ATELIER_ONNX_EXECUTION_PROVIDERS',
     doc: 'onnxruntime execution providers in order, e.g. cuda,cpu or tensorrt,cuda,cpu',
     default: ['cpu'],
     parse: executionProviderList,
   },
-  deviceIds: { env: 'ATELIER_ONNX_DEVICE_IDS', doc: 'GPU ordinals for the inference threads, e.g. 0,1', default: [0], parse: intList(0, 63) },
-  threads: { env: 'ATELIER_ONNX_THREADS', doc: 'Inference threads (passes run at once)', default: 1, parse: parse.int(1, 64) },
-  intraOpNumThreads: { env: 'ATELIER_ONNX_INTRA_OP_THREADS', doc: 'onnxruntime intra-op threads per session (0 = auto)', default: 0, parse: parse.int(0, 256) },
+  deviceIds: {
+    env: 'ATELIER_ONNX_DEVICE_IDS',
+    doc: 'GPU ordinals for the inference threads, e.g. 0,1',
+    default: [0],
+    parse: intList(0, 63),
+  },
+  threads: {
+    env: 'ATELIER_ONNX_THREADS',
+    doc: 'Inference threads (passes run at once)',
+    default: 1,
+    parse: parse.int(1, 64),
+  },
+  intraOpNumThreads: {
+    env: 'ATELIER_ONNX_INTRA_OP_THREADS',
+    doc: 'onnxruntime intra-op threads per session (0 = auto)',
+    default: 0,
+    parse: parse.int(0, 256),
+  },
   intraOpSpinning: {
     env: 'ATELIER_ONNX_INTRA_OP_SPINNING',
     doc: 'Idle intra-op threads spin-wait (only for cores dedicated to onnxruntime)',
     default: false,
     parse: parse.bool,
   },
-  maxBatchSize: { env: 'ATELIER_ONNX_MAX_BATCH_SIZE', doc: 'Most images per batched pass', default: 8, parse: parse.int(1, 256) },
-  maxQueueDelayMs: { env: 'ATELIER_ONNX_MAX_QUEUE_DELAY_MS', doc: 'Batching window for the first image, ms', default: 10, parse: parse.int(0, 10_000) },
+  maxBatchSize: {
+    env: 'ATELIER_ONNX_MAX_BATCH_SIZE',
+    doc: 'Most images per batched pass',
+    default: 8,
+    parse: parse.int(1, 256),
+  },
+  maxQueueDelayMs: {
+    env: 'ATELIER_ONNX_MAX_QUEUE_DELAY_MS',
+    doc: 'Batching window for the first image, ms',
+    default: 10,
+    parse: parse.int(0, 10_000),
+  },
   oomRecoveryPasses: {
     env: 'ATELIER_ONNX_OOM_RECOVERY_PASSES',
     doc: 'Successful passes before an OOM-halved batch cap doubles back',
@@ -98,14 +138,25 @@ export const ONNX_BACKEND_OPTION_TABLE: OptionTable<OnnxBackendEnvOptions> = {
     parse: parse.int(1, 1_000_000),
   },
   pngThreads: { env: 'ATELIER_ONNX_PNG_THREADS', doc: 'PNG encoder threads', default: 1, parse: parse.int(1, 64) },
-  preload: { env: 'ATELIER_ONNX_PRELOAD', doc: 'Models to load at start-up, e.g. tiny-sd', default: [], parse: parse.list },
+  preload: {
+    env: 'ATELIER_ONNX_PRELOAD',
+    doc: 'Models to load at start-up, e.g. tiny-sd',
+    default: [],
+    parse: parse.list,
+  },
 };
 
 /** Resolves the options (defaults, then environment, then `overrides`) and validates combinations. */
-export function resolveOnnxBackendOptions(overrides: Partial<OnnxBackendOptions> = {}, env: NodeJS.ProcessEnv = process.env): OnnxBackendOptions {
+export function resolveOnnxBackendOptions(
+  overrides: Partial<OnnxBackendOptions> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): OnnxBackendOptions {
   const resolved: OnnxBackendOptions = { ...resolveOptions(ONNX_BACKEND_OPTION_TABLE, env, overrides), ...overrides };
   if (resolved.deviceIds.length === 0) throw new TypeError('deviceIds must name at least one device');
-  if (resolved.injectOomAboveMembers !== undefined && !(Number.isInteger(resolved.injectOomAboveMembers) && resolved.injectOomAboveMembers >= 0)) {
+  if (
+    resolved.injectOomAboveMembers !== undefined &&
+    !(Number.isInteger(resolved.injectOomAboveMembers) && resolved.injectOomAboveMembers >= 0)
+  ) {
     throw new TypeError('injectOomAboveMembers must be a non-negative integer');
   }
   for (const ep of resolved.executionProviders) {

@@ -4,7 +4,8 @@
 //   BFC arena on a device:    "Available memory of N is smaller than requested bytes of M"
 //   CUDA / cuBLAS / cuDNN:    "CUDA failure 2: out of memory", "cudaErrorMemoryAllocation", "CUBLAS_STATUS_ALLOC_FAILED"
 
-const OUT_OF_MEMORY = /out of memory|failed to allocate memory|bad[ _]alloc|_ALLOC_FAILED|cudaErrorMemoryAllocation|available memory of \d+ is smaller than requested/i;
+const OUT_OF_MEMORY =
+  /out of memory|failed to allocate memory|bad[ _]alloc|_ALLOC_FAILED|cudaErrorMemoryAllocation|available memory of \d+ is smaller than requested/i;
 
 export function isOutOfMemoryMessage(message: string): boolean {
   return OUT_OF_MEMORY.test(message);
@@ -15,5 +16,7 @@ export function isOutOfMemoryMessage(message: string): boolean {
  * through the same detection as a real one.
  */
 export function injectedOutOfMemoryError(members: number, limit: number): Error {
-  return new Error(`Failed to allocate memory for requested buffer of size ${members * 1_048_576} (injected: batch of ${members} exceeds ${limit})`);
+  return new Error(
+    `Failed to allocate memory for requested buffer of size ${members * 1_048_576} (injected: batch of ${members} exceeds ${limit})`,
+  );
 }

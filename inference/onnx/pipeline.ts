@@ -254,7 +254,11 @@ export class StableDiffusionPipeline {
         } else noisePred = out.subarray(k * pass.latentSize, (k + 1) * pass.latentSize);
         pass.scheduler.step(i, noisePred, a.latents, a.noise);
       });
-      pass.control.onStep(i + 1, steps, pass.active.map((a) => a.member.memberId));
+      pass.control.onStep(
+        i + 1,
+        steps,
+        pass.active.map((a) => a.member.memberId),
+      );
     }
   }
 
@@ -276,7 +280,12 @@ export class StableDiffusionPipeline {
   /** One UNet run at step `step` on every member's scaled latents; returns its output, batch.rows predictions. */
   private async predictNoise(pass: PassState, batch: UnetBatch, step: number): Promise<Float32Array> {
     const { scheduler } = pass;
-    fillSample(batch.sample, pass.active.map((a) => a.latents), scheduler.inputScale(step), pass.guided);
+    fillSample(
+      batch.sample,
+      pass.active.map((a) => a.latents),
+      scheduler.inputScale(step),
+      pass.guided,
+    );
     const feeds: Record<string, ort.Tensor> = {
       sample: new ort.Tensor('float32', batch.sample, [batch.rows, ...pass.latentDims]),
       timestep: timestepTensor(this.layout.timestep, scheduler.timesteps[step] as number, batch.rows),
@@ -295,7 +304,10 @@ export class StableDiffusionPipeline {
   private async decode(pass: PassState): Promise<ort.Tensor> {
     const { width, height } = pass.params;
     const n = pass.active.length;
-    const latents = scaledLatents(pass.active.map((a) => a.latents), 1 / this.vaeScalingFactor);
+    const latents = scaledLatents(
+      pass.active.map((a) => a.latents),
+      1 / this.vaeScalingFactor,
+    );
     const output = this.layout.vaeOutput;
     const t0 = performance.now();
     const feeds = { latent_sample: new ort.Tensor('float32', latents, [n, ...pass.latentDims]) };

@@ -23,7 +23,8 @@ export class PngEncoderPool {
   ) {}
 
   start(): void {
-    for (let i = 0; i < this.size; i++) this.threads.push(this.spawn({ worker: undefined as unknown as Worker, pending: new Map() }));
+    for (let i = 0; i < this.size; i++)
+      this.threads.push(this.spawn({ worker: undefined as unknown as Worker, pending: new Map() }));
   }
 
   private spawn(thread: EncoderThread): EncoderThread {

@@ -9,7 +9,9 @@ export interface EncodeRequest {
   readonly height: number;
 }
 
-export type EncodeReply = { readonly id: number; readonly png: Uint8Array; readonly ms: number } | { readonly id: number; readonly error: string };
+export type EncodeReply =
+  | { readonly id: number; readonly png: Uint8Array; readonly ms: number }
+  | { readonly id: number; readonly error: string };
 
 if (!parentPort) throw new Error('png-encoder-thread.ts runs only as a worker thread');
 const port = parentPort;

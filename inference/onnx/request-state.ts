@@ -61,7 +61,10 @@ export type RequestCounters = Pick<
 /** Throws InferenceError InvalidRequest naming every problem of a job the ONNX pipeline cannot run. */
 export function validateJob(job: InferenceJob): void {
   const problems: string[] = [];
-  for (const [field, value] of [['width', job.width], ['height', job.height]] as const) {
+  for (const [field, value] of [
+    ['width', job.width],
+    ['height', job.height],
+  ] as const) {
     if (!Number.isInteger(value) || value < VAE_SCALE || value % VAE_SCALE !== 0) {
       problems.push(`${field} ${value} is not a positive multiple of ${VAE_SCALE}`);
     }
@@ -138,11 +141,7 @@ export class RequestTracker {
    * promise settles once: with the images in order, with the first failure, or, when its signal aborts, with
    * InferenceAbortedError after none of its images is still being computed.
    */
-  open(
-    job: InferenceJob,
-    hooks: InferenceHooks,
-    enqueue: (members: MemberState[]) => void,
-  ): Promise<GeneratedImage[]> {
+  open(job: InferenceJob, hooks: InferenceHooks, enqueue: (members: MemberState[]) => void): Promise<GeneratedImage[]> {
     return new Promise<GeneratedImage[]>((resolve, reject) => {
       const request: RequestState = {
         job,

@@ -139,7 +139,8 @@ class EulerDiscreteScheduler implements DenoisingScheduler {
     this.timesteps = timesteps;
     this.sigmas = [...sigmas, 0];
     const maxSigma = Math.max(...sigmas);
-    this.initNoiseSigma = spacing === 'linspace' || spacing === 'trailing' ? maxSigma : Math.sqrt(maxSigma * maxSigma + 1);
+    this.initNoiseSigma =
+      spacing === 'linspace' || spacing === 'trailing' ? maxSigma : Math.sqrt(maxSigma * maxSigma + 1);
   }
 
   inputScale(i: number): number {
@@ -177,9 +178,10 @@ class LcmScheduler implements DenoisingScheduler {
   constructor(config: SchedulerConfig, steps: number) {
     const T = config.num_train_timesteps ?? 1000;
     const original = config.original_inference_steps ?? 50;
-    if (steps > original) throw new RangeError(`LCM runs at most ${original} steps (original_inference_steps), got ${steps}`);
+    if (steps > original)
+      throw new RangeError(`LCM runs at most ${original} steps (original_inference_steps), got ${steps}`);
     this.alphas = alphasCumprod(config);
-    this.finalAlpha = config.set_alpha_to_one ?? true ? 1 : (this.alphas[0] as number);
+    this.finalAlpha = (config.set_alpha_to_one ?? true) ? 1 : (this.alphas[0] as number);
     this.prediction = config.prediction_type ?? 'epsilon';
     this.timestepScaling = config.timestep_scaling ?? 10;
     const k = Math.floor(T / original);
@@ -206,7 +208,12 @@ class LcmScheduler implements DenoisingScheduler {
     for (let j = 0; j < sample.length; j++) {
       const x = sample[j] as number;
       const m = out[j] as number;
-      const x0 = this.prediction === 'epsilon' ? (x - sqrtB * m) / sqrtA : this.prediction === 'v_prediction' ? sqrtA * x - sqrtB * m : m;
+      const x0 =
+        this.prediction === 'epsilon'
+          ? (x - sqrtB * m) / sqrtA
+          : this.prediction === 'v_prediction'
+            ? sqrtA * x - sqrtB * m
+            : m;
       sample[j] = cOut * x0 + cSkip * x;
     }
     // Consistency models jump to the clean estimate, then re-noise to the next timestep (except after the last step).
@@ -218,7 +225,10 @@ class LcmScheduler implements DenoisingScheduler {
   }
 }
 
-export function resolveSchedulerKind(choice: SchedulerChoice, config: SchedulerConfig): 'euler' | 'euler-trailing' | 'lcm' {
+export function resolveSchedulerKind(
+  choice: SchedulerChoice,
+  config: SchedulerConfig,
+): 'euler' | 'euler-trailing' | 'lcm' {
   if (choice !== 'auto') return choice;
   return config._class_name === 'LCMScheduler' ? 'lcm' : 'euler';
 }

@@ -17,7 +17,11 @@ export interface SessionConfig {
 
 export function sessionOptions(config: SessionConfig): InferenceSession.SessionOptions {
   const executionProviders = config.executionProviders.map((name) =>
-    name === 'cpu' ? 'cpu' : name === 'cuda' ? { name: 'cuda' as const, deviceId: config.deviceId } : { name: 'tensorrt' as const, deviceId: config.deviceId },
+    name === 'cpu'
+      ? 'cpu'
+      : name === 'cuda'
+        ? { name: 'cuda' as const, deviceId: config.deviceId }
+        : { name: 'tensorrt' as const, deviceId: config.deviceId },
   );
   return {
     executionProviders,

@@ -64,7 +64,11 @@ function outputName(session: Session, preferred: string): string {
 /** Token ids as the text encoder's `input_ids` dtype, int32 or int64 depending on the export. */
 export function tokenIdsTensor(meta: TensorMeta, ids: Int32Array, rows: number, seqLen: number): ort.Tensor {
   return meta.type === 'int64'
-    ? new ort.Tensor('int64', BigInt64Array.from(ids, (v) => BigInt(v)), [rows, seqLen])
+    ? new ort.Tensor(
+        'int64',
+        BigInt64Array.from(ids, (v) => BigInt(v)),
+        [rows, seqLen],
+      )
     : new ort.Tensor('int32', ids, [rows, seqLen]);
 }
 

@@ -3,7 +3,14 @@
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../../runtime/logger';
 import type { PassMember, PassParams, PassTimings } from './pass';
-import type { FromThread, InferenceThreadConfig, LoadedModelReport, ModelLoadSpec, SerializedError, ToThread } from './thread-protocol';
+import type {
+  FromThread,
+  InferenceThreadConfig,
+  LoadedModelReport,
+  ModelLoadSpec,
+  SerializedError,
+  ToThread,
+} from './thread-protocol';
 import { spawnWorker } from './worker-entry';
 
 /** A pass or load that failed inside an inference thread, or the thread itself died. */
@@ -43,7 +50,10 @@ export class InferenceThread {
   private worker!: Worker;
   private ready!: Promise<void>;
   private pass: InFlightPass | undefined;
-  private readonly loads = new Map<number, { resolve: (r: LoadedModelReport | undefined) => void; reject: (err: Error) => void }>();
+  private readonly loads = new Map<
+    number,
+    { resolve: (r: LoadedModelReport | undefined) => void; reject: (err: Error) => void }
+  >();
   private nextRequestId = 1;
   private closing = false;
 
@@ -61,7 +71,12 @@ export class InferenceThread {
     const worker = spawnWorker('inference-thread', this.config);
     this.worker = worker;
     this.ready = new Promise<void>((resolve, reject) => {
-      const onExit = (code: number): void => reject(new InferenceThreadError({ message: `inference thread ${this.config.threadIndex} exited with code ${code} while starting` }));
+      const onExit = (code: number): void =>
+        reject(
+          new InferenceThreadError({
+            message: `inference thread ${this.config.threadIndex} exited with code ${code} while starting`,
+          }),
+        );
       const onReady = (m: FromThread): void => {
         if (m.type !== 'ready') return;
         worker.off('message', onReady);
@@ -122,7 +137,9 @@ export class InferenceThread {
 
   private onExit(worker: Worker, code: number): void {
     if (worker !== this.worker) return;
-    const err = new InferenceThreadError({ message: `inference thread ${this.config.threadIndex} exited with code ${code}` });
+    const err = new InferenceThreadError({
+      message: `inference thread ${this.config.threadIndex} exited with code ${code}`,
+    });
     const pass = this.pass;
     this.pass = undefined;
     this.models.clear();
@@ -131,7 +148,9 @@ export class InferenceThread {
     pass?.reject(err);
     if (this.closing) return;
     this.logger.error({ thread: this.config.threadIndex, code }, 'inference thread died; starting a new one');
-    this.start().then(this.onRestart, (startErr: unknown) => this.logger.error({ err: startErr }, 'inference thread restart failed'));
+    this.start().then(this.onRestart, (startErr: unknown) =>
+      this.logger.error({ err: startErr }, 'inference thread restart failed'),
+    );
   }
 
   private send(message: ToThread): void {
@@ -192,7 +211,10 @@ export class InferenceThreadPool {
   readonly threads: readonly InferenceThread[];
 
   constructor(private readonly options: ThreadPoolOptions) {
-    this.threads = Array.from({ length: options.size }, (_, i) => new InferenceThread(options.threadConfig(i), options.logger, options.onThreadAvailable));
+    this.threads = Array.from(
+      { length: options.size },
+      (_, i) => new InferenceThread(options.threadConfig(i), options.logger, options.onThreadAvailable),
+    );
   }
 
   async start(): Promise<void> {

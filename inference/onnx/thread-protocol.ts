@@ -66,7 +66,13 @@ export type FromThread =
   | { readonly type: 'loaded'; readonly requestId: number; readonly report: LoadedModelReport }
   | { readonly type: 'unloaded'; readonly requestId: number }
   | { readonly type: 'load-failed'; readonly requestId: number; readonly error: SerializedError }
-  | { readonly type: 'step'; readonly passId: number; readonly step: number; readonly totalSteps: number; readonly memberIds: readonly number[] }
+  | {
+      readonly type: 'step';
+      readonly passId: number;
+      readonly step: number;
+      readonly totalSteps: number;
+      readonly memberIds: readonly number[];
+    }
   | { readonly type: 'dropped'; readonly passId: number; readonly memberId: number; readonly completedSteps: number }
   | {
       readonly type: 'pass-done';

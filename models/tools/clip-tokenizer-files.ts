@@ -98,7 +98,13 @@ export interface ClipTokenizerFiles {
 export function buildClipTokenizerFiles(maxMerges = 160): ClipTokenizerFiles {
   const symbols = byteSymbolOrder(bytesToUnicode());
   const merges = learnMerges(maxMerges);
-  const vocabList = [...symbols, ...symbols.map((s) => `${s}</w>`), ...merges.map(([a, b]) => a + b), BOS_TOKEN, EOS_TOKEN];
+  const vocabList = [
+    ...symbols,
+    ...symbols.map((s) => `${s}</w>`),
+    ...merges.map(([a, b]) => a + b),
+    BOS_TOKEN,
+    EOS_TOKEN,
+  ];
   const vocab: Record<string, number> = {};
   vocabList.forEach((token, id) => {
     if (!(token in vocab)) vocab[token] = id;
@@ -116,21 +122,34 @@ export function buildClipTokenizerFiles(maxMerges = 160): ClipTokenizerFiles {
     ],
     normalizer: {
       type: 'Sequence',
-      normalizers: [{ type: 'NFC' }, { type: 'Replace', pattern: { Regex: '\\s+' }, content: ' ' }, { type: 'Lowercase' }],
+      normalizers: [
+        { type: 'NFC' },
+        { type: 'Replace', pattern: { Regex: '\\s+' }, content: ' ' },
+        { type: 'Lowercase' },
+      ],
     },
     pre_tokenizer: {
       type: 'Sequence',
       pretokenizers: [
         {
           type: 'Split',
-          pattern: { Regex: "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+" },
+          pattern: {
+            Regex:
+              "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+",
+          },
           behavior: 'Removed',
           invert: true,
         },
         { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
       ],
     },
-    post_processor: { type: 'RobertaProcessing', sep: [EOS_TOKEN, eosId], cls: [BOS_TOKEN, bosId], trim_offsets: false, add_prefix_space: false },
+    post_processor: {
+      type: 'RobertaProcessing',
+      sep: [EOS_TOKEN, eosId],
+      cls: [BOS_TOKEN, bosId],
+      trim_offsets: false,
+      add_prefix_space: false,
+    },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
       type: 'BPE',

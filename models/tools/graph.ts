@@ -97,7 +97,12 @@ export class GraphBuilder {
   }
 
   /** Adds a node and returns its first output's name. */
-  op(opType: string, inputs: readonly string[], attributes: Readonly<Record<string, AttributeValue>> = {}, outputName?: string): string {
+  op(
+    opType: string,
+    inputs: readonly string[],
+    attributes: Readonly<Record<string, AttributeValue>> = {},
+    outputName?: string,
+  ): string {
     const id = this.counter++;
     const output = outputName ?? `${opType.toLowerCase()}_${id}`;
     this.nodes.push({ opType, name: `${opType}_${id}`, inputs, outputs: [output], attributes });
@@ -107,7 +112,12 @@ export class GraphBuilder {
   // --- composite layers -------------------------------------------------------------------------------------------
 
   /** 3x3 (or kxk) convolution with He-scaled weights and zero bias; `gain` scales the weights. */
-  conv(x: string, cin: number, cout: number, opts: { kernel?: number; stride?: number; gain?: number; name: string; out?: string }): string {
+  conv(
+    x: string,
+    cin: number,
+    cout: number,
+    opts: { kernel?: number; stride?: number; gain?: number; name: string; out?: string },
+  ): string {
     const k = opts.kernel ?? 3;
     const std = (opts.gain ?? 1) * Math.sqrt(2 / (cin * k * k));
     const w = this.weight(`${opts.name}.weight`, [cout, cin, k, k], std);
@@ -116,7 +126,11 @@ export class GraphBuilder {
     return this.op(
       'Conv',
       [x, w, b],
-      { kernel_shape: { ints: [k, k] }, pads: { ints: [pad, pad, pad, pad] }, strides: { ints: [opts.stride ?? 1, opts.stride ?? 1] } },
+      {
+        kernel_shape: { ints: [k, k] },
+        pads: { ints: [pad, pad, pad, pad] },
+        strides: { ints: [opts.stride ?? 1, opts.stride ?? 1] },
+      },
       opts.out,
     );
   }

@@ -102,7 +102,8 @@ function littleEndianBytes(data: TensorData): Uint8Array {
 
 export function writeTensor(w: ProtoWriter, name: string, t: TensorValue): void {
   const expected = t.dims.reduce((a, b) => a * b, 1);
-  if (expected !== t.data.length) throw new RangeError(`tensor ${name}: dims ${t.dims.join('x')} need ${expected} values, got ${t.data.length}`);
+  if (expected !== t.data.length)
+    throw new RangeError(`tensor ${name}: dims ${t.dims.join('x')} need ${expected} values, got ${t.data.length}`);
   for (const d of t.dims) w.int(1, d);
   w.int(2, dataTypeOf(t.data));
   w.string(8, name);
@@ -186,7 +187,8 @@ export function encodeModel(spec: ModelSpecProto): Uint8Array {
         for (const o of n.outputs) node.string(2, o);
         node.string(3, n.name);
         node.string(4, n.opType);
-        for (const [name, value] of Object.entries(n.attributes)) node.message(5, (a) => writeAttribute(a, name, value));
+        for (const [name, value] of Object.entries(n.attributes))
+          node.message(5, (a) => writeAttribute(a, name, value));
       });
     }
     g.string(2, spec.graphName);

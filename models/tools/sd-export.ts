@@ -65,15 +65,25 @@ function buildTextEncoder(rng: WeightRng, vocabSize: number, dim: number, opset:
   const shape = g.op('Shape', [ids]);
   const seqLen = g.op('Gather', [shape, g.scalarInt('axis1', 1)], { axis: { int: 0 } });
   const positions = g.op('Range', [g.scalarInt('zero', 0), seqLen, g.scalarInt('one', 1)]);
-  let x = g.op('Add', [tokens, g.op('Gather', [g.weight('position_embedding', [MODEL_MAX_LENGTH, dim], 0.5), positions])]);
+  let x = g.op('Add', [
+    tokens,
+    g.op('Gather', [g.weight('position_embedding', [MODEL_MAX_LENGTH, dim], 0.5), positions]),
+  ]);
 
   // Causal self-attention: a token sees itself and the tokens before it, as in CLIP's text transformer.
   const h = g.layerNorm(x, dim, 'ln1');
   const q = g.linear(h, dim, dim, 'q');
   const k = g.linear(h, dim, dim, 'k');
   const v = g.linear(h, dim, dim, 'v');
-  const scores = g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [k], { perm: { ints: [0, 2, 1] } })]), g.floats('scale', [], [1 / Math.sqrt(dim)])]);
-  const seqSquare = g.op('Concat', [g.op('Unsqueeze', [seqLen, g.ints('ax0', [0])]), g.op('Unsqueeze', [seqLen, g.ints('ax0', [0])])], { axis: { int: 0 } });
+  const scores = g.op('Mul', [
+    g.op('MatMul', [q, g.op('Transpose', [k], { perm: { ints: [0, 2, 1] } })]),
+    g.floats('scale', [], [1 / Math.sqrt(dim)]),
+  ]);
+  const seqSquare = g.op(
+    'Concat',
+    [g.op('Unsqueeze', [seqLen, g.ints('ax0', [0])]), g.op('Unsqueeze', [seqLen, g.ints('ax0', [0])])],
+    { axis: { int: 0 } },
+  );
   const ones = g.op('ConstantOfShape', [seqSquare], { value: { tensor: { dims: [1], data: Float32Array.of(1) } } });
   const future = g.op('Trilu', [ones, g.scalarInt('k', 1)], { upper: { int: 1 } });
   const masked = g.op('Add', [scores, g.op('Mul', [future, g.floats('neg', [], [-1e4])])]);
@@ -87,16 +97,29 @@ function buildTextEncoder(rng: WeightRng, vocabSize: number, dim: number, opset:
   // pooler_output: the hidden state at the end-of-text token, which has the largest id (CLIP's argmax trick).
   const eos = g.op('ArgMax', [ids], { axis: { int: 1 }, keepdims: { int: 1 } });
   const batch = g.op('Gather', [shape, g.scalarInt('axis0', 0)], { axis: { int: 0 } });
-  const gatherShape = g.op('Concat', [g.op('Unsqueeze', [batch, g.ints('ax0', [0])]), g.ints('one_d', [1, dim])], { axis: { int: 0 } });
+  const gatherShape = g.op('Concat', [g.op('Unsqueeze', [batch, g.ints('ax0', [0])]), g.ints('one_d', [1, dim])], {
+    axis: { int: 0 },
+  });
   const index = g.op('Expand', [g.op('Unsqueeze', [eos, g.ints('ax2', [2])]), gatherShape]);
-  g.op('Squeeze', [g.op('GatherElements', [last, index], { axis: { int: 1 } }), g.ints('ax1', [1])], {}, 'pooler_output');
+  g.op(
+    'Squeeze',
+    [g.op('GatherElements', [last, index], { axis: { int: 1 } }), g.ints('ax1', [1])],
+    {},
+    'pooler_output',
+  );
 
   g.output('last_hidden_state', DataType.FLOAT, ['batch', 'sequence', dim]);
   g.output('pooler_output', DataType.FLOAT, ['batch', dim]);
   return g.encode(opset);
 }
 
-function buildUnet(rng: WeightRng, textDim: number, [c0, c1]: readonly [number, number], timestepType: 'float32' | 'int64', opset: number): Uint8Array {
+function buildUnet(
+  rng: WeightRng,
+  textDim: number,
+  [c0, c1]: readonly [number, number],
+  timestepType: 'float32' | 'int64',
+  opset: number,
+): Uint8Array {
   const g = new GraphBuilder('unet', rng);
   const sample = g.input('sample', DataType.FLOAT, ['batch', 4, 'height', 'width']);
   const timestep = g.input('timestep', timestepType === 'int64' ? DataType.INT64 : DataType.FLOAT, ['batch']);
@@ -125,8 +148,17 @@ function buildUnet(rng: WeightRng, textDim: number, [c0, c1]: readonly [number, 
   const q = g.linear(tokens, c1, attnDim, 'attn.to_q');
   const k = g.linear(context, textDim, attnDim, 'attn.to_k');
   const v = g.linear(context, textDim, attnDim, 'attn.to_v');
-  const scores = g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [k], { perm: { ints: [0, 2, 1] } })]), g.floats('scale', [], [1 / Math.sqrt(attnDim)])]);
-  const attended = g.linear(g.op('MatMul', [g.op('Softmax', [scores], { axis: { int: -1 } }), v]), attnDim, c1, 'attn.to_out', 2);
+  const scores = g.op('Mul', [
+    g.op('MatMul', [q, g.op('Transpose', [k], { perm: { ints: [0, 2, 1] } })]),
+    g.floats('scale', [], [1 / Math.sqrt(attnDim)]),
+  ]);
+  const attended = g.linear(
+    g.op('MatMul', [g.op('Softmax', [scores], { axis: { int: -1 } }), v]),
+    attnDim,
+    c1,
+    'attn.to_out',
+    2,
+  );
   const back = g.op('Reshape', [g.op('Transpose', [attended], { perm: { ints: [0, 2, 1] } }), g.op('Shape', [d1])]);
   const mid = g.op('Add', [d1, back]);
 
@@ -150,7 +182,11 @@ function buildUnet(rng: WeightRng, textDim: number, [c0, c1]: readonly [number, 
   return g.encode(opset);
 }
 
-function buildVaeDecoder(rng: WeightRng, channels: readonly [number, number, number, number], opset: number): Uint8Array {
+function buildVaeDecoder(
+  rng: WeightRng,
+  channels: readonly [number, number, number, number],
+  opset: number,
+): Uint8Array {
   const g = new GraphBuilder('vae_decoder', rng);
   const latent = g.input('latent_sample', DataType.FLOAT, ['batch', 4, 'height', 'width']);
   // The pipeline divides latents by the scaling factor (~5x); the input gain undoes it so activations stay near unit.
@@ -172,10 +208,32 @@ export function writeStableDiffusionExport(dir: string, options: StableDiffusion
   // Separate generators per model, so widening the UNet for the benchmark leaves the other models' weights unchanged.
   const files = new Map<string, Uint8Array | string>([
     ['text_encoder/model.onnx', buildTextEncoder(new WeightRng(options.seed), tokenizer.vocabSize, textDim, opset)],
-    ['unet/model.onnx', buildUnet(new WeightRng(options.seed + 1), textDim, options.unetChannels ?? [8, 16], options.timestepType ?? 'float32', opset)],
-    ['vae_decoder/model.onnx', buildVaeDecoder(new WeightRng(options.seed + 2), options.vaeChannels ?? [16, 8, 8, 4], opset)],
-    ['vae_decoder/config.json', JSON.stringify({ _class_name: 'AutoencoderKL', latent_channels: 4, scaling_factor: options.vaeScalingFactor ?? 0.18215 }, null, 2) + '\n'],
-    ['scheduler/scheduler_config.json', JSON.stringify(options.schedulerConfig ?? SD15_EULER_SCHEDULER_CONFIG, null, 2) + '\n'],
+    [
+      'unet/model.onnx',
+      buildUnet(
+        new WeightRng(options.seed + 1),
+        textDim,
+        options.unetChannels ?? [8, 16],
+        options.timestepType ?? 'float32',
+        opset,
+      ),
+    ],
+    [
+      'vae_decoder/model.onnx',
+      buildVaeDecoder(new WeightRng(options.seed + 2), options.vaeChannels ?? [16, 8, 8, 4], opset),
+    ],
+    [
+      'vae_decoder/config.json',
+      JSON.stringify(
+        { _class_name: 'AutoencoderKL', latent_channels: 4, scaling_factor: options.vaeScalingFactor ?? 0.18215 },
+        null,
+        2,
+      ) + '\n',
+    ],
+    [
+      'scheduler/scheduler_config.json',
+      JSON.stringify(options.schedulerConfig ?? SD15_EULER_SCHEDULER_CONFIG, null, 2) + '\n',
+    ],
     [
       'model_index.json',
       JSON.stringify(

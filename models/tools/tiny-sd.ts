@@ -16,7 +16,8 @@ export function tinySdRegistryEntry(files: ExportedFile[]): Record<string, unkno
   return {
     name: 'tiny-sd',
     family: 'sd15',
-    description: 'Tiny random-weight Stable Diffusion export (diffusers ONNX layout) for tests and CPU demos; written by models/generate-tiny-sd.ts.',
+    description:
+      'Tiny random-weight Stable Diffusion export (diffusers ONNX layout) for tests and CPU demos; written by models/generate-tiny-sd.ts.',
     source: { dir: 'tiny-sd' },
     vramGb: 0.01,
     defaults: { steps: 4, width: 64, height: 64, guidanceScale: 7.5 },

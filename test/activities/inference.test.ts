@@ -43,11 +43,14 @@ function input(fields: Partial<InferenceInput> = {}): InferenceInput {
 
 /** An activity context for the workflow `gen:user-1:<requestId>`, as the worker would give one. */
 function mockContext(req: InferenceInput): MockActivityEnvironment {
-  return new MockActivityEnvironment({
-    workflowExecution: { workflowId: `gen:${req.userId}:${req.requestId}`, runId: 'run-1' },
-    activityType: 'runInference',
-    heartbeatTimeoutMs: 30_000,
-  }, { logger: new DefaultLogger('ERROR') });
+  return new MockActivityEnvironment(
+    {
+      workflowExecution: { workflowId: `gen:${req.userId}:${req.requestId}`, runId: 'run-1' },
+      activityType: 'runInference',
+      heartbeatTimeoutMs: 30_000,
+    },
+    { logger: new DefaultLogger('ERROR') },
+  );
 }
 
 /** A backend whose every job fails with one InferenceError type, as a broken GPU or model file would. */
@@ -84,7 +87,13 @@ describe('runInference activity', () => {
   });
 
   function activities(backend: InferenceBackend, progressIntervalMs = 100) {
-    return createInferenceActivities({ backends: backendsByModel([backend], MODEL_NAMES), store, eventLog, workerId: 'test-worker', progressIntervalMs });
+    return createInferenceActivities({
+      backends: backendsByModel([backend], MODEL_NAMES),
+      store,
+      eventLog,
+      workerId: 'test-worker',
+      progressIntervalMs,
+    });
   }
 
   test('heartbeats every step, publishes ordered progress, and stages a PNG of the requested size', async () => {
@@ -100,7 +109,11 @@ describe('runInference activity', () => {
 
     assert.deepEqual(beats[0], { step: 0, totalSteps: 20 }, 'a heartbeat before the first step');
     const steps = beats.map((b) => b.step).filter((s, i, all) => i === 0 || s !== all[i - 1]);
-    assert.deepEqual(steps, Array.from({ length: 21 }, (_, i) => i), 'one heartbeat per step, in order');
+    assert.deepEqual(
+      steps,
+      Array.from({ length: 21 }, (_, i) => i),
+      'one heartbeat per step, in order',
+    );
     assert.equal(out.backend, 'simulated');
     assert.equal(out.workerId, 'test-worker');
     assert.deepEqual(out.seeds, [42]);
@@ -114,7 +127,11 @@ describe('runInference activity', () => {
     assert.ok(events.length >= 5, `progress was published (${events.length} events)`);
     assert.ok(events.every((e) => e.type === 'progress'));
     const published = events.map((e) => (e.type === 'progress' ? e.step : -1));
-    assert.deepEqual(published, [...published].sort((a, b) => a - b), 'progress in step order');
+    assert.deepEqual(
+      published,
+      [...published].sort((a, b) => a - b),
+      'progress in step order',
+    );
     assert.equal(published.at(-1), 20, 'the last step is always published');
   });
 
@@ -144,11 +161,18 @@ describe('runInference activity', () => {
       }
     });
     await assert.rejects(env.run(activities(backend).runInference, req), (err: Error) => {
-      assert.equal(err.name, 'AbortError', `rejects with an AbortError, which the SDK reports as cancelled: ${err.name}`);
+      assert.equal(
+        err.name,
+        'AbortError',
+        `rejects with an AbortError, which the SDK reports as cancelled: ${err.name}`,
+      );
       return true;
     });
     const stoppedWithinMs = performance.now() - cancelledAt;
-    assert.ok(stoppedWithinMs < stepMs, `stopped ${stoppedWithinMs.toFixed(0)} ms after cancel (one step is ${stepMs} ms)`);
+    assert.ok(
+      stoppedWithinMs < stepMs,
+      `stopped ${stoppedWithinMs.toFixed(0)} ms after cancel (one step is ${stepMs} ms)`,
+    );
     const status = backend.status();
     assert.equal(status.counters.cancelled, 1);
     assert.equal(status.counters.active, 0);
@@ -165,13 +189,16 @@ describe('runInference activity', () => {
     ];
     for (const [failureType, nonRetryable] of cases) {
       const req = input();
-      await assert.rejects(mockContext(req).run(activities(new FailingBackend(failureType)).runInference, req), (err: unknown) => {
-        assert.ok(err instanceof ApplicationFailure, `${failureType}: ${String(err)}`);
-        assert.equal(err.type, failureType);
-        assert.equal(err.nonRetryable, nonRetryable, `${failureType} nonRetryable`);
-        assert.match(err.message, /injected/);
-        return true;
-      });
+      await assert.rejects(
+        mockContext(req).run(activities(new FailingBackend(failureType)).runInference, req),
+        (err: unknown) => {
+          assert.ok(err instanceof ApplicationFailure, `${failureType}: ${String(err)}`);
+          assert.equal(err.type, failureType);
+          assert.equal(err.nonRetryable, nonRetryable, `${failureType} nonRetryable`);
+          assert.match(err.message, /injected/);
+          return true;
+        },
+      );
     }
   });
 

@@ -17,19 +17,27 @@ describe('publishEvent activity', () => {
   });
   after(async () => r.cleanup());
 
-  test('appends to the workflow\'s log; a repeated dedupe key publishes once', async () => {
+  test("appends to the workflow's log; a repeated dedupe key publishes once", async () => {
     const env = new MockActivityEnvironment(
       { workflowExecution: { workflowId: 'gen:user-1:req-n', runId: 'run-1' }, activityType: 'publishEvent' },
       { logger: new DefaultLogger('ERROR') },
     );
     const { publishEvent } = createNotificationActivities({ eventLog });
-    const queued = { requestId: 'req-n', event: { type: 'status', status: 'queued' } as const, dedupeKey: 'status:queued' };
+    const queued = {
+      requestId: 'req-n',
+      event: { type: 'status', status: 'queued' } as const,
+      dedupeKey: 'status:queued',
+    };
     assert.equal(await env.run(publishEvent, queued), 1);
     assert.equal(await env.run(publishEvent, queued), 1, 'a retry gets the first seq back');
     const terminal = { requestId: 'req-n', event: { type: 'completed', images: [] } as const, dedupeKey: 'terminal' };
     assert.equal(await env.run(publishEvent, terminal), 2);
     const cancelled = { type: 'failed', code: 'CANCELLED', message: 'late cancel', retryable: false } as const;
-    assert.equal(await env.run(publishEvent, { requestId: 'req-n', event: cancelled, dedupeKey: 'terminal' }), 2, 'one terminal event');
+    assert.equal(
+      await env.run(publishEvent, { requestId: 'req-n', event: cancelled, dedupeKey: 'terminal' }),
+      2,
+      'one terminal event',
+    );
     assert.deepEqual(await eventLog.read('gen:user-1:req-n', 0), [
       { type: 'status', status: 'queued', seq: 1 },
       { type: 'completed', images: [], seq: 2 },

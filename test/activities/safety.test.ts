@@ -57,7 +57,10 @@ describe('rules-v1 prompt screen', () => {
 });
 
 describe('checkPromptSafety activity', () => {
-  const env = new MockActivityEnvironment({ activityType: 'checkPromptSafety' }, { logger: new DefaultLogger('ERROR') });
+  const env = new MockActivityEnvironment(
+    { activityType: 'checkPromptSafety' },
+    { logger: new DefaultLogger('ERROR') },
+  );
   const input = (prompt: string, negativePrompt = '') => ({ requestId: 'req-1', prompt, negativePrompt });
 
   test('allows a safe prompt and names the screen for the audit trail', async () => {

@@ -39,15 +39,26 @@ describe('simulated GPU backend', () => {
     assert.ok(distinctPixels.size > 50, `an image, not a flat fill (${distinctPixels.size} colours sampled)`);
   });
 
-  test('models step time from GPU FP16 throughput and the model\'s work per step', () => {
+  test("models step time from GPU FP16 throughput and the model's work per step", () => {
     // SDXL at 1 MPx on an A10G (125 TFLOPS): 12 TFLOP / (125 x 0.35) = 274 ms per step.
-    assert.ok(Math.abs(modelledStepMs({ model: 'sdxl', width: 1000, height: 1000, numImages: 1 }, 'a10g') - 274.3) < 0.5);
+    assert.ok(
+      Math.abs(modelledStepMs({ model: 'sdxl', width: 1000, height: 1000, numImages: 1 }, 'a10g') - 274.3) < 0.5,
+    );
     // The H100 (989 TFLOPS) is ~7.9x faster; Flux costs 3x SDXL per step; a batch of 4 costs 4x; 2K costs 4x 1K.
     const base = modelledStepMs({ model: 'sdxl', width: 1024, height: 1024, numImages: 1 }, 'a10g');
-    assert.ok(Math.abs(base / modelledStepMs({ model: 'sdxl', width: 1024, height: 1024, numImages: 1 }, 'h100') - 989 / 125) < 1e-9);
-    assert.ok(Math.abs(modelledStepMs({ model: 'flux', width: 1024, height: 1024, numImages: 1 }, 'a10g') / base - 3) < 1e-9);
-    assert.ok(Math.abs(modelledStepMs({ model: 'sdxl', width: 1024, height: 1024, numImages: 4 }, 'a10g') / base - 4) < 1e-9);
-    assert.ok(Math.abs(modelledStepMs({ model: 'sdxl', width: 2048, height: 2048, numImages: 1 }, 'a10g') / base - 4) < 1e-9);
+    assert.ok(
+      Math.abs(base / modelledStepMs({ model: 'sdxl', width: 1024, height: 1024, numImages: 1 }, 'h100') - 989 / 125) <
+        1e-9,
+    );
+    assert.ok(
+      Math.abs(modelledStepMs({ model: 'flux', width: 1024, height: 1024, numImages: 1 }, 'a10g') / base - 3) < 1e-9,
+    );
+    assert.ok(
+      Math.abs(modelledStepMs({ model: 'sdxl', width: 1024, height: 1024, numImages: 4 }, 'a10g') / base - 4) < 1e-9,
+    );
+    assert.ok(
+      Math.abs(modelledStepMs({ model: 'sdxl', width: 2048, height: 2048, numImages: 1 }, 'a10g') / base - 4) < 1e-9,
+    );
   });
 
   test('takes the modelled time divided by the speed-up, reporting every step', async () => {
@@ -55,7 +66,10 @@ describe('simulated GPU backend', () => {
     const backend = new SimulatedGpuBackend({ gpuType: 'l4', speedup: stepMs / 20 }); // 20 ms per step
     const steps: number[] = [];
     const started = performance.now();
-    const images = await backend.generate(job({ steps: 10 }), { onProgress: (s) => steps.push(s), signal: new AbortController().signal });
+    const images = await backend.generate(job({ steps: 10 }), {
+      onProgress: (s) => steps.push(s),
+      signal: new AbortController().signal,
+    });
     const elapsed = performance.now() - started;
     assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     assert.ok(elapsed >= 195 && elapsed < 1000, `10 steps of 20 ms took ${elapsed.toFixed(0)} ms`);
@@ -65,11 +79,17 @@ describe('simulated GPU backend', () => {
   test('a batch returns one image per seed (seed, seed+1, ...), each the same as a single request with that seed', async () => {
     const backend = new SimulatedGpuBackend({ gpuType: 'a100-80gb', speedup: 1e6 });
     const batch = await backend.generate(job({ numImages: 3, seed: 10 }), noHooks());
-    assert.deepEqual(batch.map((i) => i.seed), [10, 11, 12]);
+    assert.deepEqual(
+      batch.map((i) => i.seed),
+      [10, 11, 12],
+    );
     const single = await backend.generate(job({ seed: 11 }), noHooks());
     assert.ok(batch[1]?.png.equals(single[0]?.png as Buffer));
     assert.deepEqual(backend.status().counters, { jobs: 2, images: 4, steps: 8, cancelled: 0, active: 0, queued: 0 });
-    assert.deepEqual(backend.status().loadedModels.map((m) => m.model), ['sdxl']);
+    assert.deepEqual(
+      backend.status().loadedModels.map((m) => m.model),
+      ['sdxl'],
+    );
   });
 
   test('an abort stops it within one step with an AbortError', async () => {
@@ -95,19 +115,32 @@ describe('simulated GPU backend', () => {
   test('like one GPU, it runs one job at a time, in arrival order', async () => {
     const backend = new SimulatedGpuBackend({ gpuType: 'a10g', speedup: modelledStepMs(job(), 'a10g') / 5 });
     const log: string[] = [];
-    const hooks = (name: string) => ({ signal: new AbortController().signal, onProgress: (step: number) => log.push(`${name}${step}`) });
-    const runs = [backend.generate(job({ steps: 3 }), hooks('a')), backend.generate(job({ steps: 3 }), hooks('b')), backend.generate(job({ steps: 2 }), hooks('c'))];
+    const hooks = (name: string) => ({
+      signal: new AbortController().signal,
+      onProgress: (step: number) => log.push(`${name}${step}`),
+    });
+    const runs = [
+      backend.generate(job({ steps: 3 }), hooks('a')),
+      backend.generate(job({ steps: 3 }), hooks('b')),
+      backend.generate(job({ steps: 2 }), hooks('c')),
+    ];
     await new Promise((r) => setImmediate(r));
     assert.deepEqual([backend.status().counters.active, backend.status().counters.queued], [1, 2]);
     await Promise.all(runs);
     assert.deepEqual(log, ['a1', 'a2', 'a3', 'b1', 'b2', 'b3', 'c1', 'c2']);
-    assert.deepEqual([backend.status().counters.active, backend.status().counters.queued, backend.status().counters.jobs], [0, 0, 3]);
+    assert.deepEqual(
+      [backend.status().counters.active, backend.status().counters.queued, backend.status().counters.jobs],
+      [0, 0, 3],
+    );
   });
 
   test('a job cancelled while queued rejects at once with an AbortError and the queue moves on', async () => {
     const backend = new SimulatedGpuBackend({ gpuType: 'a10g', speedup: modelledStepMs(job(), 'a10g') / 20 });
     const log: string[] = [];
-    const hooks = (name: string, signal = new AbortController().signal) => ({ signal, onProgress: (step: number) => log.push(`${name}${step}`) });
+    const hooks = (name: string, signal = new AbortController().signal) => ({
+      signal,
+      onProgress: (step: number) => log.push(`${name}${step}`),
+    });
     const first = backend.generate(job({ steps: 3 }), hooks('a'));
     const controller = new AbortController();
     const queued = backend.generate(job({ steps: 3 }), hooks('b', controller.signal));
@@ -115,7 +148,11 @@ describe('simulated GPU backend', () => {
     await new Promise((r) => setTimeout(r, 5));
     controller.abort();
     await assert.rejects(queued, { name: 'AbortError' });
-    assert.deepEqual(log.filter((e) => e.startsWith('c') || e.startsWith('b')), [], 'rejected before the job ahead finished, without running');
+    assert.deepEqual(
+      log.filter((e) => e.startsWith('c') || e.startsWith('b')),
+      [],
+      'rejected before the job ahead finished, without running',
+    );
     await Promise.all([first, third]);
     assert.deepEqual(log, ['a1', 'a2', 'a3', 'c1']);
     assert.deepEqual([backend.status().counters.cancelled, backend.status().counters.jobs], [1, 2]);
@@ -123,7 +160,10 @@ describe('simulated GPU backend', () => {
 
   test('serves the four GPU models only, and refuses bad settings', () => {
     const backend = new SimulatedGpuBackend({ gpuType: 'a10g' });
-    assert.deepEqual(['sdxl', 'sdxl-turbo', 'sd3', 'flux', 'tiny-sd'].map((m) => backend.supports(m as never)), [true, true, true, true, false]);
+    assert.deepEqual(
+      ['sdxl', 'sdxl-turbo', 'sd3', 'flux', 'tiny-sd'].map((m) => backend.supports(m as never)),
+      [true, true, true, true, false],
+    );
     assert.throws(() => new SimulatedGpuBackend({ gpuType: 'a10g', speedup: 0 }), TypeError);
     assert.throws(() => new SimulatedGpuBackend({ gpuType: 'a10g', utilization: 1.5 }), TypeError);
   });

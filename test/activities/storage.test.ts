@@ -17,7 +17,10 @@ import { FsObjectStore, sha256Hex } from '../../runtime/object-store';
 
 async function listFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name))).sort();
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)))
+    .sort();
 }
 
 describe('storeImages activity', () => {
@@ -100,7 +103,9 @@ describe('storeImages activity', () => {
     const retry = await storeImages(req);
     assert.deepEqual(retry, first);
     assert.equal(await store.head(req.stagingKeys[0] as string), null, 'the retry finished the clean-up');
-    const finals = (await listFiles(dir)).filter((f) => f.startsWith(path.join('images', 'user-1', 'req-c')) && f.endsWith('.png'));
+    const finals = (await listFiles(dir)).filter(
+      (f) => f.startsWith(path.join('images', 'user-1', 'req-c')) && f.endsWith('.png'),
+    );
     assert.equal(finals.length, 1, `one final image: ${finals.join(', ')}`);
   });
 

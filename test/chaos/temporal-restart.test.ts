@@ -15,7 +15,9 @@ describe('Temporal server restart with requests in flight', () => {
   before(async () => {
     assert.ok(existsSync(path.join(repoRoot(), 'dist', 'gateway', 'main.js')), 'dist/ is built (npm test builds it)');
     // Slow enough (a few seconds per request) that the restart lands while work is queued and running.
-    stack = await startStack({ gatewayPort: 0, env: { ATELIER_SIM_SPEEDUP: '2', LOG_LEVEL: 'warn' } } as Parameters<typeof startStack>[0]);
+    stack = await startStack({ gatewayPort: 0, env: { ATELIER_SIM_SPEEDUP: '2', LOG_LEVEL: 'warn' } } as Parameters<
+      typeof startStack
+    >[0]);
     socket = await connectTestSocket(stack.gatewayWsUrl, stack.apiKey);
   });
 
@@ -27,10 +29,22 @@ describe('Temporal server restart with requests in flight', () => {
   test('no accepted request is lost', async () => {
     const ids = Array.from({ length: 6 }, (_, i) => `restart-${Date.now()}-${i}`);
     ids.forEach((requestId, i) =>
-      socket.send({ type: 'generate', requestId, prompt: `a quiet harbour, variation ${i}`, model: 'sdxl', tier: i % 2 ? 'relax' : 'fast', width: 512, height: 512, steps: 10 }),
+      socket.send({
+        type: 'generate',
+        requestId,
+        prompt: `a quiet harbour, variation ${i}`,
+        model: 'sdxl',
+        tier: i % 2 ? 'relax' : 'fast',
+        width: 512,
+        height: 512,
+        steps: 10,
+      }),
     );
     for (const id of ids) {
-      const accepted = await socket.waitFor((f) => f.requestId === id && (f.type === 'accepted' || f.type === 'rejected'), 60_000);
+      const accepted = await socket.waitFor(
+        (f) => f.requestId === id && (f.type === 'accepted' || f.type === 'rejected'),
+        60_000,
+      );
       assert.equal(accepted.type, 'accepted', JSON.stringify(accepted));
     }
     await socket.waitFor((f) => f.type === 'progress', 60_000);

@@ -53,7 +53,8 @@ describe('local stack end to end', () => {
     let last: unknown;
     await eventually(
       async () => {
-        last = ((await (await fetch(`${stack.gatewayHttpUrl}/readyz`)).json()) as { checks: Record<string, unknown> }).checks.redisPrefix;
+        last = ((await (await fetch(`${stack.gatewayHttpUrl}/readyz`)).json()) as { checks: Record<string, unknown> })
+          .checks.redisPrefix;
         return JSON.stringify(last) === JSON.stringify({ ok: true, prefix: PREFIX, state: 'agreed' });
       },
       30_000,
@@ -63,7 +64,17 @@ describe('local stack end to end', () => {
 
   test('a request runs through safety, a GPU queue and storage, and the client gets a real PNG of the requested size', async () => {
     const requestId = `e2e-${Date.now()}`;
-    socket.send({ type: 'generate', requestId, prompt: 'a lighthouse at dusk', model: 'sdxl', tier: 'fast', width: 512, height: 384, steps: 6, seed: 42 });
+    socket.send({
+      type: 'generate',
+      requestId,
+      prompt: 'a lighthouse at dusk',
+      model: 'sdxl',
+      tier: 'fast',
+      width: 512,
+      height: 384,
+      steps: 6,
+      seed: 42,
+    });
     const done = await socket.terminal(requestId, 120_000);
     assert.equal(done.type, 'completed', JSON.stringify(done));
 
@@ -72,11 +83,19 @@ describe('local stack end to end', () => {
     assert.equal(types[0], 'accepted');
     assert.ok(types.includes('progress'), 'progress events arrived');
     const seqs = frames.map((f) => f.seq as number);
-    assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'events arrive in seq order');
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((a, b) => a - b),
+      'events arrive in seq order',
+    );
     assert.equal(new Set(seqs).size, seqs.length, 'no event delivered twice');
     const statuses = frames.filter((f) => f.type === 'status').map((f) => f.status);
-    for (const s of ['queued', 'safety_check', 'generating', 'uploading']) assert.ok(statuses.includes(s as never), `status ${s}`);
-    const lastProgress = frames.filter((f) => f.type === 'progress').at(-1) as Frame & { step: number; totalSteps: number };
+    for (const s of ['queued', 'safety_check', 'generating', 'uploading'])
+      assert.ok(statuses.includes(s as never), `status ${s}`);
+    const lastProgress = frames.filter((f) => f.type === 'progress').at(-1) as Frame & {
+      step: number;
+      totalSteps: number;
+    };
     assert.equal(lastProgress.step, 6);
     assert.equal(lastProgress.totalSteps, 6);
 
@@ -97,8 +116,16 @@ describe('local stack end to end', () => {
     let found = false;
     for (let i = 0; i < 40 && !found; i++) {
       const { stdout } = await run(cli, [
-        'workflow', 'list', '--address', stack.temporalAddress, '--namespace', stack.temporalNamespace,
-        '--query', `GenerationStatus="Completed" AND Tier="fast" AND Model="sdxl" AND GpuType="a10g" AND UserId="dev"`, '-o', 'json',
+        'workflow',
+        'list',
+        '--address',
+        stack.temporalAddress,
+        '--namespace',
+        stack.temporalNamespace,
+        '--query',
+        `GenerationStatus="Completed" AND Tier="fast" AND Model="sdxl" AND GpuType="a10g" AND UserId="dev"`,
+        '-o',
+        'json',
       ]);
       found = stdout.includes(accepted.workflowId);
       if (!found) await new Promise((r) => setTimeout(r, 250));
@@ -108,7 +135,11 @@ describe('local stack end to end', () => {
     // Its event log lives under the configured prefix, and nothing was written under the default one.
     const redis = new Redis(stack.redisUrl);
     try {
-      assert.equal(await redis.exists(`${PREFIX}req:{${accepted.workflowId}}:events`), 1, 'the request log is under the prefix');
+      assert.equal(
+        await redis.exists(`${PREFIX}req:{${accepted.workflowId}}:events`),
+        1,
+        'the request log is under the prefix',
+      );
       const [, defaultKeys] = await redis.scan('0', 'MATCH', 'atelier:*', 'COUNT', 10_000);
       assert.deepEqual(defaultKeys, [], 'no key under the default prefix');
     } finally {
@@ -118,15 +149,30 @@ describe('local stack end to end', () => {
 
   test('a tiny-sd request through the gateway returns the PNG onnxruntime produced in the GPU worker', async () => {
     const requestId = `tiny-${Date.now()}`;
-    const params = { prompt: 'a lighthouse at dusk', negativePrompt: 'fog', width: 64, height: 48, steps: 3, seed: 7, guidanceScale: 7.5 };
+    const params = {
+      prompt: 'a lighthouse at dusk',
+      negativePrompt: 'fog',
+      width: 64,
+      height: 48,
+      steps: 3,
+      seed: 7,
+      guidanceScale: 7.5,
+    };
     socket.send({ type: 'generate', requestId, model: 'tiny-sd', tier: 'fast', ...params });
     const done = await socket.terminal(requestId, 120_000);
     assert.equal(done.type, 'completed', JSON.stringify(done));
-    const progress = socket.framesFor(requestId).filter((f) => f.type === 'progress') as (Frame & { step: number; totalSteps: number })[];
+    const progress = socket.framesFor(requestId).filter((f) => f.type === 'progress') as (Frame & {
+      step: number;
+      totalSteps: number;
+    })[];
     // Progress is throttled (100 ms), so fast steps may be merged, but the steps rise and the last one is always sent.
     const steps = progress.map((p) => p.step);
     assert.ok(steps.length > 0, 'progress events arrived');
-    assert.deepEqual(steps, [...new Set(steps)].sort((a, b) => a - b), 'progress steps rise');
+    assert.deepEqual(
+      steps,
+      [...new Set(steps)].sort((a, b) => a - b),
+      'progress steps rise',
+    );
     assert.deepEqual([steps.at(-1), progress.at(-1)?.totalSteps], [3, 3], 'progress reaches the last step');
 
     const [image] = (done as Extract<Frame, { type: 'completed' }>).images;
@@ -150,10 +196,28 @@ describe('local stack end to end', () => {
     const cases = [
       { requestId: `turbo-${Date.now()}`, tier: 'turbo', model: 'sdxl-turbo', width: 512, height: 512, gpu: 'h100' },
       { requestId: `flux-${Date.now()}`, tier: 'relax', model: 'flux', width: 512, height: 512, gpu: 'a100' },
-      { requestId: `batch-${Date.now()}`, tier: 'fast', model: 'sdxl', width: 256, height: 256, numImages: 2, gpu: 'a100-80gb' },
+      {
+        requestId: `batch-${Date.now()}`,
+        tier: 'fast',
+        model: 'sdxl',
+        width: 256,
+        height: 256,
+        numImages: 2,
+        gpu: 'a100-80gb',
+      },
     ];
     for (const c of cases) {
-      socket.send({ type: 'generate', requestId: c.requestId, prompt: 'a red bicycle', model: c.model, tier: c.tier, width: c.width, height: c.height, steps: 2, numImages: c.numImages });
+      socket.send({
+        type: 'generate',
+        requestId: c.requestId,
+        prompt: 'a red bicycle',
+        model: c.model,
+        tier: c.tier,
+        width: c.width,
+        height: c.height,
+        steps: 2,
+        numImages: c.numImages,
+      });
     }
     for (const c of cases) {
       const done = await socket.terminal(c.requestId, 120_000);
@@ -167,10 +231,28 @@ describe('local stack end to end', () => {
   test('the command-line client saves a valid PNG of the requested size', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'atelier-cli-'));
     const out = path.join(dir, 'x.png');
-    await run(process.execPath, [
-      path.join(repoRoot(), 'dist', 'client', 'generate-cli.js'), 'a lighthouse at dusk', '--tier', 'fast', '--width', '320', '--height', '256',
-      '--steps', '3', '--out', out, '--url', stack.gatewayWsUrl, '--key', stack.apiKey,
-    ], { timeout: 120_000 });
+    await run(
+      process.execPath,
+      [
+        path.join(repoRoot(), 'dist', 'client', 'generate-cli.js'),
+        'a lighthouse at dusk',
+        '--tier',
+        'fast',
+        '--width',
+        '320',
+        '--height',
+        '256',
+        '--steps',
+        '3',
+        '--out',
+        out,
+        '--url',
+        stack.gatewayWsUrl,
+        '--key',
+        stack.apiKey,
+      ],
+      { timeout: 120_000 },
+    );
     const png = decodePng(await readFile(out));
     assert.deepEqual([png.width, png.height], [320, 256]);
   });

@@ -59,7 +59,10 @@ void describe('gateway with real workers', () => {
         h100: { speedup: 1 },
       },
     });
-    gw = await startTestGateway({ region: harness.region, redisPrefix: harness.redis.prefix }, { temporalClient: env.client, objectStore: harness.store });
+    gw = await startTestGateway(
+      { region: harness.region, redisPrefix: harness.redis.prefix },
+      { temporalClient: env.client, objectStore: harness.store },
+    );
   });
   after(async () => {
     await gw?.stop();
@@ -70,8 +73,9 @@ void describe('gateway with real workers', () => {
   void test('a request goes accepted -> status -> progress -> completed in seq order, and its image downloads', async () => {
     const client = await AtelierClient.connect({ url: gw.address.wsUrl, apiKey: KEY });
     const frames: RequestEventFrame[] = [];
-    const done = await client.generate({ prompt: 'a lighthouse at dusk', model: 'sdxl', tier: 'fast', width: 512, height: 384, steps: 6, seed: 9 }, (f) =>
-      frames.push(f),
+    const done = await client.generate(
+      { prompt: 'a lighthouse at dusk', model: 'sdxl', tier: 'fast', width: 512, height: 384, steps: 6, seed: 9 },
+      (f) => frames.push(f),
     );
     assert.equal(done.type, 'completed', JSON.stringify(done));
     assertCompleteLog(frames);
@@ -81,7 +85,10 @@ void describe('gateway with real workers', () => {
     // but they only go forward and the last step is always reported.
     const steps = frames.flatMap((f) => (f.type === 'progress' ? [f.step] : []));
     assert.ok(steps.length > 0);
-    assert.deepEqual(steps, [...steps].sort((a, b) => a - b));
+    assert.deepEqual(
+      steps,
+      [...steps].sort((a, b) => a - b),
+    );
     assert.equal(steps.at(-1), 6);
 
     assert.equal(done.type === 'completed' && done.images.length, 1);
@@ -100,7 +107,15 @@ void describe('gateway with real workers', () => {
   void test('re-sending a finished request replays its log instead of generating again', async () => {
     const client = await AtelierClient.connect({ url: gw.address.wsUrl, apiKey: KEY });
     const requestId = uniqueRequestId('replay');
-    const request = { requestId, prompt: 'a quiet harbour', model: 'sdxl', tier: 'relax', width: 256, height: 256, steps: 4 } as const;
+    const request = {
+      requestId,
+      prompt: 'a quiet harbour',
+      model: 'sdxl',
+      tier: 'relax',
+      width: 256,
+      height: 256,
+      steps: 4,
+    } as const;
     const first = await client.generate(request);
     assert.equal(first.type, 'completed', JSON.stringify(first));
     const jobsBefore = harness.backends.get('a10g')?.status().counters.jobs;
@@ -119,7 +134,15 @@ void describe('gateway with real workers', () => {
     const frames: RequestEventFrame[] = [];
     let cancelled = false;
     const done = await client.generate(
-      { requestId, prompt: 'a storm over the sea', model: 'sdxl', tier: 'turbo', width: 2048, height: 2048, steps: 150 },
+      {
+        requestId,
+        prompt: 'a storm over the sea',
+        model: 'sdxl',
+        tier: 'turbo',
+        width: 2048,
+        height: 2048,
+        steps: 150,
+      },
       (f) => {
         frames.push(f);
         if (f.type === 'progress' && !cancelled) cancelled = client.cancel(requestId);
@@ -140,21 +163,35 @@ void describe('gateway with real workers', () => {
   void test('the client reconnects after a gateway restart (1001) and re-attaches without a second workflow', async () => {
     const port = await freePort();
     const startOn = (): Promise<TestGateway> =>
-      startTestGateway({ port, region: harness.region, redisPrefix: harness.redis.prefix }, { temporalClient: env.client, objectStore: harness.store });
+      startTestGateway(
+        { port, region: harness.region, redisPrefix: harness.redis.prefix },
+        { temporalClient: env.client, objectStore: harness.store },
+      );
     let current = await startOn();
     const client = await AtelierClient.connect({ url: current.address.wsUrl, apiKey: KEY, reconnectWindowMs: 30_000 });
     const requestId = uniqueRequestId('moved');
     const frames: RequestEventFrame[] = [];
     let restarted: Promise<void> | null = null;
-    const done = await client.generate({ requestId, prompt: 'a lighthouse in the rain', model: 'sdxl', tier: 'turbo', width: 1024, height: 1024, steps: 40 }, (f) => {
-      frames.push(f);
-      if (f.type === 'progress' && restarted === null) {
-        restarted = (async () => {
-          await current.stop();
-          current = await startOn();
-        })();
-      }
-    });
+    const done = await client.generate(
+      {
+        requestId,
+        prompt: 'a lighthouse in the rain',
+        model: 'sdxl',
+        tier: 'turbo',
+        width: 1024,
+        height: 1024,
+        steps: 40,
+      },
+      (f) => {
+        frames.push(f);
+        if (f.type === 'progress' && restarted === null) {
+          restarted = (async () => {
+            await current.stop();
+            current = await startOn();
+          })();
+        }
+      },
+    );
     await restarted;
     assert.equal(done.type, 'completed', JSON.stringify(done));
     assertCompleteLog(frames);
@@ -168,18 +205,51 @@ void describe('gateway with real workers', () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'atelier-cli-'));
     try {
       const out = path.join(dir, 'lighthouse.png');
-      const cmd = parseGenerateArgs(['a', 'lighthouse', '--model', 'sdxl', '--width', '256', '--height', '256', '--steps', '4', '--seed', '5', '--num-images', '2', '--out', out, '--url', gw.address.wsUrl, '--key', KEY], {}) as GenerateCommand;
+      const cmd = parseGenerateArgs(
+        [
+          'a',
+          'lighthouse',
+          '--model',
+          'sdxl',
+          '--width',
+          '256',
+          '--height',
+          '256',
+          '--steps',
+          '4',
+          '--seed',
+          '5',
+          '--num-images',
+          '2',
+          '--out',
+          out,
+          '--url',
+          gw.address.wsUrl,
+          '--key',
+          KEY,
+        ],
+        {},
+      ) as GenerateCommand;
       const stderr = captureStream();
       assert.equal(await runGenerate(cmd, stderr), EXIT.OK, stderr.text());
-      for (const [file, seed] of [[out, 5], [path.join(dir, 'lighthouse-1.png'), 6]] as const) {
+      for (const [file, seed] of [
+        [out, 5],
+        [path.join(dir, 'lighthouse-1.png'), 6],
+      ] as const) {
         const png = decodePng(await readFile(file));
         assert.deepEqual([png.width, png.height], [256, 256]);
-        assert.match(stderr.text(), new RegExp(`saved ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(256x256, seed ${seed}`));
+        assert.match(
+          stderr.text(),
+          new RegExp(`saved ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(256x256, seed ${seed}`),
+        );
       }
       assert.match(stderr.text(), /generating \[#+\.*\] \d+\/4/);
 
       const rejected = captureStream();
-      const bad = parseGenerateArgs(['x', '--width', '1000', '--height', '1004', '--url', gw.address.wsUrl, '--key', KEY], {}) as GenerateCommand;
+      const bad = parseGenerateArgs(
+        ['x', '--width', '1000', '--height', '1004', '--url', gw.address.wsUrl, '--key', KEY],
+        {},
+      ) as GenerateCommand;
       assert.equal(await runGenerate(bad, rejected), EXIT.FAILED);
       assert.match(rejected.text(), /INVALID_SIZE/);
 

@@ -32,7 +32,10 @@ export interface TestGateway {
 }
 
 /** Starts a gateway on a free port against real Redis and the given Temporal client (unless deps say otherwise). */
-export async function startTestGateway(overrides: Partial<GatewayOptions>, deps: GatewayDeps = {}): Promise<TestGateway> {
+export async function startTestGateway(
+  overrides: Partial<GatewayOptions>,
+  deps: GatewayDeps = {},
+): Promise<TestGateway> {
   const redis = await testRedis();
   const storageDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-gateway-test-'));
   const objectStore = new FsObjectStore(storageDir);
@@ -74,7 +77,15 @@ export async function startTestGateway(overrides: Partial<GatewayOptions>, deps:
 
 /** A minimal valid generate frame for the tiny test model; fields can be overridden or deleted (undefined). */
 export function generateFrame(fields: Record<string, unknown> = {}): Record<string, unknown> {
-  const frame: Record<string, unknown> = { type: 'generate', prompt: 'a lighthouse at dusk', model: 'tiny-sd', tier: 'fast', width: 64, height: 64, ...fields };
+  const frame: Record<string, unknown> = {
+    type: 'generate',
+    prompt: 'a lighthouse at dusk',
+    model: 'tiny-sd',
+    tier: 'fast',
+    width: 64,
+    height: 64,
+    ...fields,
+  };
   for (const [k, v] of Object.entries(frame)) if (v === undefined) delete frame[k];
   return frame;
 }

@@ -26,7 +26,13 @@ const BOB = 'test-key-bob';
 function upgradeAttempt(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get(url.replace(/^ws/, 'http'), {
-      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        ...headers,
+      },
     });
     req.on('upgrade', (res, socket) => {
       socket.destroy();
@@ -43,7 +49,12 @@ function upgradeAttempt(url: string, headers: Record<string, string> = {}): Prom
 }
 
 /** A raw HTTP GET (paths are sent exactly as given; fetch would normalize `..`). */
-function rawGet(base: string, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+function rawGet(
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+  method = 'GET',
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
   const { hostname, port } = new URL(base);
   return new Promise((resolve, reject) => {
     const req = http.request({ hostname, port, path, method, headers }, (res) => {
@@ -93,7 +104,9 @@ void describe('gateway protocol v1', () => {
     });
 
     void test('upgrades on other paths get 404', async () => {
-      const res = await upgradeAttempt(gw.address.httpUrl.replace('http', 'ws') + '/v2/ws', { Authorization: `Bearer ${ALICE}` });
+      const res = await upgradeAttempt(gw.address.httpUrl.replace('http', 'ws') + '/v2/ws', {
+        Authorization: `Bearer ${ALICE}`,
+      });
       assert.equal(res.status, 404);
     });
   });
@@ -170,7 +183,11 @@ void describe('gateway protocol v1', () => {
         const frame = await socket.nextFor(requestId, 'rejected');
         assert.equal(frame.code, c.code);
         assert.ok(frame.message.length > 0);
-        if (c.detail) assert.ok(frame.details && c.detail in frame.details, `details name ${c.detail}: ${JSON.stringify(frame.details)}`);
+        if (c.detail)
+          assert.ok(
+            frame.details && c.detail in frame.details,
+            `details name ${c.detail}: ${JSON.stringify(frame.details)}`,
+          );
         await assertConnectionUsable(socket);
       });
     }
@@ -211,7 +228,10 @@ void describe('gateway protocol v1', () => {
       socket.send(generateFrame());
       const accepted = await socket.next((f) => f.type === 'accepted');
       assert.ok(accepted.type === 'accepted' && accepted.requestId.length > 0);
-      assert.equal(accepted.type === 'accepted' && accepted.workflowId, generationWorkflowId('alice', accepted.type === 'accepted' ? accepted.requestId : ''));
+      assert.equal(
+        accepted.type === 'accepted' && accepted.workflowId,
+        generationWorkflowId('alice', accepted.type === 'accepted' ? accepted.requestId : ''),
+      );
       await socket.close();
     });
 
@@ -233,7 +253,11 @@ void describe('gateway protocol v1', () => {
       assert.equal((await second.nextFor(requestId, 'status')).seq, 2);
       assert.equal((await first.nextFor(requestId, 'accepted')).seq, 1);
 
-      await eventually(async () => (await env.client.workflow.count(`WorkflowId = "${workflowId}"`)).count >= 1, 10_000, 'visibility');
+      await eventually(
+        async () => (await env.client.workflow.count(`WorkflowId = "${workflowId}"`)).count >= 1,
+        10_000,
+        'visibility',
+      );
       assert.equal((await env.client.workflow.count(`WorkflowId = "${workflowId}"`)).count, 1);
 
       // Once the workflow has closed, the same requestId still re-attaches instead of running the request again.
@@ -243,12 +267,13 @@ void describe('gateway protocol v1', () => {
       assert.equal((await third.nextFor(requestId, 'accepted')).seq, 1);
       assert.equal((await third.nextFor(requestId, 'status')).seq, 2);
       const runs: string[] = [];
-      for await (const execution of env.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) runs.push(execution.runId);
+      for await (const execution of env.client.workflow.list({ query: `WorkflowId = "${workflowId}"` }))
+        runs.push(execution.runId);
       assert.equal(runs.length, 1);
       await Promise.all([first.close(), second.close(), third.close()]);
     });
 
-    void test("the same requestId from two users names two different workflows", async () => {
+    void test('the same requestId from two users names two different workflows', async () => {
       const requestId = uniqueRequestId('shared');
       const alice = await TestSocket.open(gw.address.wsUrl, ALICE);
       const bob = await TestSocket.open(gw.address.wsUrl, BOB);
@@ -270,11 +295,17 @@ void describe('gateway protocol v1', () => {
       await log.publish(workflowId, { type: 'status', status: 'generating', gpuType: 'a10g' });
       for (let step = 1; step <= 4; step++) await log.publish(workflowId, { type: 'progress', step, totalSteps: 4 });
       const key = `images/alice/${requestId}/0-0123456789abcdef.png`;
-      await log.publish(workflowId, { type: 'completed', images: [{ key, width: 64, height: 64, seed: 42 }] }, 'terminal');
+      await log.publish(
+        workflowId,
+        { type: 'completed', images: [{ key, width: 64, height: 64, seed: 42 }] },
+        'terminal',
+      );
       await log.publish(workflowId, { type: 'progress', step: 5, totalSteps: 4 });
 
       const completed = await socket.nextFor(requestId, 'completed');
-      assert.deepEqual(completed.images, [{ url: `${gw.address.publicBaseUrl}/v1/images/${key}`, width: 64, height: 64, seed: 42 }]);
+      assert.deepEqual(completed.images, [
+        { url: `${gw.address.publicBaseUrl}/v1/images/${key}`, width: 64, height: 64, seed: 42 },
+      ]);
       await new Promise((r) => setTimeout(r, 200));
       const about = socket.frames.filter((f) => 'requestId' in f && f.requestId === requestId);
       assert.deepEqual(
@@ -289,7 +320,10 @@ void describe('gateway protocol v1', () => {
     });
 
     void test('a connection never receives events of requests it did not submit, even on another gateway instance', async () => {
-      const other = await startTestGateway({ redisPrefix: gw.redis.prefix, gatewayId: 'gateway-test-2' }, { temporalClient: env.client });
+      const other = await startTestGateway(
+        { redisPrefix: gw.redis.prefix, gatewayId: 'gateway-test-2' },
+        { temporalClient: env.client },
+      );
       try {
         const here = await TestSocket.open(gw.address.wsUrl, ALICE);
         const there = await TestSocket.open(other.address.wsUrl, ALICE);
@@ -299,8 +333,16 @@ void describe('gateway protocol v1', () => {
         there.send(generateFrame({ requestId: theirs }));
         await here.nextFor(mine, 'accepted');
         await there.nextFor(theirs, 'accepted');
-        await log.publish(generationWorkflowId('alice', theirs), { type: 'failed', code: 'INTERNAL', message: 'x', retryable: false }, 'terminal');
-        await log.publish(generationWorkflowId('alice', mine), { type: 'failed', code: 'INTERNAL', message: 'y', retryable: false }, 'terminal');
+        await log.publish(
+          generationWorkflowId('alice', theirs),
+          { type: 'failed', code: 'INTERNAL', message: 'x', retryable: false },
+          'terminal',
+        );
+        await log.publish(
+          generationWorkflowId('alice', mine),
+          { type: 'failed', code: 'INTERNAL', message: 'y', retryable: false },
+          'terminal',
+        );
         assert.equal((await here.nextFor(mine, 'failed')).message, 'y');
         assert.equal((await there.nextFor(theirs, 'failed')).message, 'x');
         await new Promise((r) => setTimeout(r, 200));
@@ -348,10 +390,14 @@ void describe('gateway protocol v1', () => {
       socket.send(generateFrame({ requestId }));
       const accepted = await socket.nextFor(requestId, 'accepted');
       socket.send({ type: 'cancel', requestId });
-      await eventually(async () => {
-        const history = await env.client.workflow.getHandle(accepted.workflowId).fetchHistory();
-        return history.events?.some((e) => e.workflowExecutionCancelRequestedEventAttributes) ?? false;
-      }, 10_000, 'the cancel request in the workflow history');
+      await eventually(
+        async () => {
+          const history = await env.client.workflow.getHandle(accepted.workflowId).fetchHistory();
+          return history.events?.some((e) => e.workflowExecutionCancelRequestedEventAttributes) ?? false;
+        },
+        10_000,
+        'the cancel request in the workflow history',
+      );
       // No answer frame for an accepted cancel: the workflow's terminal event is the answer.
       await assertConnectionUsable(socket);
       assert.ok(!socket.frames.some((f) => f.type === 'rejected' && f.requestId === requestId));
@@ -437,7 +483,10 @@ void describe('gateway protocol v1', () => {
       assert.equal((await rawGet(gw.address.httpUrl, '/healthz')).status, 200);
       const ready = await rawGet(gw.address.httpUrl, '/readyz');
       assert.equal(ready.status, 200);
-      assert.deepEqual(JSON.parse(ready.body.toString()), { ready: true, checks: { redis: { ok: true }, temporal: { ok: true } } });
+      assert.deepEqual(JSON.parse(ready.body.toString()), {
+        ready: true,
+        checks: { redis: { ok: true }, temporal: { ok: true } },
+      });
       const unknown = await rawGet(gw.address.httpUrl, '/v1/nothing');
       assert.equal(unknown.status, 404);
       assert.equal((JSON.parse(unknown.body.toString()) as { error: string }).error, 'NOT_FOUND');
@@ -448,7 +497,10 @@ void describe('gateway protocol v1', () => {
   void describe('limits', () => {
     let limited: TestGateway;
     before(async () => {
-      limited = await startTestGateway({ rateLimitPerMinute: 3, maxBufferedBytes: 64 * 1024 }, { temporalClient: env.client });
+      limited = await startTestGateway(
+        { rateLimitPerMinute: 3, maxBufferedBytes: 64 * 1024 },
+        { temporalClient: env.client },
+      );
     });
     after(async () => limited.stop());
 
@@ -463,7 +515,10 @@ void describe('gateway protocol v1', () => {
       socket.send(generateFrame({ requestId }));
       const frame = await socket.nextFor(requestId, 'rejected');
       assert.equal(frame.code, 'RATE_LIMITED');
-      assert.ok(frame.retryAfterMs !== undefined && frame.retryAfterMs > 0 && frame.retryAfterMs <= 60_000, String(frame.retryAfterMs));
+      assert.ok(
+        frame.retryAfterMs !== undefined && frame.retryAfterMs > 0 && frame.retryAfterMs <= 60_000,
+        String(frame.retryAfterMs),
+      );
       // The limit is per user: bob still gets through.
       const bob = await TestSocket.open(limited.address.wsUrl, BOB);
       const bobs = uniqueRequestId('bob');
@@ -486,7 +541,9 @@ void describe('gateway protocol v1', () => {
       // to 24 MB of them, stopping as soon as the gateway lets go.
       for (let batch = 0; batch < 120 && limited.gateway.connectionCount >= countBefore; batch++) {
         await Promise.all(
-          Array.from({ length: 1000 }, (_, i) => slowLog.publish(workflowId, { type: 'progress', step: batch * 1000 + i + 1, totalSteps: 1_000_000 })),
+          Array.from({ length: 1000 }, (_, i) =>
+            slowLog.publish(workflowId, { type: 'progress', step: batch * 1000 + i + 1, totalSteps: 1_000_000 }),
+          ),
         );
       }
       await eventually(() => limited.gateway.connectionCount < countBefore, 10_000, 'the slow client to be dropped');
@@ -514,13 +571,21 @@ void describe('gateway protocol v1', () => {
     void test('pongs keep a session alive; a peer that stops answering pings is dropped and its session removed', async () => {
       const live = await TestSocket.open(hb.address.wsUrl, ALICE);
       const silent = await TestSocket.open(hb.address.wsUrl, BOB);
-      await eventually(async () => (await sessionKeyOf('alice')) !== undefined && (await sessionKeyOf('bob')) !== undefined, 5000, 'sessions');
+      await eventually(
+        async () => (await sessionKeyOf('alice')) !== undefined && (await sessionKeyOf('bob')) !== undefined,
+        5000,
+        'sessions',
+      );
       const liveKey = await sessionKeyOf('alice');
       silent.ws.pause(); // reads nothing, so answers no ping
       // The session TTL is three intervals (about 1 s here); only pongs keep it from expiring.
       await new Promise((r) => setTimeout(r, 2500));
       await eventually(() => hb.gateway.connectionCount === 1, 5000, 'the silent peer to be dropped');
-      await eventually(async () => (await sessionKeyOf('bob')) === undefined, 5000, "the silent peer's session removal");
+      await eventually(
+        async () => (await sessionKeyOf('bob')) === undefined,
+        5000,
+        "the silent peer's session removal",
+      );
       assert.equal(await sessionKeyOf('alice'), liveKey);
       assert.ok((await hb.redis.redis.ttl(liveKey ?? '')) > 0);
       await assertConnectionUsable(live);

@@ -14,9 +14,14 @@ import { generateFrame, startTestGateway, TestSocket, uniqueRequestId, type Test
 
 const KEY = 'test-key-alice';
 
-async function readyz(gw: TestGateway): Promise<{ status: number; body: { ready: boolean; checks: Record<string, { ok: boolean }> } }> {
+async function readyz(
+  gw: TestGateway,
+): Promise<{ status: number; body: { ready: boolean; checks: Record<string, { ok: boolean }> } }> {
   const res = await fetch(`${gw.address.httpUrl}/readyz`);
-  return { status: res.status, body: (await res.json()) as { ready: boolean; checks: Record<string, { ok: boolean }> } };
+  return {
+    status: res.status,
+    body: (await res.json()) as { ready: boolean; checks: Record<string, { ok: boolean }> },
+  };
 }
 
 void describe('gateway while Temporal is unreachable', () => {
@@ -29,7 +34,14 @@ void describe('gateway while Temporal is unreachable', () => {
   const startServer = async (): Promise<TemporalServerHandle> => {
     const executable = localTestServerConfig().executable;
     assert.ok(executable?.type === 'existing-path');
-    return startTemporalDevServer({ cliPath: executable.path, dataDir, port, uiPort: false, log, onOutput: () => undefined });
+    return startTemporalDevServer({
+      cliPath: executable.path,
+      dataDir,
+      port,
+      uiPort: false,
+      log,
+      onOutput: () => undefined,
+    });
   };
 
   before(async () => {

@@ -29,17 +29,38 @@ void test('gateway options: defaults, public URL derived from host and port, cle
   assert.equal(o.publicBaseUrl, 'http://127.0.0.1:8080');
   assert.equal(o.rateLimitPerMinute, 120);
   assert.equal(o.apiKeys, 'dev-key:dev');
-  assert.equal(resolveGatewayOptions({ ATELIER_PUBLIC_URL: 'https://img.example.com/' }).publicBaseUrl, 'https://img.example.com');
-  assert.equal(resolveGatewayOptions({ ATELIER_GATEWAY_HOST: '0.0.0.0', ATELIER_GATEWAY_PORT: '9000' }).publicBaseUrl, 'http://127.0.0.1:9000');
-  assert.throws(() => resolveGatewayOptions({ ATELIER_RATE_LIMIT_PER_MINUTE: 'lots' }), /ATELIER_RATE_LIMIT_PER_MINUTE/);
+  assert.equal(
+    resolveGatewayOptions({ ATELIER_PUBLIC_URL: 'https://img.example.com/' }).publicBaseUrl,
+    'https://img.example.com',
+  );
+  assert.equal(
+    resolveGatewayOptions({ ATELIER_GATEWAY_HOST: '0.0.0.0', ATELIER_GATEWAY_PORT: '9000' }).publicBaseUrl,
+    'http://127.0.0.1:9000',
+  );
+  assert.throws(
+    () => resolveGatewayOptions({ ATELIER_RATE_LIMIT_PER_MINUTE: 'lots' }),
+    /ATELIER_RATE_LIMIT_PER_MINUTE/,
+  );
   assert.throws(() => resolveGatewayOptions({ ATELIER_PUBLIC_URL: 'img.example.com' }), /ATELIER_PUBLIC_URL/);
 });
 
 void test('the CLI turns its arguments into a generate request with model defaults', () => {
-  const cmd = parseGenerateArgs(['a', 'lighthouse', 'at', 'dusk', '--tier', 'turbo', '--steps', '20', '--seed', '7', '--num-images', '3'], {});
+  const cmd = parseGenerateArgs(
+    ['a', 'lighthouse', 'at', 'dusk', '--tier', 'turbo', '--steps', '20', '--seed', '7', '--num-images', '3'],
+    {},
+  );
   assert.notEqual(cmd, 'help');
   if (cmd === 'help') return;
-  assert.deepEqual(cmd.request, { prompt: 'a lighthouse at dusk', model: 'sdxl', tier: 'turbo', width: 1024, height: 1024, steps: 20, seed: 7, numImages: 3 });
+  assert.deepEqual(cmd.request, {
+    prompt: 'a lighthouse at dusk',
+    model: 'sdxl',
+    tier: 'turbo',
+    width: 1024,
+    height: 1024,
+    steps: 20,
+    seed: 7,
+    numImages: 3,
+  });
   assert.equal(cmd.out, 'out.png');
   assert.equal(cmd.url, 'ws://127.0.0.1:8080/v1/ws');
   assert.equal(cmd.apiKey, 'dev-key');
@@ -49,17 +70,33 @@ void test('the CLI turns its arguments into a generate request with model defaul
 });
 
 void test('the CLI refuses bad usage with a UsageError', () => {
-  for (const argv of [[], ['x', '--model', 'dalle'], ['x', '--tier', 'gold'], ['x', '--steps', 'many'], ['x', '--bogus'], ['x', '--guidance', 'high']]) {
+  for (const argv of [
+    [],
+    ['x', '--model', 'dalle'],
+    ['x', '--tier', 'gold'],
+    ['x', '--steps', 'many'],
+    ['x', '--bogus'],
+    ['x', '--guidance', 'high'],
+  ]) {
     assert.throws(() => parseGenerateArgs(argv, {}), UsageError, JSON.stringify(argv));
   }
 });
 
 void test('several images are saved as out.png, out-1.png, out-2.png', () => {
-  assert.deepEqual([0, 1, 2].map((i) => outputPath('dir/out.png', i)), ['dir/out.png', 'dir/out-1.png', 'dir/out-2.png']);
+  assert.deepEqual(
+    [0, 1, 2].map((i) => outputPath('dir/out.png', i)),
+    ['dir/out.png', 'dir/out-1.png', 'dir/out-2.png'],
+  );
   assert.equal(outputPath('picture', 1), 'picture-1');
 });
 
 void test('the progress line shows a bar proportional to the step', () => {
-  assert.equal(progressLine({ type: 'progress', requestId: 'r', step: 5, totalSteps: 10, seq: 3 }, 10), 'generating [#####.....] 5/10');
-  assert.equal(progressLine({ type: 'failed', requestId: 'r', code: 'CANCELLED', message: 'by client', retryable: false, seq: 9 }), 'failed CANCELLED: by client');
+  assert.equal(
+    progressLine({ type: 'progress', requestId: 'r', step: 5, totalSteps: 10, seq: 3 }, 10),
+    'generating [#####.....] 5/10',
+  );
+  assert.equal(
+    progressLine({ type: 'failed', requestId: 'r', code: 'CANCELLED', message: 'by client', retryable: false, seq: 9 }),
+    'failed CANCELLED: by client',
+  );
 });

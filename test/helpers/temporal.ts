@@ -50,7 +50,9 @@ function installQuietRuntime(): void {
  */
 export async function createTemporalTestEnv(): Promise<TestWorkflowEnvironment> {
   installQuietRuntime();
-  const env = await TestWorkflowEnvironment.createLocal({ server: { ...localTestServerConfig(), log: { format: 'pretty', level: 'error' } } });
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: { ...localTestServerConfig(), log: { format: 'pretty', level: 'error' } },
+  });
   const teardown = env.teardown.bind(env);
   env.teardown = () => within('the Temporal test environment (dev server and connections)', 30_000, teardown);
   return env;
@@ -108,7 +110,11 @@ export interface GenerationHarness {
   /** Every event of a request's log, in seq order. */
   events(req: GenerationRequest): Promise<SequencedEvent[]>;
   /** Polls the log until `predicate` holds for some event; returns the log at that time. */
-  waitForEvent(req: GenerationRequest, predicate: (e: SequencedEvent) => boolean, timeoutMs?: number): Promise<SequencedEvent[]>;
+  waitForEvent(
+    req: GenerationRequest,
+    predicate: (e: SequencedEvent) => boolean,
+    timeoutMs?: number,
+  ): Promise<SequencedEvent[]>;
   stop(): Promise<void>;
 }
 
@@ -138,7 +144,10 @@ async function gpuWorkerParts(args: {
   if (fleet.onnx) {
     const cacheDir = fleet.onnx.cacheDir ?? (await mkdtemp(path.join(os.tmpdir(), 'atelier-models-')));
     const onnxOptions = resolveOnnxBackendOptions({ ...fleet.onnx, cacheDir }, {});
-    const [created] = await createInferenceBackends({ backends: ['onnx'], gpuType, simSpeedup: 1, onnx: onnxOptions }, createLogger('test-onnx', { gpuType }));
+    const [created] = await createInferenceBackends(
+      { backends: ['onnx'], gpuType, simSpeedup: 1, onnx: onnxOptions },
+      createLogger('test-onnx', { gpuType }),
+    );
     const onnxBackend = created as OnnxBackend;
     onnx = onnxBackend;
     fleetBackends.unshift(onnxBackend);
@@ -147,9 +156,20 @@ async function gpuWorkerParts(args: {
       if (fleet.onnx?.cacheDir === undefined) await rm(cacheDir, { recursive: true, force: true });
     };
   }
-  let inference = createInferenceActivities({ backends: backendsByModel(fleetBackends, MODEL_NAMES), store: args.store, eventLog: args.eventLog, workerId: args.workerId });
+  let inference = createInferenceActivities({
+    backends: backendsByModel(fleetBackends, MODEL_NAMES),
+    store: args.store,
+    eventLog: args.eventLog,
+    workerId: args.workerId,
+  });
   if (args.wrapInference) inference = args.wrapInference(inference, gpuType);
-  const options = gpuWorkerOptions({ region: args.region, gpuType, activities: inference, slots: fleet.slots ?? 1, shutdownGraceMs: 1000 });
+  const options = gpuWorkerOptions({
+    region: args.region,
+    gpuType,
+    activities: inference,
+    slots: fleet.slots ?? 1,
+    shutdownGraceMs: 1000,
+  });
   return { options, simulated, onnx, cleanup };
 }
 
@@ -169,8 +189,20 @@ export async function startExtraGpuWorker(
   h: GenerationHarness,
   args: { gpuType: GpuType; fleet: GpuFleetConfig; identity: string },
 ): Promise<ExtraGpuWorker> {
-  const parts = await gpuWorkerParts({ region: h.region, gpuType: args.gpuType, fleet: args.fleet, store: h.store, eventLog: h.eventLog, workerId: args.identity });
-  const worker = await Worker.create({ ...parts.options, identity: args.identity, connection: env.nativeConnection, namespace: env.namespace ?? 'default' });
+  const parts = await gpuWorkerParts({
+    region: h.region,
+    gpuType: args.gpuType,
+    fleet: args.fleet,
+    store: h.store,
+    eventLog: h.eventLog,
+    workerId: args.identity,
+  });
+  const worker = await Worker.create({
+    ...parts.options,
+    identity: args.identity,
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+  });
   const run = worker.run();
   let stopped: Promise<void> | undefined;
   return {
@@ -189,7 +221,10 @@ export async function startExtraGpuWorker(
 }
 
 /** Starts a control worker and GPU workers on `env`'s server, wired like production (workers/*.ts options). */
-export async function startGenerationHarness(env: TestWorkflowEnvironment, options: GenerationHarnessOptions = {}): Promise<GenerationHarness> {
+export async function startGenerationHarness(
+  env: TestWorkflowEnvironment,
+  options: GenerationHarnessOptions = {},
+): Promise<GenerationHarness> {
   const region = `t-${randomUUID().slice(0, 8)}`;
   const redis = await testRedis();
   const eventLog = new RedisEventLog(redis.redis, { prefix: redis.prefix });
@@ -199,20 +234,32 @@ export async function startGenerationHarness(env: TestWorkflowEnvironment, optio
 
   let control = createControlActivities({ screen: options.screen ?? new RulesPromptScreen(), store, eventLog });
   if (options.wrapControl) control = options.wrapControl(control);
-  const workerOptions: Omit<WorkerOptions, 'connection' | 'namespace'>[] = [controlWorkerOptions({ region, activities: control, workflowBundle })];
+  const workerOptions: Omit<WorkerOptions, 'connection' | 'namespace'>[] = [
+    controlWorkerOptions({ region, activities: control, workflowBundle }),
+  ];
 
   const backends = new Map<GpuType, SimulatedGpuBackend>();
   const onnxBackends = new Map<GpuType, OnnxBackend>();
   const cleanups: (() => Promise<void>)[] = [];
   for (const [gpuType, fleet] of Object.entries(options.gpus ?? { a10g: {} }) as [GpuType, GpuFleetConfig][]) {
-    const parts = await gpuWorkerParts({ region, gpuType, fleet, store, eventLog, workerId: `test:${gpuType}`, wrapInference: options.wrapInference });
+    const parts = await gpuWorkerParts({
+      region,
+      gpuType,
+      fleet,
+      store,
+      eventLog,
+      workerId: `test:${gpuType}`,
+      wrapInference: options.wrapInference,
+    });
     backends.set(gpuType, parts.simulated);
     if (parts.onnx) onnxBackends.set(gpuType, parts.onnx);
     cleanups.push(parts.cleanup);
     workerOptions.push(parts.options);
   }
   const workers = await Promise.all(
-    workerOptions.map((o) => Worker.create({ ...o, connection: env.nativeConnection, namespace: env.namespace ?? 'default' })),
+    workerOptions.map((o) =>
+      Worker.create({ ...o, connection: env.nativeConnection, namespace: env.namespace ?? 'default' }),
+    ),
   );
   const runs = workers.map((w) => w.run());
 
@@ -227,8 +274,24 @@ export async function startGenerationHarness(env: TestWorkflowEnvironment, optio
     onnxBackends,
     request(fields = {}) {
       const result = validateGenerate(
-        { type: 'generate', prompt: 'a lighthouse at dusk, oil painting', model: 'sdxl', tier: 'fast', width: 512, height: 512, steps: 8, seed: 42, ...fields },
-        { userId: 'user-1', region, now: Date.now(), newRequestId: () => `req-${Date.now()}-${++counter}`, newSeed: () => 7 },
+        {
+          type: 'generate',
+          prompt: 'a lighthouse at dusk, oil painting',
+          model: 'sdxl',
+          tier: 'fast',
+          width: 512,
+          height: 512,
+          steps: 8,
+          seed: 42,
+          ...fields,
+        },
+        {
+          userId: 'user-1',
+          region,
+          now: Date.now(),
+          newRequestId: () => `req-${Date.now()}-${++counter}`,
+          newSeed: () => 7,
+        },
       );
       if (!result.ok) throw new Error(`test request is invalid: ${JSON.stringify(result.problem)}`);
       return result.value;
@@ -245,13 +308,18 @@ export async function startGenerationHarness(env: TestWorkflowEnvironment, optio
       for (;;) {
         const events = await harness.events(req);
         if (events.some(predicate)) return events;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for an event; log so far: ${JSON.stringify(events)}`);
+        if (Date.now() > deadline)
+          throw new Error(`timed out waiting for an event; log so far: ${JSON.stringify(events)}`);
         await new Promise((r) => setTimeout(r, 20));
       }
     },
     async stop() {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
-      await within(`the harness's Temporal workers (${workerOptions.map((o) => o.taskQueue).join(', ')})`, 30_000, Promise.allSettled(runs));
+      await within(
+        `the harness's Temporal workers (${workerOptions.map((o) => o.taskQueue).join(', ')})`,
+        30_000,
+        Promise.allSettled(runs),
+      );
       for (const cleanup of cleanups) await within('the inference backends of the harness', 30_000, cleanup);
       await within('the test Redis clean-up', 10_000, redis.cleanup());
       await rm(storeDir, { recursive: true, force: true });

@@ -21,7 +21,11 @@ async function withVariant<T>(
 ): Promise<T> {
   const variant = variantRegistry(exportOptions, entry);
   const cache = tempDir('variant-cache');
-  const backend = await createOnnxBackend({ registryPath: variant.registryPath, cacheDir: cache.path, intraOpNumThreads: 1 });
+  const backend = await createOnnxBackend({
+    registryPath: variant.registryPath,
+    cacheDir: cache.path,
+    intraOpNumThreads: 1,
+  });
   try {
     return await run(backend);
   } finally {
@@ -43,7 +47,13 @@ describe('export variants', { timeout: 120_000 }, () => {
       {
         seed: 77,
         timestepType: 'int64',
-        schedulerConfig: { ...SD15_EULER_SCHEDULER_CONFIG, _class_name: 'LCMScheduler', original_inference_steps: 50, timestep_scaling: 10, set_alpha_to_one: true },
+        schedulerConfig: {
+          ...SD15_EULER_SCHEDULER_CONFIG,
+          _class_name: 'LCMScheduler',
+          original_inference_steps: 50,
+          timestep_scaling: 10,
+          set_alpha_to_one: true,
+        },
       },
       { scheduler: 'auto' },
       async (backend) => {
@@ -57,12 +67,19 @@ describe('export variants', { timeout: 120_000 }, () => {
   });
 
   test('turbo style: trailing spacing, one step, guidance 0', async () => {
-    await withVariant({ seed: 78 }, { scheduler: 'euler-trailing', defaults: { steps: 1, width: 64, height: 64, guidanceScale: 0 } }, async (backend) => {
-      const steps: number[] = [];
-      const [image] = await backend.generate(tinyJob({ steps: 1, guidanceScale: 0 }), { onProgress: (s) => steps.push(s), signal: new AbortController().signal });
-      assert.deepEqual(steps, [1]);
-      assert.equal(decode(image as GeneratedImage).height, 64);
-    });
+    await withVariant(
+      { seed: 78 },
+      { scheduler: 'euler-trailing', defaults: { steps: 1, width: 64, height: 64, guidanceScale: 0 } },
+      async (backend) => {
+        const steps: number[] = [];
+        const [image] = await backend.generate(tinyJob({ steps: 1, guidanceScale: 0 }), {
+          onProgress: (s) => steps.push(s),
+          signal: new AbortController().signal,
+        });
+        assert.deepEqual(steps, [1]);
+        assert.equal(decode(image as GeneratedImage).height, 64);
+      },
+    );
   });
 
   test('a slow-tokenizer export (vocab.json + merges.txt, no tokenizer.json) gives the same image as tiny-sd', async () => {
@@ -71,9 +88,16 @@ describe('export variants', { timeout: 120_000 }, () => {
     const reference = await tinyBackend();
     try {
       const files = writeTinySd(join(dir.path, 'model')).filter((f) => f.path !== 'tokenizer/tokenizer.json');
-      writeFileSync(join(dir.path, 'registry.json'), JSON.stringify({ version: 1, models: [{ ...tinySdRegistryEntry(files), source: { dir: 'model' } }] }));
+      writeFileSync(
+        join(dir.path, 'registry.json'),
+        JSON.stringify({ version: 1, models: [{ ...tinySdRegistryEntry(files), source: { dir: 'model' } }] }),
+      );
       // The tokenizer.json written beside it is not listed, so the cache never gets it.
-      const backend = await createOnnxBackend({ registryPath: join(dir.path, 'registry.json'), cacheDir: cache.path, intraOpNumThreads: 1 });
+      const backend = await createOnnxBackend({
+        registryPath: join(dir.path, 'registry.json'),
+        cacheDir: cache.path,
+        intraOpNumThreads: 1,
+      });
       try {
         const job = tinyJob({ seed: 21, prompt: 'a cozy cabin in the mountains, digital art' });
         const [slow] = await backend.generate(job, noHooks());

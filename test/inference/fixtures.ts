@@ -21,9 +21,17 @@ export function tempDir(prefix: string): { path: string; cleanup: () => void } {
 }
 
 /** A backend on the real registry with its own empty model cache; `close` also removes the cache. */
-export async function tinyBackend(options: Partial<OnnxBackendOptions> = {}): Promise<{ backend: OnnxBackend; cacheDir: string; close: () => Promise<void> }> {
+export async function tinyBackend(
+  options: Partial<OnnxBackendOptions> = {},
+): Promise<{ backend: OnnxBackend; cacheDir: string; close: () => Promise<void> }> {
   const cache = tempDir('model-cache');
-  const backend = await createOnnxBackend({ registryPath: REGISTRY_PATH, cacheDir: cache.path, preload: [], intraOpNumThreads: 1, ...options });
+  const backend = await createOnnxBackend({
+    registryPath: REGISTRY_PATH,
+    cacheDir: cache.path,
+    preload: [],
+    intraOpNumThreads: 1,
+    ...options,
+  });
   return {
     backend,
     cacheDir: cache.path,
@@ -54,7 +62,10 @@ export function tinyJob(overrides: Partial<InferenceJob> = {}): InferenceJob {
   };
 }
 
-export function noHooks(signal: AbortSignal = new AbortController().signal): { onProgress: () => void; signal: AbortSignal } {
+export function noHooks(signal: AbortSignal = new AbortController().signal): {
+  onProgress: () => void;
+  signal: AbortSignal;
+} {
   return { onProgress: () => undefined, signal };
 }
 
@@ -68,7 +79,8 @@ export function maxPixelDifference(a: GeneratedImage, b: GeneratedImage): number
   const pb = decode(b);
   if (pa.width !== pb.width || pa.height !== pb.height) return Infinity;
   let max = 0;
-  for (let i = 0; i < pa.data.length; i++) max = Math.max(max, Math.abs((pa.data[i] as number) - (pb.data[i] as number)));
+  for (let i = 0; i < pa.data.length; i++)
+    max = Math.max(max, Math.abs((pa.data[i] as number) - (pb.data[i] as number)));
   return max;
 }
 
@@ -76,7 +88,10 @@ export function maxPixelDifference(a: GeneratedImage, b: GeneratedImage): number
  * Writes a variant of the tiny export (e.g. int64 timesteps, another scheduler) and a registry serving it as
  * `tiny-sd`, so the backend runs it through the same code path as the committed model.
  */
-export function variantRegistry(exportOptions: StableDiffusionExportOptions, entry: Record<string, unknown> = {}): { registryPath: string; cleanup: () => void } {
+export function variantRegistry(
+  exportOptions: StableDiffusionExportOptions,
+  entry: Record<string, unknown> = {},
+): { registryPath: string; cleanup: () => void } {
   const dir = tempDir('variant');
   return { registryPath: writeExportWithRegistry(dir.path, exportOptions, entry).registryPath, cleanup: dir.cleanup };
 }

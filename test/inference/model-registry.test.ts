@@ -12,27 +12,53 @@ import { createLogger } from '../../runtime/logger';
 import { REGISTRY_PATH, tempDir, TINY_SD_SOURCE } from './fixtures';
 
 const logger = createLogger('model-registry-test');
-const registryJson = (): { version: number; models: Record<string, unknown>[] } => JSON.parse(readFileSync(REGISTRY_PATH, 'utf8')) as never;
-const tinyEntry = (): Record<string, unknown> => registryJson().models.find((m) => m.name === 'tiny-sd') as Record<string, unknown>;
+const registryJson = (): { version: number; models: Record<string, unknown>[] } =>
+  JSON.parse(readFileSync(REGISTRY_PATH, 'utf8')) as never;
+const tinyEntry = (): Record<string, unknown> =>
+  registryJson().models.find((m) => m.name === 'tiny-sd') as Record<string, unknown>;
 
 describe('model registry', () => {
   test('rejects a manifest with a bad checksum, a missing pipeline file or a duplicate model, naming the problem', () => {
     const entry = tinyEntry();
     const files = entry.files as { path: string; sha256: string; size: number }[];
     assert.throws(
-      () => ModelRegistry.fromJson({ version: 1, models: [{ ...entry, files: files.map((f, i) => (i === 0 ? { ...f, sha256: 'abc' } : f)) }] }, '.'),
+      () =>
+        ModelRegistry.fromJson(
+          { version: 1, models: [{ ...entry, files: files.map((f, i) => (i === 0 ? { ...f, sha256: 'abc' } : f)) }] },
+          '.',
+        ),
       /sha256/,
     );
-    assert.throws(() => ModelRegistry.fromJson({ version: 1, models: [{ ...entry, files: files.filter((f) => f.path !== 'unet/model.onnx') }] }, '.'), /unet\/model\.onnx/);
+    assert.throws(
+      () =>
+        ModelRegistry.fromJson(
+          { version: 1, models: [{ ...entry, files: files.filter((f) => f.path !== 'unet/model.onnx') }] },
+          '.',
+        ),
+      /unet\/model\.onnx/,
+    );
     assert.throws(() => ModelRegistry.fromJson({ version: 1, models: [entry, entry] }, '.'), /twice/);
-    assert.throws(() => ModelRegistry.fromJson({ version: 1, models: [{ ...entry, files: [...files, { path: '../escape', sha256: 'a'.repeat(64), size: 1 }] }] }, '.'), /relative path/);
+    assert.throws(
+      () =>
+        ModelRegistry.fromJson(
+          {
+            version: 1,
+            models: [{ ...entry, files: [...files, { path: '../escape', sha256: 'a'.repeat(64), size: 1 }] }],
+          },
+          '.',
+        ),
+      /relative path/,
+    );
   });
 
   test('an unknown model is ModelNotFound', async () => {
     const cache = tempDir('cache');
     try {
       const store = new ModelStore(await ModelRegistry.load(REGISTRY_PATH), cache.path, logger);
-      await assert.rejects(store.ensureVerified('sd-none'), (err: unknown) => err instanceof InferenceError && err.failureType === 'ModelNotFound');
+      await assert.rejects(
+        store.ensureVerified('sd-none'),
+        (err: unknown) => err instanceof InferenceError && err.failureType === 'ModelNotFound',
+      );
     } finally {
       cache.cleanup();
     }
@@ -65,12 +91,16 @@ describe('model registry', () => {
     test('downloads every file into the cache, verified', async () => {
       const cache = tempDir('cache');
       try {
-        const registry = ModelRegistry.fromJson({ version: 1, models: [{ ...tinyEntry(), source: { url: baseUrl } }] }, '.');
+        const registry = ModelRegistry.fromJson(
+          { version: 1, models: [{ ...tinyEntry(), source: { url: baseUrl } }] },
+          '.',
+        );
         const store = new ModelStore(registry, cache.path, logger);
         const dir = await store.ensureVerified('tiny-sd');
         const files = registry.get('tiny-sd')?.files ?? [];
         assert.equal(store.counters.filesFetched, files.length);
-        for (const f of files) assert.deepEqual(readFileSync(join(dir, f.path)), readFileSync(join(TINY_SD_SOURCE, f.path)), f.path);
+        for (const f of files)
+          assert.deepEqual(readFileSync(join(dir, f.path)), readFileSync(join(TINY_SD_SOURCE, f.path)), f.path);
         // A second load verifies the cache and downloads nothing.
         requested.length = 0;
         await store.ensureVerified('tiny-sd');
@@ -86,8 +116,15 @@ describe('model registry', () => {
       try {
         const entry = tinyEntry();
         const files = [...(entry.files as object[]), { path: 'unet/weights.pb', sha256: 'b'.repeat(64), size: 10 }];
-        const store = new ModelStore(ModelRegistry.fromJson({ version: 1, models: [{ ...entry, files, source: { url: baseUrl } }] }, '.'), cache.path, logger);
-        await assert.rejects(store.ensureVerified('tiny-sd'), (err: unknown) => err instanceof InferenceError && err.failureType === 'ModelNotFound');
+        const store = new ModelStore(
+          ModelRegistry.fromJson({ version: 1, models: [{ ...entry, files, source: { url: baseUrl } }] }, '.'),
+          cache.path,
+          logger,
+        );
+        await assert.rejects(
+          store.ensureVerified('tiny-sd'),
+          (err: unknown) => err instanceof InferenceError && err.failureType === 'ModelNotFound',
+        );
       } finally {
         cache.cleanup();
       }
@@ -103,11 +140,18 @@ describe('model registry', () => {
       const bytes = readFileSync(te);
       bytes.writeUInt8(bytes.readUInt8(100) ^ 0x01, 100);
       writeFileSync(te, bytes);
-      const store = new ModelStore(ModelRegistry.fromJson({ version: 1, models: [tinyEntry()] }, source.path), cache.path, logger);
+      const store = new ModelStore(
+        ModelRegistry.fromJson({ version: 1, models: [tinyEntry()] }, source.path),
+        cache.path,
+        logger,
+      );
       for (let attempt = 0; attempt < 2; attempt++) {
         await assert.rejects(
           store.ensureVerified('tiny-sd'),
-          (err: unknown) => err instanceof InferenceError && err.failureType === 'ModelCorrupted' && err.message.includes("source's text_encoder/model.onnx"),
+          (err: unknown) =>
+            err instanceof InferenceError &&
+            err.failureType === 'ModelCorrupted' &&
+            err.message.includes("source's text_encoder/model.onnx"),
         );
       }
       assert.equal(existsSync(join(cache.path, 'tiny-sd', 'text_encoder', 'model.onnx')), false);

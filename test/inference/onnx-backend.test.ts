@@ -24,7 +24,12 @@ const PROMPTS = [
   'a futuristic city skyline at night',
   'an ancient castle on a hill surrounded by fog',
 ];
-const varied = (i: number): InferenceJob => tinyJob({ prompt: PROMPTS[i] as string, negativePrompt: i % 2 === 0 ? '' : 'blurry, low quality', seed: 1000 + 17 * i });
+const varied = (i: number): InferenceJob =>
+  tinyJob({
+    prompt: PROMPTS[i] as string,
+    negativePrompt: i % 2 === 0 ? '' : 'blurry, low quality',
+    seed: 1000 + 17 * i,
+  });
 
 function sha(image: GeneratedImage): string {
   return createHash('sha256').update(image.png).digest('hex');
@@ -58,12 +63,17 @@ describe('ONNX backend on tiny-sd (CPU)', { timeout: 180_000 }, () => {
     const tiny = status.loadedModels.find((m) => m.model === 'tiny-sd');
     assert.ok(tiny, 'tiny-sd is listed as loaded');
     assert.equal(tiny.executionProvider, 'cpu');
-    const registry = JSON.parse(readFileSync(REGISTRY_PATH, 'utf8')) as { models: { name: string; files: { path: string; size: number }[] }[] };
+    const registry = JSON.parse(readFileSync(REGISTRY_PATH, 'utf8')) as {
+      models: { name: string; files: { path: string; size: number }[] }[];
+    };
     const onnxBytes = registry.models
       .find((m) => m.name === 'tiny-sd')
       ?.files.filter((f) => f.path.endsWith('.onnx'))
       .reduce((n, f) => n + f.size, 0);
-    assert.ok(onnxBytes !== undefined && tiny.memoryBytes >= onnxBytes, `memory ${tiny.memoryBytes} covers the weights ${onnxBytes}`);
+    assert.ok(
+      onnxBytes !== undefined && tiny.memoryBytes >= onnxBytes,
+      `memory ${tiny.memoryBytes} covers the weights ${onnxBytes}`,
+    );
     assert.equal(solo.backend.supports('tiny-sd'), true);
     assert.equal(solo.backend.supports('sdxl'), false);
   });
@@ -95,7 +105,9 @@ describe('ONNX backend on tiny-sd (CPU)', { timeout: 180_000 }, () => {
     const a = (await solo.backend.generate(tinyJob({ seed: 7 }), noHooks()))[0] as GeneratedImage;
     const b = (await solo.backend.generate(tinyJob({ seed: 7 }), noHooks()))[0] as GeneratedImage;
     const c = (await solo.backend.generate(tinyJob({ seed: 8 }), noHooks()))[0] as GeneratedImage;
-    const d = (await solo.backend.generate(tinyJob({ seed: 7, prompt: 'a bowl of fruit' }), noHooks()))[0] as GeneratedImage;
+    const d = (
+      await solo.backend.generate(tinyJob({ seed: 7, prompt: 'a bowl of fruit' }), noHooks())
+    )[0] as GeneratedImage;
     assert.equal(sha(a), sha(b));
     assert.notEqual(sha(a), sha(c));
     assert.notEqual(sha(a), sha(d));
@@ -103,9 +115,15 @@ describe('ONNX backend on tiny-sd (CPU)', { timeout: 180_000 }, () => {
   });
 
   test('guidance at or below 1 skips classifier-free guidance and still gives a deterministic image', async () => {
-    const guided = (await solo.backend.generate(tinyJob({ seed: 11, guidanceScale: 7.5 }), noHooks()))[0] as GeneratedImage;
-    const plain = (await solo.backend.generate(tinyJob({ seed: 11, guidanceScale: 1 }), noHooks()))[0] as GeneratedImage;
-    const again = (await solo.backend.generate(tinyJob({ seed: 11, guidanceScale: 1 }), noHooks()))[0] as GeneratedImage;
+    const guided = (
+      await solo.backend.generate(tinyJob({ seed: 11, guidanceScale: 7.5 }), noHooks())
+    )[0] as GeneratedImage;
+    const plain = (
+      await solo.backend.generate(tinyJob({ seed: 11, guidanceScale: 1 }), noHooks())
+    )[0] as GeneratedImage;
+    const again = (
+      await solo.backend.generate(tinyJob({ seed: 11, guidanceScale: 1 }), noHooks())
+    )[0] as GeneratedImage;
     assert.notEqual(sha(guided), sha(plain));
     assert.equal(sha(plain), sha(again));
   });
@@ -122,12 +140,18 @@ describe('ONNX backend on tiny-sd (CPU)', { timeout: 180_000 }, () => {
   });
 
   test('rejects what it cannot run with the failure type the workflow handles', async () => {
-    await assert.rejects(solo.backend.generate(tinyJob({ width: 60 }), noHooks()), (err: unknown) => err instanceof InferenceError && err.failureType === 'InvalidRequest');
+    await assert.rejects(
+      solo.backend.generate(tinyJob({ width: 60 }), noHooks()),
+      (err: unknown) => err instanceof InferenceError && err.failureType === 'InvalidRequest',
+    );
     await assert.rejects(
       solo.backend.generate(tinyJob({ loras: [{ name: 'style', weight: 1 }] }), noHooks()),
       (err: unknown) => err instanceof InferenceError && err.failureType === 'InvalidRequest',
     );
-    await assert.rejects(solo.backend.generate(tinyJob({ model: 'sdxl' }), noHooks()), (err: unknown) => err instanceof InferenceError && err.failureType === 'ModelNotFound');
+    await assert.rejects(
+      solo.backend.generate(tinyJob({ model: 'sdxl' }), noHooks()),
+      (err: unknown) => err instanceof InferenceError && err.failureType === 'ModelNotFound',
+    );
     const aborted = new AbortController();
     aborted.abort();
     await assert.rejects(solo.backend.generate(tinyJob(), noHooks(aborted.signal)), { name: 'AbortError' });
@@ -156,7 +180,10 @@ describe('ONNX backend on tiny-sd (CPU)', { timeout: 180_000 }, () => {
         const image = results[i]?.[0] as GeneratedImage;
         const reference = await aloneImage(job);
         // Contract: within 1/255 per channel of the unbatched image (onnxruntime may reorder float sums by batch).
-        assert.ok(maxPixelDifference(image, reference) <= 1, `request ${i} differs from its unbatched image by more than 1/255`);
+        assert.ok(
+          maxPixelDifference(image, reference) <= 1,
+          `request ${i} differs from its unbatched image by more than 1/255`,
+        );
         if (sha(image) === sha(reference)) identical++;
       }
       t.diagnostic(`${identical}/${jobs.length} batched PNGs byte-identical to unbatched; ${passes} pass(es)`);
@@ -209,10 +236,15 @@ describe('ONNX backend on tiny-sd (CPU)', { timeout: 180_000 }, () => {
       assert.ok(match, `abort message names both steps: ${victimError.message}`);
       const flaggedAt = Number(match[1]);
       const droppedAfter = Number(match[2]);
-      t.diagnostic(`progress reported step ${stepAtAbort}; the thread was at step ${flaggedAt} when flagged and dropped it after step ${droppedAfter}`);
+      t.diagnostic(
+        `progress reported step ${stepAtAbort}; the thread was at step ${flaggedAt} when flagged and dropped it after step ${droppedAfter}`,
+      );
       assert.ok(flaggedAt >= stepAtAbort, `the thread was at step ${flaggedAt}, behind the reported ${stepAtAbort}`);
       // The step running when the flag is set completes; the member leaves at the next step boundary.
-      assert.ok(droppedAfter === flaggedAt || droppedAfter === flaggedAt + 1, `flagged at step ${flaggedAt}, dropped after step ${droppedAfter}`);
+      assert.ok(
+        droppedAfter === flaggedAt || droppedAfter === flaggedAt + 1,
+        `flagged at step ${flaggedAt}, dropped after step ${droppedAfter}`,
+      );
       assert.equal((batched.backend.status().counters.droppedMembers ?? 0) - droppedBefore, 1);
       for (const [k, i] of [0, 2, 3].entries()) {
         const image = mateImages[k]?.[0] as GeneratedImage;
@@ -223,7 +255,11 @@ describe('ONNX backend on tiny-sd (CPU)', { timeout: 180_000 }, () => {
     test('the main event loop stays responsive while passes run', async () => {
       const histogram = monitorEventLoopDelay({ resolution: 5 });
       histogram.enable();
-      await Promise.all(PROMPTS.map((_, i) => batched.backend.generate({ ...varied(i), width: 128, height: 128, steps: 20 }, noHooks())));
+      await Promise.all(
+        PROMPTS.map((_, i) =>
+          batched.backend.generate({ ...varied(i), width: 128, height: 128, steps: 20 }, noHooks()),
+        ),
+      );
       histogram.disable();
       const p99Ms = histogram.percentile(99) / 1e6;
       const maxMs = histogram.max / 1e6;
@@ -236,7 +272,12 @@ describe('ONNX backend on tiny-sd (CPU)', { timeout: 180_000 }, () => {
   describe('out of memory', () => {
     test('a pass that runs out of memory is halved and retried until it fits; every image is still right', async () => {
       // Injected limit: a UNet run with more than 2 images fails with onnxruntime's allocation error text.
-      const oom = await tinyBackend({ maxBatchSize: 8, maxQueueDelayMs: 20, injectOomAboveMembers: 2, preload: ['tiny-sd'] });
+      const oom = await tinyBackend({
+        maxBatchSize: 8,
+        maxQueueDelayMs: 20,
+        injectOomAboveMembers: 2,
+        preload: ['tiny-sd'],
+      });
       try {
         const jobs = PROMPTS.map((_, i) => varied(i));
         const results = await Promise.all(jobs.map((job) => oom.backend.generate(job, noHooks())));
@@ -255,7 +296,10 @@ describe('ONNX backend on tiny-sd (CPU)', { timeout: 180_000 }, () => {
     test('a single image that does not fit fails with OutOfMemory', async () => {
       const oom = await tinyBackend({ injectOomAboveMembers: 0 });
       try {
-        await assert.rejects(oom.backend.generate(tinyJob(), noHooks()), (err: unknown) => err instanceof InferenceError && err.failureType === 'OutOfMemory');
+        await assert.rejects(
+          oom.backend.generate(tinyJob(), noHooks()),
+          (err: unknown) => err instanceof InferenceError && err.failureType === 'OutOfMemory',
+        );
       } finally {
         await oom.close();
       }
@@ -291,7 +335,10 @@ describe('ONNX backend on tiny-sd (CPU)', { timeout: 180_000 }, () => {
 
         await assert.rejects(
           worker.backend.generate(tinyJob({ seed: 5 }), noHooks()),
-          (err: unknown) => err instanceof InferenceError && err.failureType === 'ModelCorrupted' && err.message.includes('unet/model.onnx'),
+          (err: unknown) =>
+            err instanceof InferenceError &&
+            err.failureType === 'ModelCorrupted' &&
+            err.message.includes('unet/model.onnx'),
         );
         assert.equal(worker.backend.status().loadedModels.length, 0, 'the corrupted model was not loaded');
         await worker.backend.modelReloadSettled('tiny-sd');

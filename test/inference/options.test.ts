@@ -6,7 +6,10 @@ import { sessionOptions } from '../../inference/onnx/session-options';
 
 void test('defaults: CPU, batches of 8 within 10 ms, intra-op threads that do not spin', () => {
   const o = resolveOnnxBackendOptions({}, {});
-  assert.deepEqual([o.executionProviders, o.maxBatchSize, o.maxQueueDelayMs, o.intraOpSpinning], [['cpu'], 8, 10, false]);
+  assert.deepEqual(
+    [o.executionProviders, o.maxBatchSize, o.maxQueueDelayMs, o.intraOpSpinning],
+    [['cpu'], 8, 10, false],
+  );
   const s = sessionOptions({ ...o, deviceId: 0 });
   assert.deepEqual(s.executionProviders, ['cpu']);
   assert.deepEqual(s.extra, { session: { 'intra_op.allow_spinning': '0' } });
@@ -14,12 +17,15 @@ void test('defaults: CPU, batches of 8 within 10 ms, intra-op threads that do no
 });
 
 void test('environment variables set providers, device, threads and spinning', () => {
-  const o = resolveOnnxBackendOptions({}, {
-    ATELIER_ONNX_EXECUTION_PROVIDERS: 'cuda,cpu',
-    ATELIER_ONNX_DEVICE_IDS: '1,2',
-    ATELIER_ONNX_INTRA_OP_THREADS: '4',
-    ATELIER_ONNX_INTRA_OP_SPINNING: 'true',
-  });
+  const o = resolveOnnxBackendOptions(
+    {},
+    {
+      ATELIER_ONNX_EXECUTION_PROVIDERS: 'cuda,cpu',
+      ATELIER_ONNX_DEVICE_IDS: '1,2',
+      ATELIER_ONNX_INTRA_OP_THREADS: '4',
+      ATELIER_ONNX_INTRA_OP_SPINNING: 'true',
+    },
+  );
   const s = sessionOptions({ ...o, deviceId: o.deviceIds[1] ?? -1 });
   assert.deepEqual(s.executionProviders, [{ name: 'cuda', deviceId: 2 }, 'cpu']);
   assert.equal(s.intraOpNumThreads, 4);
@@ -27,7 +33,16 @@ void test('environment variables set providers, device, threads and spinning', (
 });
 
 void test('bad values are refused with the variable named', () => {
-  assert.throws(() => resolveOnnxBackendOptions({}, { ATELIER_ONNX_INTRA_OP_SPINNING: 'sometimes' }), /ATELIER_ONNX_INTRA_OP_SPINNING/);
-  assert.throws(() => resolveOnnxBackendOptions({}, { ATELIER_ONNX_EXECUTION_PROVIDERS: 'rocm' }), /ATELIER_ONNX_EXECUTION_PROVIDERS/);
-  assert.throws(() => resolveOnnxBackendOptions({}, { ATELIER_ONNX_MAX_BATCH_SIZE: '0' }), /ATELIER_ONNX_MAX_BATCH_SIZE/);
+  assert.throws(
+    () => resolveOnnxBackendOptions({}, { ATELIER_ONNX_INTRA_OP_SPINNING: 'sometimes' }),
+    /ATELIER_ONNX_INTRA_OP_SPINNING/,
+  );
+  assert.throws(
+    () => resolveOnnxBackendOptions({}, { ATELIER_ONNX_EXECUTION_PROVIDERS: 'rocm' }),
+    /ATELIER_ONNX_EXECUTION_PROVIDERS/,
+  );
+  assert.throws(
+    () => resolveOnnxBackendOptions({}, { ATELIER_ONNX_MAX_BATCH_SIZE: '0' }),
+    /ATELIER_ONNX_MAX_BATCH_SIZE/,
+  );
 });

@@ -18,7 +18,13 @@ const SD15: SchedulerConfig = {
 };
 /** SD-Turbo's: the same betas with trailing spacing. */
 const TURBO: SchedulerConfig = { ...SD15, timestep_spacing: 'trailing', steps_offset: 0 };
-const LCM: SchedulerConfig = { ...SD15, _class_name: 'LCMScheduler', original_inference_steps: 50, timestep_scaling: 10, set_alpha_to_one: true };
+const LCM: SchedulerConfig = {
+  ...SD15,
+  _class_name: 'LCMScheduler',
+  original_inference_steps: 50,
+  timestep_scaling: 10,
+  set_alpha_to_one: true,
+};
 
 function alphasCumprod(): number[] {
   let prod = 1;
@@ -34,7 +40,10 @@ describe('schedulers', () => {
     assert.deepEqual(createScheduler('auto', TURBO, 4).timesteps, [999, 749, 499, 249]);
     assert.deepEqual(createScheduler('auto', TURBO, 1).timesteps, [999]);
     assert.deepEqual(createScheduler('euler-trailing', SD15, 2).timesteps, [999, 499]);
-    assert.deepEqual(createScheduler('auto', { ...SD15, timestep_spacing: 'linspace' }, 4).timesteps, [999, 666, 333, 0]);
+    assert.deepEqual(
+      createScheduler('auto', { ...SD15, timestep_spacing: 'linspace' }, 4).timesteps,
+      [999, 666, 333, 0],
+    );
   });
 
   test('initial noise sigma is SD’s sigma_max (14.6146) for trailing spacing, sqrt(sigma^2+1) for leading', () => {
@@ -66,7 +75,8 @@ describe('schedulers', () => {
         const eps = sample.map((x, j) => (x - (clean[j] as number)) / sigma);
         scheduler.step(i, eps, sample, new SeededGaussian(0));
       }
-      for (let j = 0; j < clean.length; j++) assert.ok(Math.abs((sample[j] as number) - (clean[j] as number)) < 1e-4, `latent ${j}`);
+      for (let j = 0; j < clean.length; j++)
+        assert.ok(Math.abs((sample[j] as number) - (clean[j] as number)) < 1e-4, `latent ${j}`);
     });
   }
 
@@ -81,7 +91,8 @@ describe('schedulers', () => {
       const eps = sample.map((x, j) => (x - Math.sqrt(a) * (clean[j] as number)) / Math.sqrt(1 - a));
       scheduler.step(i, eps, sample, rng);
     }
-    for (let j = 0; j < clean.length; j++) assert.ok(Math.abs((sample[j] as number) - (clean[j] as number)) < 1e-3, `latent ${j}`);
+    for (let j = 0; j < clean.length; j++)
+      assert.ok(Math.abs((sample[j] as number) - (clean[j] as number)) < 1e-3, `latent ${j}`);
   });
 });
 

@@ -12,9 +12,14 @@ import { ModelRegistry } from '../../inference/onnx/model-registry';
 import { tinySdRegistryEntry, writeTinySd } from '../../models/tools/tiny-sd';
 import { REGISTRY_PATH, tempDir, TINY_SD_SOURCE } from './fixtures';
 
-function metadata(session: ort.InferenceSession, io: 'input' | 'output'): Record<string, { type: string; rank: number }> {
+function metadata(
+  session: ort.InferenceSession,
+  io: 'input' | 'output',
+): Record<string, { type: string; rank: number }> {
   const list = io === 'input' ? session.inputMetadata : session.outputMetadata;
-  return Object.fromEntries(list.map((m) => [m.name, m.isTensor ? { type: m.type, rank: m.shape.length } : { type: 'non-tensor', rank: -1 }]));
+  return Object.fromEntries(
+    list.map((m) => [m.name, m.isTensor ? { type: m.type, rank: m.shape.length } : { type: 'non-tensor', rank: -1 }]),
+  );
 }
 
 describe('tiny-sd export', () => {
@@ -29,7 +34,11 @@ describe('tiny-sd export', () => {
       );
       for (const file of files) {
         const committed = readFileSync(join(TINY_SD_SOURCE, file.path));
-        assert.equal(createHash('sha256').update(committed).digest('hex'), file.sha256, `${file.path} (regenerate with npx tsx models/generate-tiny-sd.ts)`);
+        assert.equal(
+          createHash('sha256').update(committed).digest('hex'),
+          file.sha256,
+          `${file.path} (regenerate with npx tsx models/generate-tiny-sd.ts)`,
+        );
       }
       const total = files.reduce((n, f) => n + f.size, 0);
       assert.ok(total < 1_000_000, `tiny-sd is ${total} bytes`);
@@ -41,7 +50,10 @@ describe('tiny-sd export', () => {
   test('the registry lists tiny-sd with core/models.ts defaults (64x64, 4 steps)', async () => {
     const model = (await ModelRegistry.load(REGISTRY_PATH)).get('tiny-sd');
     assert.ok(model);
-    assert.deepEqual({ steps: model.defaults.steps, width: model.defaults.width, height: model.defaults.height }, { steps: 4, width: 64, height: 64 });
+    assert.deepEqual(
+      { steps: model.defaults.steps, width: model.defaults.width, height: model.defaults.height },
+      { steps: 4, width: 64, height: 64 },
+    );
     assert.deepEqual('dir' in model.source ? model.source.dir : model.source.url, 'tiny-sd');
   });
 
@@ -59,7 +71,10 @@ describe('tiny-sd export', () => {
     test('text_encoder: input_ids int32 [B, 77] -> last_hidden_state float32 [B, 77, D], pooler_output [B, D]', async () => {
       const te = sessions.text_encoder as ort.InferenceSession;
       assert.deepEqual(metadata(te, 'input'), { input_ids: { type: 'int32', rank: 2 } });
-      assert.deepEqual(metadata(te, 'output'), { last_hidden_state: { type: 'float32', rank: 3 }, pooler_output: { type: 'float32', rank: 2 } });
+      assert.deepEqual(metadata(te, 'output'), {
+        last_hidden_state: { type: 'float32', rank: 3 },
+        pooler_output: { type: 'float32', rank: 2 },
+      });
       const out = await te.run({ input_ids: new ort.Tensor('int32', new Int32Array(2 * 77), [2, 77]) });
       assert.deepEqual(out.last_hidden_state?.dims.slice(0, 2), [2, 77]);
     });
@@ -72,7 +87,8 @@ describe('tiny-sd export', () => {
         encoder_hidden_states: { type: 'float32', rank: 3 },
       });
       assert.deepEqual(metadata(unet, 'output'), { out_sample: { type: 'float32', rank: 4 } });
-      const d = (sessions.text_encoder?.outputMetadata[0] as ort.InferenceSession.TensorValueMetadata).shape[2] as number;
+      const d = (sessions.text_encoder?.outputMetadata[0] as ort.InferenceSession.TensorValueMetadata)
+        .shape[2] as number;
       // Odd latent sizes (e.g. 40x56 px -> 5x7) come back at the same size.
       const out = await unet.run({
         sample: new ort.Tensor('float32', new Float32Array(3 * 4 * 5 * 7), [3, 4, 5, 7]),
@@ -86,7 +102,9 @@ describe('tiny-sd export', () => {
       const vae = sessions.vae_decoder as ort.InferenceSession;
       assert.deepEqual(metadata(vae, 'input'), { latent_sample: { type: 'float32', rank: 4 } });
       assert.deepEqual(metadata(vae, 'output'), { sample: { type: 'float32', rank: 4 } });
-      const out = await vae.run({ latent_sample: new ort.Tensor('float32', new Float32Array(2 * 4 * 4 * 6), [2, 4, 4, 6]) });
+      const out = await vae.run({
+        latent_sample: new ort.Tensor('float32', new Float32Array(2 * 4 * 4 * 6), [2, 4, 4, 6]),
+      });
       assert.deepEqual(out.sample?.dims, [2, 3, 32, 48]);
     });
   });
@@ -105,7 +123,10 @@ describe('tiny-sd export', () => {
     });
     after(() => slow.cleanup());
 
-    const vocab = JSON.parse(readFileSync(join(TINY_SD_SOURCE, 'tokenizer', 'vocab.json'), 'utf8')) as Record<string, number>;
+    const vocab = JSON.parse(readFileSync(join(TINY_SD_SOURCE, 'tokenizer', 'vocab.json'), 'utf8')) as Record<
+      string,
+      number
+    >;
     const byId = new Map(Object.entries(vocab).map(([token, id]) => [id, token]));
     const decode = (ids: number[]): string =>
       ids
@@ -117,11 +138,19 @@ describe('tiny-sd export', () => {
     test('BPE tokens spell the normalized prompt back (lower case, words end in </w>)', () => {
       const ids = fromJson.tokenIds('A Photo of an   ASTRONAUT riding a horse, 4k!');
       assert.equal(decode(ids), 'a photo of an astronaut riding a horse , 4 k !');
-      assert.ok(ids.length < 'a photo of an astronaut riding a horse, 4k!'.length, 'merges join characters into sub-words');
+      assert.ok(
+        ids.length < 'a photo of an astronaut riding a horse, 4k!'.length,
+        'merges join characters into sub-words',
+      );
     });
 
     test('tokenizer.json and vocab.json + merges.txt give the same ids', () => {
-      for (const prompt of ['a photo of an astronaut riding a horse', 'Ünïcödé prompt — with symbols #%&', 'blurry, low quality', '']) {
+      for (const prompt of [
+        'a photo of an astronaut riding a horse',
+        'Ünïcödé prompt — with symbols #%&',
+        'blurry, low quality',
+        '',
+      ]) {
         assert.deepEqual(fromVocab.tokenIds(prompt), fromJson.tokenIds(prompt), prompt);
       }
     });

@@ -18,7 +18,10 @@ interface LockEntry {
 }
 
 const root = repoRoot();
-const lock = JSON.parse(readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as { lockfileVersion: number; packages: Record<string, LockEntry> };
+const lock = JSON.parse(readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as {
+  lockfileVersion: number;
+  packages: Record<string, LockEntry>;
+};
 const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as LockEntry;
 
 /** Where Node would find `name` from the package at `from` (a lockfile key): its own node_modules, then each parent's. */
@@ -53,5 +56,9 @@ void test('every dependency of every locked package, optional platform binaries 
       if (!resolveFrom(key, name)) missing.push(`${key || '(root)'} -> ${name}@${range}`);
     }
   }
-  assert.deepEqual(missing, [], 'run `npm install` where the registry has every platform binary, or pin the package (package.json "overrides")');
+  assert.deepEqual(
+    missing,
+    [],
+    'run `npm install` where the registry has every platform binary, or pin the package (package.json "overrides")',
+  );
 });

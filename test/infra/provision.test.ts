@@ -69,7 +69,10 @@ describe('resolveTemporalCli', () => {
     const onPath = await linkIn(path.join(scratch, 'path-c'), 'temporal', realTemporal);
     const cacheDir = path.join(scratch, 'cache-c');
     await linkIn(path.join(cacheDir, 'bin'), 'temporal', realTemporal);
-    const resolved = await resolveTemporalCli({ env: { PATH: path.dirname(onPath), ATELIER_CACHE_DIR: cacheDir }, install: false });
+    const resolved = await resolveTemporalCli({
+      env: { PATH: path.dirname(onPath), ATELIER_CACHE_DIR: cacheDir },
+      install: false,
+    });
     assert.equal(resolved, onPath);
   });
 
@@ -88,18 +91,27 @@ describe('resolveTemporalCli', () => {
     });
     assert.equal(resolved, cached);
     assert.equal(cachedTemporalCliPath({ ATELIER_CACHE_DIR: cacheDir }), cached);
-    assert.ok(logged.some((l) => l.includes(broken)), `expected a note about ${broken}, got ${JSON.stringify(logged)}`);
+    assert.ok(
+      logged.some((l) => l.includes(broken)),
+      `expected a note about ${broken}, got ${JSON.stringify(logged)}`,
+    );
   });
 
   test('the cache dir follows XDG_CACHE_HOME when ATELIER_CACHE_DIR is unset', () => {
-    assert.equal(cachedTemporalCliPath({ XDG_CACHE_HOME: '/x/cache' }), path.join('/x/cache', 'atelier', 'bin', 'temporal'));
+    assert.equal(
+      cachedTemporalCliPath({ XDG_CACHE_HOME: '/x/cache' }),
+      path.join('/x/cache', 'atelier', 'bin', 'temporal'),
+    );
   });
 
   test('nothing found and installing not allowed: the error says how to install it', async () => {
     const emptyDir = path.join(scratch, 'empty');
     await fs.mkdir(emptyDir, { recursive: true });
     await assert.rejects(
-      resolveTemporalCli({ env: { PATH: emptyDir, ATELIER_CACHE_DIR: path.join(scratch, 'cache-empty') }, install: false }),
+      resolveTemporalCli({
+        env: { PATH: emptyDir, ATELIER_CACHE_DIR: path.join(scratch, 'cache-empty') },
+        install: false,
+      }),
       (err: unknown) => {
         assert.ok(err instanceof ProvisionError);
         assert.match(err.message, /go install github\.com\/temporalio\/cli\/cmd\/temporal@v1\.5\.1/);
@@ -114,7 +126,10 @@ describe('resolveTemporalCli', () => {
 describe('resolveRedisServer', () => {
   test('REDIS_SERVER_PATH wins', async () => {
     const explicit = await linkIn(path.join(scratch, 'redis-explicit'), 'redis-server', realRedis);
-    assert.equal(await resolveRedisServer({ env: { REDIS_SERVER_PATH: explicit, PATH: path.dirname(realRedis) }, install: false }), explicit);
+    assert.equal(
+      await resolveRedisServer({ env: { REDIS_SERVER_PATH: explicit, PATH: path.dirname(realRedis) }, install: false }),
+      explicit,
+    );
   });
 
   test('a REDIS_SERVER_PATH that is not redis-server is a clear error', async () => {

@@ -61,11 +61,14 @@ describe('ensureRedis', () => {
   });
 
   test('a remote URL with no Redis behind it is an error, not an attempt to start one', async () => {
-    await assert.rejects(ensureRedis({ url: 'redis://redis.invalid:6379', dataDir: os.tmpdir(), log }), (err: unknown) => {
-      assert.ok(err instanceof RedisStartError);
-      assert.match(err.message, /not a local address/);
-      return true;
-    });
+    await assert.rejects(
+      ensureRedis({ url: 'redis://redis.invalid:6379', dataDir: os.tmpdir(), log }),
+      (err: unknown) => {
+        assert.ok(err instanceof RedisStartError);
+        assert.match(err.message, /not a local address/);
+        return true;
+      },
+    );
   });
 
   test('a local port held by something that is not Redis is reported with the server output', async () => {

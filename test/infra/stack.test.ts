@@ -31,7 +31,10 @@ async function waitUntil(what: string, check: () => boolean | Promise<boolean>, 
 }
 
 /** Collects a child's stdout lines and resolves `waitForLine` when one matches. */
-function lineReader(child: ChildProcess): { lines: string[]; waitForLine(pattern: RegExp, timeoutMs: number): Promise<string> } {
+function lineReader(child: ChildProcess): {
+  lines: string[];
+  waitForLine(pattern: RegExp, timeoutMs: number): Promise<string>;
+} {
   const lines: string[] = [];
   let partial = '';
   child.stdout?.setEncoding('utf8');
@@ -44,7 +47,11 @@ function lineReader(child: ChildProcess): { lines: string[]; waitForLine(pattern
     lines,
     async waitForLine(pattern, timeoutMs) {
       let found: string | undefined;
-      await waitUntil(`a line matching ${pattern}`, () => (found = lines.find((l) => pattern.test(l))) !== undefined, timeoutMs);
+      await waitUntil(
+        `a line matching ${pattern}`,
+        () => (found = lines.find((l) => pattern.test(l))) !== undefined,
+        timeoutMs,
+      );
       return found as string;
     },
   };
@@ -67,7 +74,12 @@ describe('npm start (dist/infra/start.js)', () => {
   });
 
   test('prints where to connect once everything is up, and on SIGINT stops gateway, then workers, then Redis and Temporal', async () => {
-    const [temporalPort, uiPort, redisPort, gatewayPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [temporalPort, uiPort, redisPort, gatewayPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     stack = spawn(process.execPath, [path.join(root, 'dist', 'infra', 'start.js')], {
       cwd: root,
       env: {
@@ -91,9 +103,18 @@ describe('npm start (dist/infra/start.js)', () => {
     const out = lineReader(stack);
 
     await out.waitForLine(/Atelier is up\./, 120_000);
-    assert.ok(out.lines.some((l) => l.includes(`ws://127.0.0.1:${gatewayPort}/v1/ws`)), 'WebSocket URL printed');
-    assert.ok(out.lines.some((l) => l.includes(`http://127.0.0.1:${gatewayPort}`)), 'HTTP base printed');
-    assert.ok(out.lines.some((l) => /Dev API key\s+dev-key/.test(l)), 'dev API key printed');
+    assert.ok(
+      out.lines.some((l) => l.includes(`ws://127.0.0.1:${gatewayPort}/v1/ws`)),
+      'WebSocket URL printed',
+    );
+    assert.ok(
+      out.lines.some((l) => l.includes(`http://127.0.0.1:${gatewayPort}`)),
+      'HTTP base printed',
+    );
+    assert.ok(
+      out.lines.some((l) => /Dev API key\s+dev-key/.test(l)),
+      'dev API key printed',
+    );
     const uiLine = await out.waitForLine(/Temporal Web UI\s+http:\/\//, 1_000);
     assert.ok(uiLine.includes(`http://127.0.0.1:${uiPort}`), uiLine);
 
@@ -104,7 +125,10 @@ describe('npm start (dist/infra/start.js)', () => {
     assert.ok(existsSync(path.join(dataDir, 'redis', 'appendonlydir')));
 
     const childPids = await descendants(stack.pid as number);
-    assert.ok(childPids.length >= 5, `temporal, redis, control worker, GPU worker and gateway run: ${childPids.join(',')}`);
+    assert.ok(
+      childPids.length >= 5,
+      `temporal, redis, control worker, GPU worker and gateway run: ${childPids.join(',')}`,
+    );
 
     stack.kill('SIGINT');
     const exit = await exited;
@@ -166,21 +190,32 @@ describe('startStack', () => {
     const before = stack.children().find((c) => c.name === 'gateway')?.pid;
     assert.ok(before);
     stack.killChild('gateway', 'SIGKILL');
-    await waitUntil('a new gateway process', () => {
-      const now = stack.children().find((c) => c.name === 'gateway')?.pid;
-      return now !== undefined && now !== before;
-    }, 30_000);
-    await waitUntil('the restarted gateway to be ready', async () => {
-      try {
-        return (await fetch(`${stack.gatewayHttpUrl}/readyz`)).status === 200;
-      } catch {
-        return false;
-      }
-    }, 30_000);
+    await waitUntil(
+      'a new gateway process',
+      () => {
+        const now = stack.children().find((c) => c.name === 'gateway')?.pid;
+        return now !== undefined && now !== before;
+      },
+      30_000,
+    );
+    await waitUntil(
+      'the restarted gateway to be ready',
+      async () => {
+        try {
+          return (await fetch(`${stack.gatewayHttpUrl}/readyz`)).status === 200;
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+    );
   });
 
   test('stop() ends every child and removes the temporary data dir', async () => {
-    const pids = stack.children().map((c) => c.pid).filter((p): p is number => p !== undefined);
+    const pids = stack
+      .children()
+      .map((c) => c.pid)
+      .filter((p): p is number => p !== undefined);
     assert.ok(pids.length >= 5, JSON.stringify(stack.children()));
     await stack.stop();
     for (const pid of pids) assert.equal(isAlive(pid), false, `process ${pid} outlived stop()`);
@@ -190,11 +225,15 @@ describe('startStack', () => {
 
 describe('when the process that started the stack is killed outright', () => {
   test('every child of the stack goes too', async () => {
-    const owner = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'test', 'infra', 'stack-subprocess.ts')], {
-      cwd: root,
-      env: { ...process.env, NODE_TEST_CONTEXT: undefined },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const owner = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(root, 'test', 'infra', 'stack-subprocess.ts')],
+      {
+        cwd: root,
+        env: { ...process.env, NODE_TEST_CONTEXT: undefined },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     const out = lineReader(owner);
     let pids: number[] = [];
     try {

@@ -12,7 +12,13 @@ import { SEARCH_ATTRIBUTES } from '../../core/search-attributes';
 import { TIER_PRIORITY_KEY } from '../../core/tiers';
 import { freePort } from '../../infra/ports';
 import { resolveTemporalCli } from '../../infra/provision';
-import { TemporalStartError, localTestServerConfig, startTemporalDevServer, temporalAnswers, type TemporalServerHandle } from '../../infra/temporal';
+import {
+  TemporalStartError,
+  localTestServerConfig,
+  startTemporalDevServer,
+  temporalAnswers,
+  type TemporalServerHandle,
+} from '../../infra/temporal';
 import { createLogger } from '../../runtime/logger';
 
 const log = createLogger('test.temporal');
@@ -42,7 +48,11 @@ async function withClient<T>(address: string, fn: (client: Client, connection: C
 /** Takes the next workflow task from `taskQueue` the way a worker would, returning its workflow id. */
 async function pollWorkflowId(connection: Connection, taskQueue: string): Promise<string | null | undefined> {
   const task = await connection.withDeadline(Date.now() + 10_000, () =>
-    connection.workflowService.pollWorkflowTaskQueue({ namespace: 'default', taskQueue: { name: taskQueue }, identity: 'priority-test' }),
+    connection.workflowService.pollWorkflowTaskQueue({
+      namespace: 'default',
+      taskQueue: { name: taskQueue },
+      identity: 'priority-test',
+    }),
   );
   return task.workflowExecution?.workflowId;
 }
@@ -83,7 +93,9 @@ describe('startTemporalDevServer', () => {
     assert.equal(server.uiUrl, undefined);
     assert.equal(server.dbFile, path.join(dataDir, 'temporal.db'));
     await fs.access(server.dbFile);
-    const listed = await withClient(server.address, (_c, connection) => connection.operatorService.listSearchAttributes({ namespace: 'default' }));
+    const listed = await withClient(server.address, (_c, connection) =>
+      connection.operatorService.listSearchAttributes({ namespace: 'default' }),
+    );
     for (const key of SEARCH_ATTRIBUTES) {
       const type = listed.customAttributes[key.name];
       assert.ok(type !== undefined, `search attribute ${key.name} is not registered`);
@@ -103,15 +115,24 @@ describe('startTemporalDevServer', () => {
         });
       }
       await waitForBacklog(connection, taskQueue, 3);
-      const order = [await pollWorkflowId(connection, taskQueue), await pollWorkflowId(connection, taskQueue), await pollWorkflowId(connection, taskQueue)];
-      assert.deepEqual(order, ['turbo', 'fast', 'relax'].map((tier) => `priority-${tier}-${taskQueue}`));
+      const order = [
+        await pollWorkflowId(connection, taskQueue),
+        await pollWorkflowId(connection, taskQueue),
+        await pollWorkflowId(connection, taskQueue),
+      ];
+      assert.deepEqual(
+        order,
+        ['turbo', 'fast', 'relax'].map((tier) => `priority-${tier}-${taskQueue}`),
+      );
     });
   });
 
   test('keeps running workflows across a restart on the same data dir', async () => {
     const address = server.address;
     const workflowId = `survives-restart-${Date.now()}`;
-    await withClient(address, (client) => client.workflow.start('generateImage', { taskQueue: 'nobody-polls', workflowId }));
+    await withClient(address, (client) =>
+      client.workflow.start('generateImage', { taskQueue: 'nobody-polls', workflowId }),
+    );
     await server.stop();
     assert.equal(await temporalAnswers(address, 1_000), false, 'the server must be down after stop()');
     const exit = await server.exited;
@@ -126,11 +147,21 @@ describe('startTemporalDevServer', () => {
     const takenPort = port;
     const otherDir = await fs.mkdtemp(path.join(os.tmpdir(), 'atelier-temporal-test-'));
     try {
-      await assert.rejects(startTemporalDevServer({ cliPath, dataDir: otherDir, port: takenPort, uiPort: false, log, readyTimeoutMs: 30_000 }), (err: unknown) => {
-        assert.ok(err instanceof TemporalStartError);
-        assert.match(err.message, /already listening/);
-        return true;
-      });
+      await assert.rejects(
+        startTemporalDevServer({
+          cliPath,
+          dataDir: otherDir,
+          port: takenPort,
+          uiPort: false,
+          log,
+          readyTimeoutMs: 30_000,
+        }),
+        (err: unknown) => {
+          assert.ok(err instanceof TemporalStartError);
+          assert.match(err.message, /already listening/);
+          return true;
+        },
+      );
     } finally {
       await fs.rm(otherDir, { recursive: true, force: true });
     }
@@ -143,13 +174,16 @@ describe('startTemporalDevServer failures', () => {
     // A directory where the SQLite file should be: the server cannot open its store and exits.
     await fs.mkdir(path.join(brokenDir, 'temporal.db'));
     try {
-      await assert.rejects(startTemporalDevServer({ cliPath, dataDir: brokenDir, port: await freePort(), uiPort: false, log }), (err: unknown) => {
-        assert.ok(err instanceof TemporalStartError);
-        assert.match(err.message, /exited during start-up/);
-        assert.ok(err.message.includes(path.join(brokenDir, 'temporal.db')), err.message);
-        assert.match(err.message, /failed starting server/);
-        return true;
-      });
+      await assert.rejects(
+        startTemporalDevServer({ cliPath, dataDir: brokenDir, port: await freePort(), uiPort: false, log }),
+        (err: unknown) => {
+          assert.ok(err instanceof TemporalStartError);
+          assert.match(err.message, /exited during start-up/);
+          assert.ok(err.message.includes(path.join(brokenDir, 'temporal.db')), err.message);
+          assert.match(err.message, /failed starting server/);
+          return true;
+        },
+      );
     } finally {
       await fs.rm(brokenDir, { recursive: true, force: true });
     }
@@ -160,8 +194,11 @@ describe('localTestServerConfig', () => {
   test('gives TestWorkflowEnvironment.createLocal the same binary and search attributes', async () => {
     const env = await TestWorkflowEnvironment.createLocal({ server: localTestServerConfig(cliPath) });
     try {
-      const listed = await env.connection.operatorService.listSearchAttributes({ namespace: env.namespace ?? 'default' });
-      for (const key of SEARCH_ATTRIBUTES) assert.ok(listed.customAttributes[key.name] !== undefined, `${key.name} missing`);
+      const listed = await env.connection.operatorService.listSearchAttributes({
+        namespace: env.namespace ?? 'default',
+      });
+      for (const key of SEARCH_ATTRIBUTES)
+        assert.ok(listed.customAttributes[key.name] !== undefined, `${key.name} missing`);
     } finally {
       await env.teardown();
     }

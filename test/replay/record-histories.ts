@@ -69,7 +69,8 @@ function screenWithOutage(): PromptScreen {
   return {
     name: rules.name,
     async screen(prompt) {
-      if (prompt === PENDING_SAFETY_PROMPT && ++outageCalls <= 4) throw new Error('Safety service unavailable (injected outage)');
+      if (prompt === PENDING_SAFETY_PROMPT && ++outageCalls <= 4)
+        throw new Error('Safety service unavailable (injected outage)');
       return rules.screen(prompt);
     },
   };
@@ -78,7 +79,8 @@ function screenWithOutage(): PromptScreen {
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
   const unknown = wanted.filter((name) => !(name in SCENARIOS));
-  if (unknown.length > 0) throw new TypeError(`Unknown scenarios: ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  if (unknown.length > 0)
+    throw new TypeError(`Unknown scenarios: ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`);
   const names = wanted.length > 0 ? wanted : Object.keys(SCENARIOS);
 
   const env = await createTemporalTestEnv();
@@ -102,7 +104,9 @@ async function main(): Promise<void> {
       const file = path.join(HISTORIES_DIR, `${name}.json`);
       await writeFile(file, historyToJsonText(history));
       const { status } = await handle.describe();
-      process.stdout.write(`${name}: ${status.name}, ${history.events?.length ?? 0} events -> ${path.relative(process.cwd(), file)}\n`);
+      process.stdout.write(
+        `${name}: ${status.name}, ${history.events?.length ?? 0} events -> ${path.relative(process.cwd(), file)}\n`,
+      );
     }
   } finally {
     await h.stop();
@@ -111,6 +115,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`Recording histories failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(
+    `Recording histories failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
   process.exit(1);
 });

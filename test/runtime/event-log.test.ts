@@ -43,7 +43,11 @@ describe('RedisEventLog', () => {
 
   test('a dedupe key publishes once and returns the first sequence number on repeats', async () => {
     const first = await log.publish('gen:u:d', { type: 'completed', images: [] }, 'terminal');
-    const again = await log.publish('gen:u:d', { type: 'failed', code: 'CANCELLED', message: 'x', retryable: false }, 'terminal');
+    const again = await log.publish(
+      'gen:u:d',
+      { type: 'failed', code: 'CANCELLED', message: 'x', retryable: false },
+      'terminal',
+    );
     assert.equal(again, first);
     const events = await log.read('gen:u:d', 0);
     assert.equal(events.length, 1);
@@ -77,7 +81,10 @@ describe('RedisEventLog', () => {
     const c = collector();
     const stop = await sub.follow('gen:u:s', 3, (e) => c.events.push(e));
     await c.until(2);
-    assert.deepEqual(c.events.map((e) => e.seq), [4, 5]);
+    assert.deepEqual(
+      c.events.map((e) => e.seq),
+      [4, 5],
+    );
     await stop();
     await sub.close();
   });
@@ -100,7 +107,10 @@ describe('RedisEventLog', () => {
     await log.publish('gen:u:r', { type: 'status', status: 'generating' }); // lost on pub/sub: nobody subscribed
     await log.publish('gen:u:r', { type: 'completed', images: [] });
     await c.until(3);
-    assert.deepEqual(c.events.map((e) => e.seq), [1, 2, 3]);
+    assert.deepEqual(
+      c.events.map((e) => e.seq),
+      [1, 2, 3],
+    );
     await sub.close();
   });
 });

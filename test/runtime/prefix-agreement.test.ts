@@ -10,7 +10,9 @@ import { testRedis, type TestRedis } from '../helpers/redis';
 function recordingLogger(): { log: Logger; errors: string[] } {
   const errors: string[] = [];
   const base = createLogger('prefix-test').child({}, { level: 'silent' });
-  const log = Object.assign(Object.create(base) as Logger, { error: (_obj: unknown, msg: string) => void errors.push(msg) });
+  const log = Object.assign(Object.create(base) as Logger, {
+    error: (_obj: unknown, msg: string) => void errors.push(msg),
+  });
   return { log, errors };
 }
 
@@ -29,7 +31,11 @@ describe('PrefixAgreement', () => {
     const { log, errors } = recordingLogger();
     const gateway = new PrefixAgreement({ redis: r.redis, prefix: `${r.prefix}c:`, role: 'gateway', log });
     assert.equal((await gateway.check()).state, 'waiting');
-    assert.equal(await r.redis.exists(roleKey(`${r.prefix}c:`, 'gateway')), 1, 'the gateway announced itself under its prefix');
+    assert.equal(
+      await r.redis.exists(roleKey(`${r.prefix}c:`, 'gateway')),
+      1,
+      'the gateway announced itself under its prefix',
+    );
     assert.deepEqual(errors, []);
     // Gone, as if it had stopped long ago, so that the next test sees only its own processes.
     await r.redis.del(roleKey(`${r.prefix}c:`, 'gateway'));

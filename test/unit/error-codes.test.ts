@@ -48,7 +48,11 @@ void test('the README documents exactly the client error codes of core/errors.ts
 
 void test('each frame type has its own table: error, rejected, failed', () => {
   const tables = documentedCodeTables().map((t) => sorted(t));
-  assert.deepEqual(tables, [sorted(Object.keys(FRAME_ERROR_CODES)), sorted(Object.keys(REJECT_CODES)), sorted(Object.keys(FAILURE_CODES))]);
+  assert.deepEqual(tables, [
+    sorted(Object.keys(FRAME_ERROR_CODES)),
+    sorted(Object.keys(REJECT_CODES)),
+    sorted(Object.keys(FAILURE_CODES)),
+  ]);
 });
 
 void test('every ApplicationFailure type maps to a documented failure code', () => {

@@ -8,10 +8,19 @@ import { readmePath, renderConfiguration, replaceConfiguration } from '../../inf
 void test('the README documents every environment variable with the default the code uses', () => {
   const readme = readFileSync(readmePath(), 'utf8');
   const rendered = renderConfiguration();
-  for (const variable of ['ATELIER_INFERENCE_BACKENDS', 'ATELIER_ONNX_MAX_BATCH_SIZE', 'ATELIER_GATEWAY_PORT', 'TEMPORAL_UI_PORT']) {
+  for (const variable of [
+    'ATELIER_INFERENCE_BACKENDS',
+    'ATELIER_ONNX_MAX_BATCH_SIZE',
+    'ATELIER_GATEWAY_PORT',
+    'TEMPORAL_UI_PORT',
+  ]) {
     assert.ok(rendered.includes(`| \`${variable}\` |`), `${variable} is in the generated table`);
   }
-  assert.equal(replaceConfiguration(readme, rendered), readme, 'README.md configuration section is stale: run `npm run docs`');
+  assert.equal(
+    replaceConfiguration(readme, rendered),
+    readme,
+    'README.md configuration section is stale: run `npm run docs`',
+  );
 });
 
 void test('a README without the configuration markers is reported, not silently rewritten', () => {

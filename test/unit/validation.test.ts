@@ -6,8 +6,21 @@ import type { RejectCode } from '../../core/errors';
 import { MODELS } from '../../core/models';
 import { MAX_IMAGES_PER_REQUEST, PROMPT_MAX_CHARS, validateGenerate, type RequestContext } from '../../core/request';
 
-const ctx: RequestContext = { userId: 'user-1', region: 'us-west', now: 1_700_000_000_000, newRequestId: () => 'generated-id', newSeed: () => 1234 };
-const valid = { type: 'generate', prompt: 'a lighthouse at dusk', model: 'sdxl', tier: 'fast', width: 1024, height: 768 };
+const ctx: RequestContext = {
+  userId: 'user-1',
+  region: 'us-west',
+  now: 1_700_000_000_000,
+  newRequestId: () => 'generated-id',
+  newSeed: () => 1234,
+};
+const valid = {
+  type: 'generate',
+  prompt: 'a lighthouse at dusk',
+  model: 'sdxl',
+  tier: 'fast',
+  width: 1024,
+  height: 768,
+};
 
 function rejects(frame: unknown, code: RejectCode, field?: string): void {
   const result = validateGenerate(frame, ctx);
@@ -15,7 +28,11 @@ function rejects(frame: unknown, code: RejectCode, field?: string): void {
   if (result.ok) return;
   assert.equal(result.problem.code, code, result.problem.message);
   assert.ok(result.problem.message.length > 0);
-  if (field) assert.ok(result.problem.details && field in result.problem.details, `details name ${field}: ${JSON.stringify(result.problem.details)}`);
+  if (field)
+    assert.ok(
+      result.problem.details && field in result.problem.details,
+      `details name ${field}: ${JSON.stringify(result.problem.details)}`,
+    );
 }
 
 describe('validateGenerate', () => {
@@ -44,7 +61,17 @@ describe('validateGenerate', () => {
 
   test('client-provided fields are kept', () => {
     const result = validateGenerate(
-      { ...valid, requestId: 'mine-1', seed: 0, steps: 50, numImages: 4, guidanceScale: 3, negativePrompt: 'blurry', loras: [{ name: 'ink' }], controlnets: [{ type: 'canny' }] },
+      {
+        ...valid,
+        requestId: 'mine-1',
+        seed: 0,
+        steps: 50,
+        numImages: 4,
+        guidanceScale: 3,
+        negativePrompt: 'blurry',
+        loras: [{ name: 'ink' }],
+        controlnets: [{ type: 'canny' }],
+      },
       ctx,
     );
     assert.ok(result.ok);
@@ -61,23 +88,30 @@ describe('validateGenerate', () => {
     test('a field of the wrong type', () => rejects({ ...valid, width: '1024' }, 'INVALID_REQUEST', 'width'));
     test('a non-integer size', () => rejects({ ...valid, height: 767.5 }, 'INVALID_REQUEST', 'height'));
     test('an unknown field', () => rejects({ ...valid, sampler: 'euler' }, 'INVALID_REQUEST'));
-    test('a requestId with spaces', () => rejects({ ...valid, requestId: 'my request' }, 'INVALID_REQUEST', 'requestId'));
-    test('too many images', () => rejects({ ...valid, numImages: MAX_IMAGES_PER_REQUEST + 1 }, 'INVALID_REQUEST', 'numImages'));
+    test('a requestId with spaces', () =>
+      rejects({ ...valid, requestId: 'my request' }, 'INVALID_REQUEST', 'requestId'));
+    test('too many images', () =>
+      rejects({ ...valid, numImages: MAX_IMAGES_PER_REQUEST + 1 }, 'INVALID_REQUEST', 'numImages'));
     test('a seed above 2^32-1', () => rejects({ ...valid, seed: 2 ** 32 }, 'INVALID_REQUEST', 'seed'));
-    test('more steps than the model allows', () => rejects({ ...valid, steps: MODELS.sdxl.maxSteps + 1 }, 'INVALID_REQUEST', 'steps'));
+    test('more steps than the model allows', () =>
+      rejects({ ...valid, steps: MODELS.sdxl.maxSteps + 1 }, 'INVALID_REQUEST', 'steps'));
     test('adapters on a model without adapter support', () =>
       rejects({ ...valid, model: 'tiny-sd', width: 64, height: 64, loras: [{ name: 'ink' }] }, 'INVALID_REQUEST'));
-    test('a LoRA weight out of range', () => rejects({ ...valid, loras: [{ name: 'ink', weight: 5 }] }, 'INVALID_REQUEST', 'loras.0.weight'));
+    test('a LoRA weight out of range', () =>
+      rejects({ ...valid, loras: [{ name: 'ink', weight: 5 }] }, 'INVALID_REQUEST', 'loras.0.weight'));
   });
 
   test('UNKNOWN_MODEL', () => rejects({ ...valid, model: 'midjourney-v6' }, 'UNKNOWN_MODEL'));
-  test('UNKNOWN_MODEL does not accept prototype keys', () => rejects({ ...valid, model: 'constructor' }, 'UNKNOWN_MODEL'));
+  test('UNKNOWN_MODEL does not accept prototype keys', () =>
+    rejects({ ...valid, model: 'constructor' }, 'UNKNOWN_MODEL'));
   test('UNKNOWN_TIER', () => rejects({ ...valid, tier: 'premium' }, 'UNKNOWN_TIER'));
 
   describe('INVALID_SIZE', () => {
     test('not a multiple of 8', () => rejects({ ...valid, width: 1020 }, 'INVALID_SIZE', 'width'));
-    test('below the model minimum', () => rejects({ ...valid, height: MODELS.sdxl.minSize - 8 }, 'INVALID_SIZE', 'height'));
-    test('above the model maximum', () => rejects({ ...valid, model: 'sdxl-turbo', width: 4096 }, 'INVALID_SIZE', 'width'));
+    test('below the model minimum', () =>
+      rejects({ ...valid, height: MODELS.sdxl.minSize - 8 }, 'INVALID_SIZE', 'height'));
+    test('above the model maximum', () =>
+      rejects({ ...valid, model: 'sdxl-turbo', width: 4096 }, 'INVALID_SIZE', 'width'));
     test('the bounds themselves are valid', () => {
       assert.ok(validateGenerate({ ...valid, width: MODELS.sdxl.minSize, height: MODELS.sdxl.maxSize }, ctx).ok);
     });
@@ -87,6 +121,7 @@ describe('validateGenerate', () => {
     test('empty', () => rejects({ ...valid, prompt: '' }, 'INVALID_PROMPT'));
     test('only whitespace', () => rejects({ ...valid, prompt: ' \n\t ' }, 'INVALID_PROMPT'));
     test('too long', () => rejects({ ...valid, prompt: 'x'.repeat(PROMPT_MAX_CHARS + 1) }, 'INVALID_PROMPT'));
-    test('exactly the limit is fine', () => assert.ok(validateGenerate({ ...valid, prompt: 'x'.repeat(PROMPT_MAX_CHARS) }, ctx).ok));
+    test('exactly the limit is fine', () =>
+      assert.ok(validateGenerate({ ...valid, prompt: 'x'.repeat(PROMPT_MAX_CHARS) }, ctx).ok));
   });
 });

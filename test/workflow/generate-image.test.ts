@@ -39,7 +39,8 @@ async function activityAttempts(handle: WorkflowHandle, activityType: string): P
     const s = event.activityTaskScheduledEventAttributes;
     if (s?.activityType?.name) scheduled.set(String(event.eventId), s.activityType.name);
     const started = event.activityTaskStartedEventAttributes;
-    if (started && scheduled.get(String(started.scheduledEventId)) === activityType) attempts.push(started.attempt ?? 0);
+    if (started && scheduled.get(String(started.scheduledEventId)) === activityType)
+      attempts.push(started.attempt ?? 0);
   }
   return attempts;
 }
@@ -96,7 +97,10 @@ describe('generateImage workflow', () => {
     assert.equal(result.images.length, 1);
     const [image] = result.images;
     assert.ok(image);
-    assert.deepEqual({ width: image.width, height: image.height, seed: image.seed }, { width: 640, height: 512, seed: 42 });
+    assert.deepEqual(
+      { width: image.width, height: image.height, seed: image.seed },
+      { width: 640, height: 512, seed: 42 },
+    );
     const stored = await h.store.get(image.key);
     assert.ok(stored, `image ${image.key} is in the object store`);
     const png = decodePng(stored.body);
@@ -107,7 +111,11 @@ describe('generateImage workflow', () => {
     assert.equal(await h.store.head(`staging/user-1/${req.requestId}/0.png`), null, 'staging copy removed');
 
     const events = await h.events(req);
-    assert.deepEqual(events.map((e) => e.seq), events.map((_, i) => i + 1), 'seq is 1, 2, 3... with no gaps');
+    assert.deepEqual(
+      events.map((e) => e.seq),
+      events.map((_, i) => i + 1),
+      'seq is 1, 2, 3... with no gaps',
+    );
     assert.deepEqual(timeline(events), [
       'status:queued',
       'status:safety_check',
@@ -149,7 +157,10 @@ describe('generateImage workflow', () => {
     const req = h.request({ numImages: 3, seed: 1000, steps: 4 });
     const result: GenerationResult = await (await h.start(req)).result();
     assert.equal(result.gpuType, 'a100-80gb');
-    assert.deepEqual(result.images.map((i) => i.seed), [1000, 1001, 1002]);
+    assert.deepEqual(
+      result.images.map((i) => i.seed),
+      [1000, 1001, 1002],
+    );
     const bodies = await Promise.all(result.images.map(async (i) => (await h.store.get(i.key))?.body));
     assert.equal(new Set(bodies.map((b) => b?.toString('base64'))).size, 3, 'three different images');
     for (const body of bodies) assert.deepEqual(body && [decodePng(body).width, decodePng(body).height], [512, 512]);
@@ -181,7 +192,10 @@ describe('generateImage workflow', () => {
     assert.equal(result.images.length, 1);
     assert.deepEqual(await activityAttempts(handle, 'runInference'), [2], 'the successful start is attempt 2');
     const events = await h.events(req);
-    assert.deepEqual(terminals(events).map((e) => e.type), ['completed']);
+    assert.deepEqual(
+      terminals(events).map((e) => e.type),
+      ['completed'],
+    );
     assert.equal(timeline(events).at(-1), 'completed');
   });
 
@@ -233,7 +247,9 @@ describe('generateImage workflow', () => {
     assert.equal(more.length, 0, 'exactly one terminal event');
     assert.equal(terminal?.type === 'failed' ? terminal.code : undefined, 'CANCELLED');
     assert.equal(timeline(events).at(-1), 'failed', 'nothing after the terminal event');
-    const lastStep = Math.max(...events.filter((e) => e.type === 'progress').map((e) => (e.type === 'progress' ? e.step : 0)));
+    const lastStep = Math.max(
+      ...events.filter((e) => e.type === 'progress').map((e) => (e.type === 'progress' ? e.step : 0)),
+    );
     assert.ok(lastStep < 28, `inference stopped early (last step ${lastStep})`);
     assert.equal((await handle.describe()).typedSearchAttributes.get(GenerationStatusKey), 'Cancelled');
     assert.equal((await handle.query(statusQuery)).failure?.code, 'CANCELLED');
@@ -284,4 +300,3 @@ describe('generateImage workflow while the safety screen is down', () => {
     ]);
   });
 });
-

@@ -12,7 +12,12 @@ import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { GenerationResult } from '../../workflows/generate-image';
-import { createTemporalTestEnv, startExtraGpuWorker, startGenerationHarness, type GenerationHarness } from '../helpers/temporal';
+import {
+  createTemporalTestEnv,
+  startExtraGpuWorker,
+  startGenerationHarness,
+  type GenerationHarness,
+} from '../helpers/temporal';
 import { decodePng } from '../helpers/png';
 import { eventually } from '../helpers/eventually';
 import { noHooks, seedCache, tinyJob } from '../inference/fixtures';
@@ -32,7 +37,8 @@ async function inferenceAttempts(handle: WorkflowHandle): Promise<InferenceAttem
   const scheduled = new Set<string>();
   const out: InferenceAttempt[] = [];
   for (const event of history.events ?? []) {
-    if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'runInference') scheduled.add(String(event.eventId));
+    if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'runInference')
+      scheduled.add(String(event.eventId));
     const started = event.activityTaskStartedEventAttributes;
     if (started && scheduled.has(String(started.scheduledEventId))) {
       out.push({
@@ -86,7 +92,14 @@ void describe('generateImage on the ONNX backend (tiny-sd, CPU)', () => {
   };
 
   void test('a tiny-sd request completes with the image onnxruntime produced for its seed and prompt', async () => {
-    const req = h.request({ model: 'tiny-sd', prompt: 'a lighthouse at dusk', width: 64, height: 48, steps: 3, seed: 11 });
+    const req = h.request({
+      model: 'tiny-sd',
+      prompt: 'a lighthouse at dusk',
+      width: 64,
+      height: 48,
+      steps: 3,
+      seed: 11,
+    });
     const result: GenerationResult = await (await h.start(req)).result();
     assert.equal(result.backend, 'onnx:cpu');
     assert.equal(result.gpuType, 'a10g');
@@ -99,7 +112,15 @@ void describe('generateImage on the ONNX backend (tiny-sd, CPU)', () => {
 
     // The same job run straight on the backend gives the same bytes: what the client got is the pipeline's output.
     const [direct] = await onnx().generate(
-      tinyJob({ prompt: req.prompt, negativePrompt: req.negativePrompt, width: 64, height: 48, steps: 3, seed: 11, guidanceScale: req.guidanceScale }),
+      tinyJob({
+        prompt: req.prompt,
+        negativePrompt: req.negativePrompt,
+        width: 64,
+        height: 48,
+        steps: 3,
+        seed: 11,
+        guidanceScale: req.guidanceScale,
+      }),
       noHooks(),
     );
     assert.ok(direct);
@@ -107,12 +128,25 @@ void describe('generateImage on the ONNX backend (tiny-sd, CPU)', () => {
 
     const events = await h.events(req);
     const progress = events.filter((e) => e.type === 'progress');
-    assert.equal(progress.at(-1)?.type === 'progress' ? progress.at(-1)?.step : undefined, 3, 'progress reaches the last step');
+    assert.equal(
+      progress.at(-1)?.type === 'progress' ? progress.at(-1)?.step : undefined,
+      3,
+      'progress reaches the last step',
+    );
   });
 
   void test('8 concurrent compatible requests through Temporal run in fewer passes than requests', async () => {
     const before = onnx().status().counters;
-    const reqs = Array.from({ length: 8 }, (_, i) => h.request({ model: 'tiny-sd', width: 64, height: 64, steps: 4, seed: 100 + i, prompt: `a lighthouse, variation ${i}` }));
+    const reqs = Array.from({ length: 8 }, (_, i) =>
+      h.request({
+        model: 'tiny-sd',
+        width: 64,
+        height: 64,
+        steps: 4,
+        seed: 100 + i,
+        prompt: `a lighthouse, variation ${i}`,
+      }),
+    );
     const handles = await Promise.all(reqs.map((r) => h.start(r)));
     const results: GenerationResult[] = await Promise.all(handles.map((x) => x.result()));
     assert.ok(results.every((r) => r.backend === 'onnx:cpu' && r.images.length === 1));
@@ -144,7 +178,11 @@ void describe('generateImage on the ONNX backend (tiny-sd, CPU)', () => {
     assert.equal(counters.modelReloadFailures, 0);
     assert.ok(!readFileSync(unet).equals(bytes), 'the cached UNet was replaced by the verified source copy');
     const events = await h.events(req);
-    assert.deepEqual(events.filter((e) => e.type === 'completed' || e.type === 'failed').map((e) => e.type), ['completed'], 'one terminal event');
+    assert.deepEqual(
+      events.filter((e) => e.type === 'completed' || e.type === 'failed').map((e) => e.type),
+      ['completed'],
+      'one terminal event',
+    );
   });
   void test('a worker with a corrupted copy fails the attempt; another worker with a good copy completes the request', async () => {
     // Two machines of the a10g fleet: "gpu-a" restarts on a cache whose UNet lost a byte, "gpu-b" has a good copy.
@@ -154,22 +192,38 @@ void describe('generateImage on the ONNX backend (tiny-sd, CPU)', () => {
     const badCache = await mkdtemp(path.join(os.tmpdir(), 'atelier-onnx-bad-'));
     const goodCache = await mkdtemp(path.join(os.tmpdir(), 'atelier-onnx-good-'));
     corruptCachedUnet(badCache);
-    const gpuA = await startExtraGpuWorker(env, fleet, { gpuType: 'a10g', identity: 'gpu-a (corrupted copy)', fleet: { slots: 1, onnx: { ...FLEET.onnx, cacheDir: badCache } } });
+    const gpuA = await startExtraGpuWorker(env, fleet, {
+      gpuType: 'a10g',
+      identity: 'gpu-a (corrupted copy)',
+      fleet: { slots: 1, onnx: { ...FLEET.onnx, cacheDir: badCache } },
+    });
     let gpuB: Awaited<ReturnType<typeof startExtraGpuWorker>> | undefined;
     try {
       const req = fleet.request({ model: 'tiny-sd', width: 64, height: 64, steps: 2, seed: 5 });
       const handle = await fleet.start(req);
       const a = gpuA.onnx;
       assert.ok(a);
-      await eventually(() => (a.status().counters.modelCorruptions ?? 0) === 1, 20_000, 'gpu-a to detect the corrupted UNet');
+      await eventually(
+        () => (a.status().counters.modelCorruptions ?? 0) === 1,
+        20_000,
+        'gpu-a to detect the corrupted UNet',
+      );
       await gpuA.stop();
-      gpuB = await startExtraGpuWorker(env, fleet, { gpuType: 'a10g', identity: 'gpu-b (good copy)', fleet: { slots: 1, onnx: { ...FLEET.onnx, cacheDir: goodCache } } });
+      gpuB = await startExtraGpuWorker(env, fleet, {
+        gpuType: 'a10g',
+        identity: 'gpu-b (good copy)',
+        fleet: { slots: 1, onnx: { ...FLEET.onnx, cacheDir: goodCache } },
+      });
       const result: GenerationResult = await handle.result();
 
       const [attempt, ...more] = await inferenceAttempts(handle);
       assert.equal(more.length, 0);
       assert.ok(attempt);
-      assert.equal(attempt.identity, 'gpu-b (good copy)', 'the completing attempt ran on the worker with the good copy');
+      assert.equal(
+        attempt.identity,
+        'gpu-b (good copy)',
+        'the completing attempt ran on the worker with the good copy',
+      );
       assert.equal(attempt.attempt, 2);
       assert.equal(attempt.lastFailureType, 'ModelCorrupted');
       assert.match(attempt.lastFailureMessage ?? '', /unet\/model\.onnx fails verification/);
@@ -182,12 +236,24 @@ void describe('generateImage on the ONNX backend (tiny-sd, CPU)', () => {
       const stored = await fleet.store.get(image.key);
       assert.ok(stored);
       const [direct] = await b.generate(
-        tinyJob({ prompt: req.prompt, negativePrompt: req.negativePrompt, width: 64, height: 64, steps: 2, seed: 5, guidanceScale: req.guidanceScale }),
+        tinyJob({
+          prompt: req.prompt,
+          negativePrompt: req.negativePrompt,
+          width: 64,
+          height: 64,
+          steps: 2,
+          seed: 5,
+          guidanceScale: req.guidanceScale,
+        }),
         noHooks(),
       );
-      assert.ok(direct?.png.equals(stored.body), 'the stored PNG is the good copy\'s output');
+      assert.ok(direct?.png.equals(stored.body), "the stored PNG is the good copy's output");
       const events = await fleet.events(req);
-      assert.deepEqual(events.filter((e) => e.type === 'completed' || e.type === 'failed').map((e) => e.type), ['completed'], 'one terminal event');
+      assert.deepEqual(
+        events.filter((e) => e.type === 'completed' || e.type === 'failed').map((e) => e.type),
+        ['completed'],
+        'one terminal event',
+      );
     } finally {
       await gpuA.stop();
       await gpuB?.stop();

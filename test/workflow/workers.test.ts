@@ -60,13 +60,21 @@ describe('workers', () => {
   });
 
   /** Runs workers/gpu-worker.ts as `npm start` would run its compiled form, with `env` added. */
-  function spawnGpuWorker(env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  function spawnGpuWorker(env: Record<string, string>): {
+    child: ChildProcess;
+    output: () => string;
+    exited: Promise<number | null>;
+  } {
     let output = '';
     const childEnv: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'info', ...env };
     delete childEnv.ATELIER_GPU_TYPE;
     if (env.ATELIER_GPU_TYPE) childEnv.ATELIER_GPU_TYPE = env.ATELIER_GPU_TYPE;
     delete childEnv.NODE_TEST_CONTEXT;
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', '..', 'workers', 'gpu-worker.ts')], { env: childEnv });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(__dirname, '..', '..', 'workers', 'gpu-worker.ts')],
+      { env: childEnv },
+    );
     child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -82,10 +90,18 @@ describe('workers', () => {
     }
     for (const [variable, value, message] of [
       ['ATELIER_INFERENCE_BACKENDS', 'onnx,tpu', /ATELIER_INFERENCE_BACKENDS.*unknown backend "tpu"/],
-      ['ATELIER_ONNX_EXECUTION_PROVIDERS', 'cuda,metal', /ATELIER_ONNX_EXECUTION_PROVIDERS.*unknown execution provider "metal"/],
+      [
+        'ATELIER_ONNX_EXECUTION_PROVIDERS',
+        'cuda,metal',
+        /ATELIER_ONNX_EXECUTION_PROVIDERS.*unknown execution provider "metal"/,
+      ],
       ['ATELIER_ONNX_MAX_BATCH_SIZE', '0', /ATELIER_ONNX_MAX_BATCH_SIZE.*expected an integer/],
     ] as const) {
-      const worker = spawnGpuWorker({ ATELIER_GPU_TYPE: 'a10g', TEMPORAL_ADDRESS: `127.0.0.1:${port}`, [variable]: value });
+      const worker = spawnGpuWorker({
+        ATELIER_GPU_TYPE: 'a10g',
+        TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
+        [variable]: value,
+      });
       assert.equal(await worker.exited, 1, worker.output());
       assert.match(worker.output(), message);
       assert.doesNotMatch(worker.output(), /\n\s+at /, 'a configuration error, not a stack trace');
@@ -119,8 +135,18 @@ describe('workers', () => {
       assert.equal(ready?.status, 200, `ready: ${JSON.stringify(ready)}\n${worker.output()}`);
       assert.equal(ready.body.gpuType, 'l4');
       // Default backends: ONNX Runtime first (on CPU here), then the simulated GPU backend; slots fill one batch.
-      const backends = ready.body.backends as { backend: string; ready: boolean; loadedModels: { model: string; memoryBytes: number }[] }[];
-      assert.deepEqual(backends.map((b) => [b.backend, b.ready]), [['onnx:cpu', true], ['simulated', true]]);
+      const backends = ready.body.backends as {
+        backend: string;
+        ready: boolean;
+        loadedModels: { model: string; memoryBytes: number }[];
+      }[];
+      assert.deepEqual(
+        backends.map((b) => [b.backend, b.ready]),
+        [
+          ['onnx:cpu', true],
+          ['simulated', true],
+        ],
+      );
       const [preloaded] = backends[0]?.loadedModels ?? [];
       assert.equal(preloaded?.model, 'tiny-sd', 'readiness names the loaded model');
       assert.ok((preloaded?.memoryBytes ?? 0) > 0, 'and the memory it uses');
@@ -175,17 +201,33 @@ describe('workers', () => {
     // ~50 ms per step: each request generates for about half a second, so some are mid-inference at the stop.
     const backend = new SimulatedGpuBackend({ gpuType: 'a10g', speedup: 5 });
     const supervise = (name: string, options: () => ReturnType<typeof controlWorkerOptions>): SupervisedWorker =>
-      new SupervisedWorker({ name, temporalAddress: address, temporalNamespace: 'default', reconnectMaxBackoffMs: 1000, log, workerOptions: options });
+      new SupervisedWorker({
+        name,
+        temporalAddress: address,
+        temporalNamespace: 'default',
+        reconnectMaxBackoffMs: 1000,
+        log,
+        workerOptions: options,
+      });
     workers = [
       supervise('control', () =>
-        controlWorkerOptions({ region, workflowBundle, activities: createControlActivities({ screen: new RulesPromptScreen(), store, eventLog }) }),
+        controlWorkerOptions({
+          region,
+          workflowBundle,
+          activities: createControlActivities({ screen: new RulesPromptScreen(), store, eventLog }),
+        }),
       ),
       supervise('gpu', () =>
         gpuWorkerOptions({
           region,
           gpuType: 'a10g',
           slots: 2,
-          activities: createInferenceActivities({ backends: backendsByModel([backend], MODEL_NAMES), store, eventLog, workerId: 'gpu-1' }),
+          activities: createInferenceActivities({
+            backends: backendsByModel([backend], MODEL_NAMES),
+            store,
+            eventLog,
+            workerId: 'gpu-1',
+          }),
         }),
       ),
     ];
@@ -196,7 +238,17 @@ describe('workers', () => {
     const requests: GenerationRequest[] = [];
     for (let i = 0; i < 6; i++) {
       const result = validateGenerate(
-        { type: 'generate', requestId: `restart-${i}`, prompt: `a quiet harbour, variation ${i}`, model: 'sdxl', tier: 'fast', width: 512, height: 512, steps: 10, seed: i },
+        {
+          type: 'generate',
+          requestId: `restart-${i}`,
+          prompt: `a quiet harbour, variation ${i}`,
+          model: 'sdxl',
+          tier: 'fast',
+          width: 512,
+          height: 512,
+          steps: 10,
+          seed: i,
+        },
         { userId: 'user-r', region, now: Date.now(), newRequestId: () => 'unused', newSeed: () => 0 },
       );
       assert.ok(result.ok);
@@ -225,11 +277,18 @@ describe('workers', () => {
         assert.equal(result.images.length, 1, `${req.requestId} completed`);
         const events = await eventLog.read(handle.workflowId, 0);
         const terminal = events.filter((e) => e.type === 'completed' || e.type === 'failed');
-        assert.deepEqual(terminal.map((e) => e.type), ['completed'], `${req.requestId}: exactly one terminal event`);
+        assert.deepEqual(
+          terminal.map((e) => e.type),
+          ['completed'],
+          `${req.requestId}: exactly one terminal event`,
+        );
       }
     } finally {
       await after.close();
     }
-    assert.ok(workers.every((w) => w.running), 'the workers are polling again');
+    assert.ok(
+      workers.every((w) => w.running),
+      'the workers are polling again',
+    );
   });
 });
