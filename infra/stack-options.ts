@@ -9,6 +9,8 @@ export interface StackOptions extends SharedOptions {
   dataDir: string;
   /** Port of the Temporal Web UI of the dev server we start; 0 runs it headless. */
   temporalUiPort: number;
+  /** Port of the Temporal dev server's Prometheus endpoint; 0 picks a free one. */
+  temporalMetricsPort: number;
   gatewayHost: string;
   gatewayPort: number;
   /** One GPU worker process is started per type. */
@@ -47,6 +49,12 @@ export const STACK_OPTIONS: OptionTable<StackOptions> = {
     env: 'TEMPORAL_UI_PORT',
     doc: 'Temporal Web UI port of the dev server (0 = headless)',
     default: 8233,
+    parse: parse.int(0, 65535),
+  },
+  temporalMetricsPort: {
+    env: 'TEMPORAL_METRICS_PORT',
+    doc: 'Prometheus /metrics port of the Temporal dev server (0 = a free port, printed at start)',
+    default: 0,
     parse: parse.int(0, 65535),
   },
   gatewayHost: {

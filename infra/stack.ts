@@ -5,11 +5,12 @@ import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../runtime/logger';
 import { sharedOptionsEnv } from '../runtime/shared-options';
-import { isLocalHost, parseHostPort } from './ports';
+import { freePort, isLocalHost, parseHostPort } from './ports';
 import { childLifelineArgs, delay, killChildrenOnExit, spawnService } from './processes';
 import { resolveTemporalCli } from './provision';
 import { ensureRedis, type RedisHandle } from './redis-server';
 import { repoRoot } from './repo-root';
+import { removeStackFile, writeStackFile } from './stack-file';
 import { DEV_API_KEY, type StackOptions } from './stack-options';
 import { Supervisor } from './supervisor';
 import { registerSearchAttributes, startTemporalDevServer, temporalAnswers } from './temporal';
@@ -32,6 +33,8 @@ export interface StackHandle {
   readonly temporalNamespace: string;
   /** Temporal Web UI, when we started a dev server with a UI. */
   readonly temporalUiUrl: string | undefined;
+  /** Prometheus endpoint of the Temporal dev server we started. */
+  readonly temporalMetricsUrl: string | undefined;
   readonly redisUrl: string;
   readonly dataDir: string;
   readonly apiKey: string;
@@ -79,7 +82,7 @@ async function superviseTemporal(
   options: StackOptions,
   dataDir: string,
   ctx: LaunchContext,
-): Promise<{ supervisor: Supervisor | undefined; uiUrl: () => string | undefined }> {
+): Promise<{ supervisor: Supervisor | undefined; urls: () => { ui?: string; metrics?: string } }> {
   const { log } = ctx;
   if (await temporalAnswers(options.temporalAddress)) {
     log.info({ address: options.temporalAddress }, 'using the Temporal server that answers at TEMPORAL_ADDRESS');
@@ -89,7 +92,7 @@ async function superviseTemporal(
         'could not register search attributes on the existing Temporal server; register them yourself (see core/search-attributes.ts)',
       ),
     );
-    return { supervisor: undefined, uiUrl: () => undefined };
+    return { supervisor: undefined, urls: () => ({}) };
   }
   const { host, port } = parseHostPort(options.temporalAddress, 7233);
   if (!isLocalHost(host)) {
@@ -98,7 +101,9 @@ async function superviseTemporal(
     );
   }
   const cliPath = await resolveTemporalCli({ log: (line) => log.info(line) });
-  let uiUrl: string | undefined;
+  // Fixed once, so the endpoint stays where it was printed across server restarts.
+  const metricsPort = options.temporalMetricsPort || (await freePort());
+  let urls: { ui?: string; metrics?: string } = {};
   const supervisor = new Supervisor(
     'temporal',
     async () => {
@@ -108,12 +113,13 @@ async function superviseTemporal(
         host: host.replace(/^\[|\]$/g, ''),
         port,
         uiPort: options.temporalUiPort === 0 ? false : options.temporalUiPort,
+        metricsPort,
         namespace: options.temporalNamespace,
         log,
         onOutput: (line) => ctx.onOutput('temporal', line),
         readyTimeoutMs: options.readyTimeoutMs,
       });
-      uiUrl = server.uiUrl;
+      urls = { ui: server.uiUrl, metrics: server.metricsUrl };
       return {
         pid: server.process.pid,
         exited: server.exited,
@@ -124,7 +130,7 @@ async function superviseTemporal(
     log,
   );
   await supervisor.start();
-  return { supervisor, uiUrl: () => uiUrl };
+  return { supervisor, urls: () => urls };
 }
 
 /** What every Node child gets: the shared settings as resolved here, and where the stack keeps its data. */
@@ -186,7 +192,7 @@ function gatewayUrls(options: StackOptions): { http: string; ws: string } {
 
 interface Launched {
   readonly temporal: Supervisor | undefined;
-  readonly temporalUiUrl: () => string | undefined;
+  readonly temporalUrls: () => { ui?: string; metrics?: string };
   readonly redis: RedisHandle;
   readonly children: Map<string, Supervisor>;
 }
@@ -212,7 +218,10 @@ function stackHandle(
     temporalAddress: options.temporalAddress,
     temporalNamespace: options.temporalNamespace,
     get temporalUiUrl() {
-      return launched.temporalUiUrl();
+      return launched.temporalUrls().ui;
+    },
+    get temporalMetricsUrl() {
+      return launched.temporalUrls().metrics;
     },
     redisUrl: options.redisUrl,
     dataDir,
@@ -317,12 +326,54 @@ export async function launchStack(options: StackOptions, ctx: LaunchContext): Pr
 
     const children = new Map<string, Supervisor>([...workers, gateway].map((s) => [s.name, s]));
     let stopping: Promise<void> | undefined;
-    const launched = { temporal: temporal.supervisor, temporalUiUrl: temporal.uiUrl, redis, children };
-    return stackHandle(options, dataDir, launched, () => (stopping ??= cleanup()));
+    const launched = { temporal: temporal.supervisor, temporalUrls: temporal.urls, redis, children };
+    const handle = stackHandle(options, dataDir, launched, () => (stopping ??= cleanup()));
+    await recordStackFile(handle, { ...baseEnv, ...ctx.extraEnv }, [
+      ...children.values(),
+      ...(temporal.supervisor ? [temporal.supervisor] : []),
+    ]);
+    cleanups.push(() => removeStackFile(dataDir));
+    return handle;
   } catch (err) {
     await cleanup();
     throw err;
   }
+}
+
+/** The ATELIER_* variables this launcher runs with (the children get them too). */
+function atelierEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) if (key.startsWith('ATELIER_') && value) out[key] = value;
+  return out;
+}
+
+/** Writes `<data dir>/stack.json` now and whenever a child restarts with a new pid. */
+async function recordStackFile(
+  handle: StackHandle,
+  env: Record<string, string>,
+  services: Supervisor[],
+): Promise<void> {
+  const write = (): Promise<void> =>
+    writeStackFile(handle.dataDir, {
+      launcherPid: process.pid,
+      writtenAt: new Date().toISOString(),
+      gateway: { httpUrl: handle.gatewayHttpUrl, wsUrl: handle.gatewayWsUrl, apiKey: handle.apiKey },
+      temporal: {
+        address: handle.temporalAddress,
+        namespace: handle.temporalNamespace,
+        uiUrl: handle.temporalUiUrl ?? null,
+        metricsUrl: handle.temporalMetricsUrl ?? null,
+      },
+      redisUrl: handle.redisUrl,
+      redisPrefix: handle.options.redisPrefix,
+      region: handle.options.region,
+      processes: handle.children().flatMap(({ name, pid }) => (pid === undefined ? [] : [{ name, pid }])),
+      env: { ...env, ...atelierEnv() },
+    });
+  for (const service of services) {
+    service.onLaunched = () => void write().catch(() => undefined);
+  }
+  await write();
 }
 
 async function waitForReady(url: string, timeoutMs: number, abort?: AbortSignal): Promise<void> {

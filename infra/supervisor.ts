@@ -21,6 +21,9 @@ export class Supervisor {
   private consecutiveFailures = 0;
   private restartTimer: NodeJS.Timeout | undefined;
 
+  /** Called after every (re)start, e.g. to record the new pid. */
+  onLaunched: (() => void) | undefined;
+
   constructor(
     readonly name: string,
     private readonly launch: () => Promise<RunningService>,
@@ -64,6 +67,7 @@ export class Supervisor {
       return;
     }
     this.running = running;
+    this.onLaunched?.();
     const startedAt = Date.now();
     void running.exited.then((exit) => this.onExit(running, exit, startedAt));
   }

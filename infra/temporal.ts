@@ -31,6 +31,8 @@ export interface TemporalDevServerOptions {
   port?: number;
   /** Web UI port, or false to run headless. @default 8233 */
   uiPort?: number | false;
+  /** Port of the server's Prometheus `/metrics` endpoint; 0 lets the server pick one. @default 0 */
+  metricsPort?: number;
   /** Namespace created at start (in addition to `default`). @default 'default' */
   namespace?: string;
   log: Logger;
@@ -46,6 +48,8 @@ export interface TemporalServerHandle {
   readonly namespace: string;
   /** Web UI URL, or undefined when headless. */
   readonly uiUrl: string | undefined;
+  /** The server's Prometheus endpoint, when a port was given. */
+  readonly metricsUrl: string | undefined;
   /** The SQLite file this server persists to. */
   readonly dbFile: string;
   readonly process: ServiceProcess['process'];
@@ -150,7 +154,8 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   await fs.mkdir(opts.dataDir, { recursive: true });
   const dbFile = path.resolve(opts.dataDir, 'temporal.db');
 
-  const args = startDevArgs({ host, port, dbFile, namespace, uiPort });
+  const metricsPort = opts.metricsPort ?? 0;
+  const args = startDevArgs({ host, port, dbFile, namespace, uiPort, metricsPort });
   const prefix = dieWithParentPrefix();
   const [command, ...commandArgs] = [...prefix, opts.cliPath, ...args] as [string, ...string[]];
   const onOutput = opts.onOutput ?? ((line: string) => opts.log.info({ temporal: line }, 'temporal dev server output'));
@@ -178,6 +183,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     address,
     namespace,
     uiUrl: uiPort === false ? undefined : `http://${host}:${uiPort}`,
+    metricsUrl: metricsPort === 0 ? undefined : `http://${host}:${metricsPort}/metrics`,
     dbFile,
     process: server.process,
     exited: server.exited,
@@ -192,8 +198,9 @@ function startDevArgs(server: {
   dbFile: string;
   namespace: string;
   uiPort: number | false;
+  metricsPort: number;
 }): string[] {
-  const { host, port, dbFile, namespace, uiPort } = server;
+  const { host, port, dbFile, namespace, uiPort, metricsPort } = server;
   return [
     'server',
     'start-dev',
@@ -205,6 +212,7 @@ function startDevArgs(server: {
     dbFile,
     ...(namespace === 'default' ? [] : ['--namespace', namespace]),
     ...(uiPort === false ? ['--headless'] : ['--ui-port', String(uiPort)]),
+    ...(metricsPort === 0 ? [] : ['--metrics-port', String(metricsPort)]),
     '--log-level',
     'warn',
     ...searchAttributeArgs(),

@@ -130,9 +130,33 @@ describe('npm start (dist/infra/start.js)', () => {
       `temporal, redis, control worker, GPU worker and gateway run: ${childPids.join(',')}`,
     );
 
+    // Temporal's Prometheus endpoint is printed and answers.
+    const metricsLine = await out.waitForLine(/Temporal metrics\s+http:\/\//, 1_000);
+    const metricsUrl = /(http:\/\/\S+\/metrics)/.exec(metricsLine)?.[1] ?? '';
+    assert.match(await (await fetch(metricsUrl)).text(), /^# (HELP|TYPE) /m, `${metricsUrl} serves Prometheus text`);
+
+    // stack.json says where everything is and which processes run, with the pids that really are our children.
+    const stackFile = JSON.parse(await fs.readFile(path.join(dataDir, 'stack.json'), 'utf8')) as {
+      gateway: { wsUrl: string };
+      temporal: { metricsUrl: string };
+      processes: { name: string; pid: number }[];
+    };
+    assert.equal(stackFile.gateway.wsUrl, `ws://127.0.0.1:${gatewayPort}/v1/ws`);
+    assert.equal(stackFile.temporal.metricsUrl, metricsUrl);
+    assert.deepEqual(stackFile.processes.map((p) => p.name).sort(), [
+      'control-worker',
+      'gateway',
+      'gpu-worker[a10g]',
+      'redis',
+      'temporal',
+    ]);
+    for (const { name, pid } of stackFile.processes)
+      assert.ok(childPids.includes(pid), `${name} pid ${pid} is a child`);
+
     stack.kill('SIGINT');
     const exit = await exited;
     assert.deepEqual(exit, { code: 0, signal: null });
+    assert.equal(existsSync(path.join(dataDir, 'stack.json')), false, 'stack.json is removed on stop');
     for (const pid of childPids) assert.equal(isAlive(pid), false, `process ${pid} outlived npm start`);
 
     const at = (message: string): number => {

@@ -1,0 +1,40 @@
+// `<data dir>/stack.json`: where a running local stack is and which processes it runs, written by the launcher
+// when the stack is up and again whenever a child restarts, removed when it stops. Tools that attach to a stack
+// started by `npm start` read it (bench:load measures the CPU time of each process by its pid).
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+export interface StackFile {
+  readonly launcherPid: number;
+  readonly writtenAt: string;
+  readonly gateway: { readonly httpUrl: string; readonly wsUrl: string; readonly apiKey: string };
+  readonly temporal: {
+    readonly address: string;
+    readonly namespace: string;
+    readonly uiUrl: string | null;
+    readonly metricsUrl: string | null;
+  };
+  readonly redisUrl: string;
+  readonly redisPrefix: string;
+  readonly region: string;
+  /** Every child by name (`gateway`, `control-worker`, `gpu-worker[a10g]`, `temporal`, `redis`), with its pid. */
+  readonly processes: readonly { readonly name: string; readonly pid: number }[];
+  /** Settings of the children that benchmarks report beside their figures. */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+export function stackFilePath(dataDir: string): string {
+  return path.join(dataDir, 'stack.json');
+}
+
+/** Written to a temporary name and renamed, so a reader never sees half a file. */
+export async function writeStackFile(dataDir: string, file: StackFile): Promise<void> {
+  const target = stackFilePath(dataDir);
+  const temp = `${target}.${process.pid}.tmp`;
+  await fs.writeFile(temp, `${JSON.stringify(file, null, 2)}\n`);
+  await fs.rename(temp, target);
+}
+
+export async function removeStackFile(dataDir: string): Promise<void> {
+  await fs.rm(stackFilePath(dataDir), { force: true });
+}
