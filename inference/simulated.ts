@@ -4,10 +4,11 @@
 // deterministic function of the seed and prompt (smooth gradients and soft shapes), so that the same request
 // always yields the same bytes, as a real pipeline with a fixed seed does. Like one GPU holding one pipeline, it
 // runs one job at a time: a worker may hold several requests (its slots), and they queue here in arrival order,
-// so throughput under load is what the modelled GPU would give. Load tests, chaos tests and the
-// local stack run on it; real inference is the ONNX backend (inference/onnx).
+// so throughput under load is what the modelled GPU would give. The images are drawn and encoded in worker threads
+// (simulated-render-pool.ts): a 4096x4096 batch takes tens of seconds of CPU, and on the worker's main thread that
+// would stall heartbeats past Temporal's timeout. Load tests, chaos tests and the local stack run on it; real
+// inference is the ONNX backend (inference/onnx).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PNG } from 'pngjs';
 import { GPU_SPECS, type GpuType } from '../core/gpu';
 import { MODELS, type ModelName } from '../core/models';
 import {
@@ -18,6 +19,9 @@ import {
   type InferenceHooks,
   type InferenceJob,
 } from './backend';
+import { SimulatedRenderPool } from './simulated-render-pool';
+
+export { renderSimulatedImage } from './simulated-image';
 
 export const SIMULATED_MODELS: readonly ModelName[] = ['sdxl', 'sdxl-turbo', 'sd3', 'flux'];
 
@@ -31,6 +35,11 @@ export interface SimulatedGpuBackendOptions {
    * launch gaps). @default 0.35
    */
   readonly utilization?: number;
+  /**
+   * Worker threads that draw and encode the PNGs; the images of one request are shared among them. One by default:
+   * the backend stands for one GPU, and the worker process has other work for the remaining cores. @default 1
+   */
+  readonly renderThreads?: number;
 }
 
 /**
@@ -58,6 +67,7 @@ export class SimulatedGpuBackend implements InferenceBackend {
   private readonly counters = { jobs: 0, images: 0, steps: 0, cancelled: 0, active: 0, queued: 0 };
   /** Settles when the last job handed the GPU so far has left it. */
   private gpuFree: Promise<void> = Promise.resolve();
+  private readonly renderer: SimulatedRenderPool;
   private closed = false;
 
   constructor(options: SimulatedGpuBackendOptions) {
@@ -70,6 +80,7 @@ export class SimulatedGpuBackend implements InferenceBackend {
     this.gpuType = options.gpuType;
     this.speedup = speedup;
     this.utilization = utilization;
+    this.renderer = new SimulatedRenderPool(options.renderThreads ?? 1);
   }
 
   supports(model: ModelName): boolean {
@@ -94,16 +105,7 @@ export class SimulatedGpuBackend implements InferenceBackend {
         hooks.onProgress(step, job.steps);
       }
       hooks.signal.throwIfAborted();
-      const images: GeneratedImage[] = [];
-      for (let i = 0; i < job.numImages; i++) {
-        const seed = (job.seed + i) >>> 0;
-        images.push({
-          png: renderSimulatedImage(job.width, job.height, seed, job.prompt),
-          seed,
-          width: job.width,
-          height: job.height,
-        });
-      }
+      const images = await this.render(job, hooks.signal);
       this.modelsUsed.add(job.model);
       this.counters.jobs++;
       this.counters.images += images.length;
@@ -115,6 +117,36 @@ export class SimulatedGpuBackend implements InferenceBackend {
       this.counters.active--;
       release();
     }
+  }
+
+  /**
+   * The job's images (seed, seed+1, ...) from the render threads, one image per thread at a time: a cancelled or
+   * failed job leaves at most one image per thread to finish, unwanted, instead of its whole batch.
+   */
+  private async render(job: InferenceJob, signal: AbortSignal): Promise<GeneratedImage[]> {
+    const images: GeneratedImage[] = [];
+    let next = 0;
+    let failed = false;
+    const lane = async (): Promise<void> => {
+      while (next < job.numImages && !failed) {
+        const i = next++;
+        const seed = (job.seed + i) >>> 0;
+        try {
+          const png = await this.renderer.render(
+            { width: job.width, height: job.height, seed, prompt: job.prompt },
+            signal,
+            job.requestId,
+          );
+          images[i] = { png, seed, width: job.width, height: job.height };
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
+      }
+    };
+    const lanes = Math.min(this.renderer.size, job.numImages);
+    await Promise.all(Array.from({ length: lanes }, lane));
+    return images;
   }
 
   /**
@@ -166,85 +198,6 @@ export class SimulatedGpuBackend implements InferenceBackend {
 
   async close(): Promise<void> {
     this.closed = true;
+    await this.renderer.close();
   }
-}
-
-/** 32-bit FNV-1a: a stable, dependency-free hash of the prompt to mix into the seed. */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-/** mulberry32: small, fast and good enough to pick colours and shapes. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function hslToRgb(h: number, s: number, l: number): [number, number, number] {
-  const k = (n: number): number => (n + h * 12) % 12;
-  const a = s * Math.min(l, 1 - l);
-  const f = (n: number): number => l - a * Math.max(-1, Math.min(k(n) - 3, 9 - k(n), 1));
-  return [f(0) * 255, f(8) * 255, f(4) * 255];
-}
-
-/**
- * A PNG of width x height: a linear gradient between two colours at a random angle, with soft-edged discs
- * blended over it. Same (size, seed, prompt) -> same bytes.
- */
-export function renderSimulatedImage(width: number, height: number, seed: number, prompt: string): Buffer {
-  const random = prng(seed ^ fnv1a(prompt));
-  const baseHue = random();
-  const from = hslToRgb(baseHue, 0.55 + 0.35 * random(), 0.25 + 0.2 * random());
-  const to = hslToRgb((baseHue + 0.25 + 0.5 * random()) % 1, 0.5 + 0.4 * random(), 0.55 + 0.3 * random());
-  const angle = random() * Math.PI * 2;
-  const dx = Math.cos(angle);
-  const dy = Math.sin(angle);
-  const scale = Math.max(width, height);
-  const discs = Array.from({ length: 3 + Math.floor(random() * 5) }, () => ({
-    cx: random() * width,
-    cy: random() * height,
-    r: (0.08 + 0.25 * random()) * scale,
-    color: hslToRgb(random(), 0.6 + 0.4 * random(), 0.4 + 0.4 * random()),
-    opacity: 0.35 + 0.5 * random(),
-  }));
-
-  const png = new PNG({ width, height, colorType: 2 });
-  const data = png.data;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      // Gradient position in [0, 1] along the angle, centred on the image.
-      const t = Math.min(1, Math.max(0, 0.5 + ((x - width / 2) * dx + (y - height / 2) * dy) / scale));
-      let r = from[0] + (to[0] - from[0]) * t;
-      let g = from[1] + (to[1] - from[1]) * t;
-      let b = from[2] + (to[2] - from[2]) * t;
-      for (const d of discs) {
-        const ddx = x - d.cx;
-        const ddy = y - d.cy;
-        const dist2 = (ddx * ddx + ddy * ddy) / (d.r * d.r);
-        if (dist2 >= 1) continue;
-        // Smooth falloff: opaque centre, feathered rim.
-        const w = d.opacity * (1 - dist2) * (1 - dist2);
-        r += (d.color[0] - r) * w;
-        g += (d.color[1] - g) * w;
-        b += (d.color[2] - b) * w;
-      }
-      const o = (y * width + x) << 2;
-      data[o] = r;
-      data[o + 1] = g;
-      data[o + 2] = b;
-      data[o + 3] = 255;
-    }
-  }
-  return PNG.sync.write(png, { colorType: 2, inputHasAlpha: true });
 }
