@@ -36,11 +36,12 @@ const COMMANDS = {
 };
 
 /**
- * Commands that run from source under tsx and need no build: the unit tier must stay well under a minute, and a
- * tsc build alone can take half of that on a small machine.
+ * Commands that run from source under tsx. The unit tier needs no build (it must stay well under a minute, and a
+ * tsc build alone can take half of that on a small machine); the load benchmark starts the compiled stack.
  */
 const SOURCE_COMMANDS = {
-  'test:unit': { source: 'infra/run-tests.ts', args: ['--unit'] },
+  'test:unit': { source: 'infra/run-tests.ts', args: ['--unit'], build: false },
+  'bench:load': { source: 'bench/load.ts', args: [], build: true },
 };
 
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
@@ -193,7 +194,8 @@ function main() {
   }
   installDependencies();
   if (Object.prototype.hasOwnProperty.call(SOURCE_COMMANDS, command)) {
-    const { source, args: fixed } = SOURCE_COMMANDS[command];
+    const { source, args: fixed, build } = SOURCE_COMMANDS[command];
+    if (build) buildIfStale();
     dispatch(command, ['--import', 'tsx', path.join(ROOT, source), ...fixed, ...args]);
     return;
   }

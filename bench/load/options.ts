@@ -1,0 +1,222 @@
+// Command-line flags of `npm run bench:load`: what load to generate, against which stack, and the scenario the
+// flags describe. No flags at all gives the default scenario (paced 10/s for 30 s, then a burst of 300).
+import { parseArgs } from 'node:util';
+import { GPU_TYPES, isGpuType } from '../../core/gpu';
+import { MODELS, isModelName } from '../../core/models';
+import { TIERS, isTier } from '../../core/tiers';
+import type { ArrivalPattern } from './arrivals';
+
+export const DEFAULT_STACK_FILE = '.atelier/stack.json';
+
+/** One measured stretch of load, run once against the floor and once against Atelier. */
+export interface Segment {
+  readonly name: string;
+  readonly pattern: ArrivalPattern;
+}
+
+export interface RequestMix {
+  readonly models: readonly string[];
+  readonly tiers: readonly string[];
+  readonly sizes: readonly { readonly width: number; readonly height: number }[];
+  readonly steps: readonly number[];
+}
+
+export interface LoadOptions {
+  /** Path of the stack.json to attach to; undefined spawns a private stack. */
+  readonly attach: string | undefined;
+  readonly apiKeys: readonly string[] | undefined;
+  readonly users: number;
+  readonly connections: number;
+  readonly segments: readonly Segment[];
+  readonly mix: RequestMix;
+  readonly seed: number;
+  readonly simSpeedup: number;
+  readonly gpuTypes: readonly string[];
+  readonly timeoutMs: number;
+  /** Requests of each kind run (and discarded) before the first measured segment. */
+  readonly warmup: number;
+  readonly quick: boolean;
+  readonly keepData: boolean;
+}
+
+export const HELP = `npm run bench:load [-- flags]   load benchmark: Atelier's gateway against a bare Temporal floor
+
+Stack
+  --attach [stack.json]    use a stack started by \`npm start\` (default ${DEFAULT_STACK_FILE}); without it a
+                           private stack is spawned in a temporary directory and stopped at the end
+  --api-key K[,K...]       attach mode: API keys to use (default: the stack's ATELIER_API_KEYS, else its dev key)
+  --sim-speedup N          spawn mode: ATELIER_SIM_SPEEDUP of the GPU workers (default 1000)
+  --gpu-types LIST         spawn mode: ATELIER_GPU_TYPES (default a10g,a100,a100-80gb,h100)
+  --keep-data              spawn mode: keep the temporary data directory
+
+Clients
+  --users N                simulated users, one API key each (default 4)
+  --connections N          WebSocket connections, spread over the users (default 8)
+
+Arrivals (no --pattern: paced --rate for --duration, then a burst of --count)
+  --pattern paced|burst|step
+  --rate R                 paced: requests per second (default 10)
+  --duration S             paced: seconds (default 30)
+  --count N                burst: requests at once (default 300); paced: total instead of --duration
+  --steps R1,R2,...        step: rising rates (default 5,10,20,40)
+  --step-seconds S         step: seconds per rate (default 10)
+
+Requests (each request picks one of each list with a seeded RNG)
+  --models LIST            default sdxl-turbo (${Object.keys(MODELS).join(', ')})
+  --tiers LIST             default fast (${TIERS.join(', ')})
+  --sizes LIST             default 512x512
+  --steps-per-image LIST   default 1
+  --seed N                 RNG seed (default 1)
+
+Run
+  --timeout S              a request without a terminal event this long after sending is lost (default 120)
+  --warmup N               unmeasured requests of each kind before the first segment (default 10)
+  --quick                  short smoke run (paced 5/s for 4 s, burst of 40)
+  --help
+
+Progress goes to stderr; the summary and then one JSON line (the last line) to stdout.
+`;
+
+const FLAGS = {
+  attach: { type: 'string' },
+  'api-key': { type: 'string' },
+  'sim-speedup': { type: 'string' },
+  'gpu-types': { type: 'string' },
+  'keep-data': { type: 'boolean' },
+  users: { type: 'string' },
+  connections: { type: 'string' },
+  pattern: { type: 'string' },
+  rate: { type: 'string' },
+  duration: { type: 'string' },
+  count: { type: 'string' },
+  steps: { type: 'string' },
+  'step-seconds': { type: 'string' },
+  models: { type: 'string' },
+  tiers: { type: 'string' },
+  sizes: { type: 'string' },
+  'steps-per-image': { type: 'string' },
+  seed: { type: 'string' },
+  timeout: { type: 'string' },
+  warmup: { type: 'string' },
+  quick: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof FLAGS }>>['values'];
+
+/** Returns undefined when --help was asked for. Throws a TypeError naming the flag on bad input. */
+export function parseLoadOptions(argv: readonly string[]): LoadOptions | undefined {
+  const { values } = parseArgs({ args: withAttachDefault(argv), options: FLAGS, strict: true });
+  if (values.help) return undefined;
+  const quick = values.quick ?? false;
+  const num = (flag: keyof Values, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number =>
+    parseNumber(flag, values[flag], fallback, min, max);
+  const users = whole('users', num('users', 4, 1, 10_000));
+  const connections = whole('connections', num('connections', Math.max(users, 8), 1, 10_000));
+  return {
+    attach: values.attach,
+    apiKeys: values['api-key'] === undefined ? undefined : list(values['api-key']),
+    users,
+    connections,
+    segments: segments(values, quick),
+    mix: requestMix(values),
+    seed: whole('seed', num('seed', 1, 0, 0xffff_ffff)),
+    simSpeedup: num('sim-speedup', 1000, 0.001),
+    gpuTypes: gpuTypes(values['gpu-types']),
+    timeoutMs: num('timeout', quick ? 60 : 120, 1) * 1000,
+    warmup: whole('warmup', num('warmup', quick ? 3 : 10, 0, 10_000)),
+    quick,
+    keepData: values['keep-data'] ?? false,
+  };
+}
+
+/** `--attach` may stand alone; parseArgs has no optional values, so give it the default path explicitly. */
+function withAttachDefault(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  argv.forEach((arg, i) => {
+    const next = argv[i + 1];
+    out.push(
+      arg === '--attach' && (next === undefined || next.startsWith('--')) ? `--attach=${DEFAULT_STACK_FILE}` : arg,
+    );
+  });
+  return out;
+}
+
+function segments(values: Values, quick: boolean): Segment[] {
+  const num = (flag: keyof Values, fallback: number, min: number): number =>
+    parseNumber(flag, values[flag], fallback, min, 1e9);
+  const rate = num('rate', quick ? 5 : 10, 0.001);
+  const count = values.count === undefined ? undefined : whole('count', num('count', 0, 1));
+  const paced = (): ArrivalPattern =>
+    count !== undefined && values.pattern === 'paced'
+      ? { kind: 'paced', rate, count }
+      : { kind: 'paced', rate, count: Math.max(1, Math.round(rate * num('duration', quick ? 4 : 30, 0.001))) };
+  const burst = (): ArrivalPattern => ({ kind: 'burst', count: count ?? (quick ? 40 : 300) });
+  switch (values.pattern) {
+    case undefined:
+      return [
+        { name: 'rate', pattern: paced() },
+        { name: 'burst', pattern: burst() },
+      ];
+    case 'paced':
+      return [{ name: 'paced', pattern: paced() }];
+    case 'burst':
+      return [{ name: 'burst', pattern: burst() }];
+    case 'step': {
+      const rates = (values.steps === undefined ? [5, 10, 20, 40] : list(values.steps)).map((r) =>
+        parseNumber('steps', r, 0, 0.001, 1e6),
+      );
+      const stepSeconds = num('step-seconds', quick ? 2 : 10, 0.001);
+      return [{ name: 'step', pattern: { kind: 'step', rates, stepSeconds } }];
+    }
+    default:
+      throw new TypeError(`--pattern ${values.pattern}: expected paced, burst or step`);
+  }
+}
+
+function requestMix(values: Values): RequestMix {
+  const models = list(values.models ?? 'sdxl-turbo');
+  for (const m of models) if (!isModelName(m)) throw new TypeError(`--models: unknown model ${m}`);
+  const tiers = list(values.tiers ?? 'fast');
+  for (const t of tiers) if (!isTier(t)) throw new TypeError(`--tiers: unknown tier ${t}`);
+  const sizes = list(values.sizes ?? '512x512').map((s) => {
+    const match = /^(\d+)x(\d+)$/.exec(s);
+    if (!match) throw new TypeError(`--sizes: ${s} is not WIDTHxHEIGHT`);
+    return { width: Number(match[1]), height: Number(match[2]) };
+  });
+  const steps = list(values['steps-per-image'] ?? '1').map((s) =>
+    whole('steps-per-image', parseNumber('steps-per-image', s, 0, 1, 1000)),
+  );
+  return { models, tiers, sizes, steps };
+}
+
+function gpuTypes(raw: string | undefined): string[] {
+  const types = list(raw ?? 'a10g,a100,a100-80gb,h100');
+  for (const t of types) {
+    if (!isGpuType(t)) throw new TypeError(`--gpu-types: unknown GPU type ${t}; known: ${GPU_TYPES.join(', ')}`);
+  }
+  return types;
+}
+
+function list(raw: string): string[] {
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (items.length === 0) throw new TypeError(`empty list: ${JSON.stringify(raw)}`);
+  return items;
+}
+
+function parseNumber(flag: string, raw: unknown, fallback: number, min: number, max: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(value) || value < min || value > max) {
+    throw new TypeError(`--${flag} ${String(raw)}: expected a number between ${min} and ${max}`);
+  }
+  return value;
+}
+
+function whole(flag: string, value: number): number {
+  if (!Number.isInteger(value)) throw new TypeError(`--${flag} ${value}: expected a whole number`);
+  return value;
+}

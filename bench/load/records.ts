@@ -1,0 +1,101 @@
+// Per-request bookkeeping shared by both kinds of load (gateway requests and floor workflows): what happened to
+// one request and when, fed frame by frame. Kept free of I/O so the unit test can drive it with made-up frames.
+
+/** Times are performance.now() milliseconds of the bench process. */
+export interface RequestRecord {
+  /** The request's id: the gateway requestId, or the floor workflow id. */
+  readonly id: string;
+  readonly index: number;
+  /** Target rate of the arrival this request belongs to (requests/s), null for a burst. */
+  readonly rate: number | null;
+  sentAt?: number;
+  acceptedAt?: number;
+  /** First `status: generating` (Atelier only). */
+  generatingAt?: number;
+  /** First terminal event: completed, failed, rejected, or the connection dropped under it. */
+  terminalAt?: number;
+  outcome?: 'completed' | 'failed' | 'rejected' | 'dropped';
+  /** failed.code, `rejected:<code>`, `connection_closed:<close code>` or the floor's error name. */
+  failureCode?: string;
+  workflowId?: string;
+  /** Terminal frames seen (completed/failed/rejected); more than one is a duplicate. */
+  terminals: number;
+  readonly seqs: Set<number>;
+  /** Frames whose `seq` this request had already received. */
+  duplicateSeqs: number;
+}
+
+export function newRecord(id: string, index: number, rate: number | null = null): RequestRecord {
+  return { id, index, rate, terminals: 0, seqs: new Set(), duplicateSeqs: 0 };
+}
+
+/** The fields of a server frame that bookkeeping reads; everything else is ignored. */
+export interface FrameFields {
+  readonly type?: unknown;
+  readonly seq?: unknown;
+  readonly status?: unknown;
+  readonly code?: unknown;
+  readonly workflowId?: unknown;
+}
+
+/** Applies one gateway frame about this request, received at `now`. */
+export function applyFrame(record: RequestRecord, frame: FrameFields, now: number): void {
+  if (typeof frame.seq === 'number') {
+    if (record.seqs.has(frame.seq)) record.duplicateSeqs += 1;
+    else record.seqs.add(frame.seq);
+  }
+  switch (frame.type) {
+    case 'accepted':
+      record.acceptedAt ??= now;
+      if (typeof frame.workflowId === 'string') record.workflowId ??= frame.workflowId;
+      return;
+    case 'status':
+      if (frame.status === 'generating') record.generatingAt ??= now;
+      return;
+    case 'completed':
+      settle(record, 'completed', undefined, now);
+      return;
+    case 'failed':
+      settle(record, 'failed', String(frame.code ?? 'UNKNOWN'), now);
+      return;
+    case 'rejected':
+      settle(record, 'rejected', `rejected:${String(frame.code ?? 'UNKNOWN')}`, now);
+      return;
+  }
+}
+
+/** Records a terminal outcome; only the first one counts, later ones are duplicates. */
+export function settle(
+  record: RequestRecord,
+  outcome: NonNullable<RequestRecord['outcome']>,
+  failureCode: string | undefined,
+  now: number,
+): void {
+  record.terminals += 1;
+  if (record.outcome !== undefined) return;
+  record.outcome = outcome;
+  record.terminalAt = now;
+  if (failureCode !== undefined) record.failureCode = failureCode;
+}
+
+/** The connection under a request closed before its terminal event; it is not counted as a terminal frame. */
+export function markDropped(record: RequestRecord, closeCode: number, now: number): void {
+  if (record.outcome !== undefined) return;
+  record.outcome = 'dropped';
+  record.terminalAt = now;
+  record.failureCode = `connection_closed:${closeCode}`;
+}
+
+export function isSettled(record: RequestRecord): boolean {
+  return record.outcome !== undefined;
+}
+
+export type Verdict = 'completed' | 'failed' | 'lost' | 'unsent';
+
+/** What a request counts as once its segment is over: a terminal after the timeout is as lost as none. */
+export function verdict(record: RequestRecord, timeoutMs: number): Verdict {
+  if (record.sentAt === undefined) return 'unsent';
+  if (record.outcome === undefined || record.terminalAt === undefined) return 'lost';
+  if (record.terminalAt - record.sentAt > timeoutMs) return 'lost';
+  return record.outcome === 'completed' ? 'completed' : 'failed';
+}
