@@ -82,12 +82,27 @@ const DEV_DYNAMIC_CONFIG: Readonly<Record<string, boolean | number | string>> = 
   'matching.numTaskqueueWritePartitions': 1,
 };
 
-/** `--dynamic-config-value` arguments shared by `startTemporalDevServer` and `TestWorkflowEnvironment.createLocal`. */
+/**
+ * SQLite pragmas of every Temporal we run locally. `journal_mode=wal`: in its default rollback-journal mode SQLite
+ * syncs the whole journal on every commit and readers wait for writers; the dev server commits on every history
+ * event, and a bare three-activity workflow at 10/s took 1.5 to 10 s against a file in that mode, 0.37 s in WAL
+ * (as fast as an in-memory store). WAL stays durable across restarts: committed transactions are in the -wal file
+ * until checkpointed into the database.
+ */
+const DEV_SQLITE_PRAGMAS: Readonly<Record<string, string>> = { journal_mode: 'wal' };
+
+/**
+ * Extra `start-dev` arguments shared by `startTemporalDevServer` and `TestWorkflowEnvironment.createLocal`: the
+ * dynamic config and the SQLite pragmas.
+ */
 export function temporalDevServerExtraArgs(): string[] {
-  return Object.entries(DEV_DYNAMIC_CONFIG).flatMap(([key, value]) => [
-    '--dynamic-config-value',
-    `${key}=${JSON.stringify(value)}`,
-  ]);
+  return [
+    ...Object.entries(DEV_DYNAMIC_CONFIG).flatMap(([key, value]) => [
+      '--dynamic-config-value',
+      `${key}=${JSON.stringify(value)}`,
+    ]),
+    ...Object.entries(DEV_SQLITE_PRAGMAS).flatMap(([pragma, value]) => ['--sqlite-pragma', `${pragma}=${value}`]),
+  ];
 }
 
 /** Atelier's custom search attributes, in the form `DevServerConfig.searchAttributes` takes. */

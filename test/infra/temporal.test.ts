@@ -93,6 +93,12 @@ describe('startTemporalDevServer', () => {
     assert.equal(server.uiUrl, undefined);
     assert.equal(server.dbFile, path.join(dataDir, 'temporal.db'));
     await fs.access(server.dbFile);
+    // SQLite's file header says the journal mode: bytes 18 and 19 (write and read versions) are 2 in WAL mode, 1 in
+    // the default rollback-journal mode.
+    const header = Buffer.alloc(20);
+    const file = await fs.open(server.dbFile, 'r');
+    await file.read(header, 0, 20, 0).finally(() => file.close());
+    assert.deepEqual([header[18], header[19]], [2, 2], 'the database is in WAL mode');
     const listed = await withClient(server.address, (_c, connection) =>
       connection.operatorService.listSearchAttributes({ namespace: 'default' }),
     );
