@@ -1,15 +1,21 @@
-// The `runInference` activity that GPU workers run: picks the backend that serves the requested model, runs it
-// with per-step heartbeats (so a dead worker is noticed within the heartbeat timeout and the request retried
-// elsewhere) and cancellation (a cancelled request frees the GPU within one step), publishes throttled progress
-// events, and stages the PNGs in the object store. Only object keys go back to the workflow, never image bytes.
+// The `runInference` activity that GPU workers run: says `generating` the moment a GPU worker takes the request (so
+// `queued` -> `generating` is the real queue wait), picks the backend that serves the requested model, runs it with
+// cancellation (a cancelled request frees the GPU within one step), publishes throttled progress events to the
+// client through Redis, and stages the PNGs in the object store. Only object keys go back to the workflow.
+//
+// Heartbeats have two purposes only: a dead worker is noticed within the heartbeat timeout (30 s) and its request
+// retried elsewhere, and a cancel reaches the activity in a heartbeat's answer. Progress needs none: it goes through
+// Redis. So the activity heartbeats on a timer (every `heartbeatIntervalMs`, 1 s), not per step: a request shorter
+// than that sends none, a longer one about one a second, each carrying the last finished step for the Web UI.
 import { Context } from '@temporalio/activity';
 import type { InferenceActivities, InferenceInput, InferenceOutput } from '../core/activities';
 import { generationParams } from '../core/generation-params';
 import type { ModelName } from '../core/models';
-import type { RedisEventLog } from '../runtime/event-log';
+import type { RequestEventPublisher } from '../runtime/event-log';
 import type { ObjectStore } from '../runtime/object-store';
 import { activityFailure } from './failures';
 import { currentEventLogId } from './notification';
+import { announceStatus } from './request-events';
 import { stagingImageKey } from './object-keys';
 import { InferenceError, type InferenceBackend } from '../inference/backend';
 
@@ -17,14 +23,15 @@ export interface InferenceActivityDeps {
   /** The backend serving each model on this worker; a model not in the map is not served here (ModelNotFound). */
   readonly backends: ReadonlyMap<ModelName, InferenceBackend>;
   readonly store: ObjectStore;
-  readonly eventLog: RedisEventLog;
+  readonly eventLog: RequestEventPublisher;
   /** Names this worker in results and logs, e.g. `host:pid:a10g`. */
   readonly workerId: string;
   /** Least time between two progress events of one request (at most ~10 per second), milliseconds. @default 100 */
   readonly progressIntervalMs?: number;
   /**
-   * Heartbeat at least this often even when no step completes (long steps, model loading), milliseconds. Well
-   * under the workflow's 30 s heartbeat timeout; seed 001 asks for 10 s, we keep a margin. @default 3000
+   * Heartbeat period while a request runs, milliseconds. It bounds how long a cancelled request keeps the GPU
+   * (about one period, plus the SDK's throttle), and stays far under the workflow's 30 s heartbeat timeout (seed 001
+   * asks for at most 10 s). @default 1000
    */
   readonly heartbeatIntervalMs?: number;
 }
@@ -45,7 +52,7 @@ class ProgressPublisher {
   private lastSentAt = -Infinity;
 
   constructor(
-    private readonly eventLog: RedisEventLog,
+    private readonly eventLog: RequestEventPublisher,
     private readonly logId: string,
     private readonly intervalMs: number,
     private readonly log: Context['log'],
@@ -77,7 +84,7 @@ function toActivityFailure(err: unknown): unknown {
 
 export function createInferenceActivities(deps: InferenceActivityDeps): InferenceActivities {
   const progressIntervalMs = deps.progressIntervalMs ?? 100;
-  const heartbeatIntervalMs = deps.heartbeatIntervalMs ?? 3000;
+  const heartbeatIntervalMs = deps.heartbeatIntervalMs ?? 1000;
 
   return {
     async runInference(input: InferenceInput): Promise<InferenceOutput> {
@@ -90,9 +97,9 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
         );
       }
       const started = performance.now();
+      await announceStatus(deps.eventLog, 'generating', input.gpuType);
       const progress = new ProgressPublisher(deps.eventLog, currentEventLogId(), progressIntervalMs, ctx.log);
       let beat: InferenceHeartbeat = { step: 0, totalSteps: input.steps };
-      ctx.heartbeat(beat);
       const keepAlive = setInterval(() => ctx.heartbeat(beat), heartbeatIntervalMs);
       try {
         const images = await backend.generate(
@@ -101,12 +108,11 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
             signal: ctx.cancellationSignal,
             onProgress: (step, totalSteps) => {
               beat = { step, totalSteps };
-              ctx.heartbeat(beat);
               progress.offer(step, totalSteps);
             },
           },
         );
-        // Progress events precede whatever the workflow publishes next (`uploading`), so clients see them in order.
+        // Progress events precede what storage publishes next (`uploading`), so clients see them in order.
         await progress.flush();
         const stagingKeys: string[] = [];
         for (const [index, image] of images.entries()) {

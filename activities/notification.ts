@@ -3,11 +3,11 @@
 // which is also what the gateway follows, so the two can never disagree about which log a request has.
 import { Context } from '@temporalio/activity';
 import type { NotificationActivities, PublishEventInput } from '../core/activities';
-import type { RedisEventLog } from '../runtime/event-log';
+import type { RequestEventPublisher } from '../runtime/event-log';
 import { activityFailure } from './failures';
 
 export interface NotificationDeps {
-  readonly eventLog: RedisEventLog;
+  readonly eventLog: RequestEventPublisher;
 }
 
 /** The event log id of the workflow the current activity belongs to. */

@@ -2,7 +2,9 @@
 // answers: today the rules-based `rules-v1` below; a model-based Safety service (seed 001, "Safety API") implements
 // the same interface and throws when it is unreachable, which the workflow turns into the `pending_safety` state.
 import type { SafetyActivities, SafetyInput, SafetyVerdict } from '../core/activities';
+import type { RequestEventPublisher } from '../runtime/event-log';
 import { activityFailure } from './failures';
+import { announceStatus } from './request-events';
 
 export interface ScreenResult {
   readonly allowed: boolean;
@@ -204,15 +206,17 @@ export class RulesPromptScreen implements PromptScreen {
 
 export interface SafetyDeps {
   readonly screen: PromptScreen;
+  readonly eventLog: RequestEventPublisher;
 }
 
-export function createSafetyActivities({ screen }: SafetyDeps): SafetyActivities {
+export function createSafetyActivities({ screen, eventLog }: SafetyDeps): SafetyActivities {
   return {
     /**
      * Screens the prompt only: negative prompts routinely list what the user does NOT want ("nsfw, gore"), so
      * screening them would refuse the most careful users.
      */
     async checkPromptSafety(input: SafetyInput): Promise<SafetyVerdict> {
+      await announceStatus(eventLog, 'safety_check');
       const result = await screen.screen(input.prompt);
       if (!result.allowed) {
         throw activityFailure(

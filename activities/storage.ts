@@ -1,15 +1,19 @@
 // Moves a request's staged PNGs to their final, content-addressed keys with their metadata, then removes the
 // staging copies. Idempotent by request: a retry (after a crash at any point) yields the same keys and never a
 // second copy, because final keys depend only on the request and the bytes, and a manifest written last records
-// the finished result for retries that find the staging copies already gone.
+// the finished result for retries that find the staging copies already gone. It says `uploading` when it starts
+// and publishes the request's `completed` terminal once the images are stored (activities/request-events.ts).
 import { ApplicationFailure } from '@temporalio/activity';
-import type { StorageActivities, StoreImagesInput, StoreImagesOutput } from '../core/activities';
+import { imageRefs, type StorageActivities, type StoreImagesInput, type StoreImagesOutput } from '../core/activities';
+import type { RequestEventPublisher } from '../runtime/event-log';
 import { sha256Hex, type ObjectStore } from '../runtime/object-store';
 import { activityFailure } from './failures';
 import { finalImageKey, imageManifestKey, promptHash } from './object-keys';
+import { announceStatus, announceTerminal } from './request-events';
 
 export interface StorageDeps {
   readonly store: ObjectStore;
+  readonly eventLog: RequestEventPublisher;
 }
 
 type StoredImage = StoreImagesOutput['images'][number];
@@ -34,12 +38,16 @@ function asStorageFailure(err: unknown): unknown {
   return activityFailure('StorageFailed', `Object store error: ${err.message}`, { cause: err });
 }
 
-export function createStorageActivities({ store }: StorageDeps): StorageActivities {
+export function createStorageActivities({ store, eventLog }: StorageDeps): StorageActivities {
   return {
-    storeImages: (input: StoreImagesInput): Promise<StoreImagesOutput> =>
-      storeStagedImages(store, input).catch((err: unknown) => {
+    async storeImages(input: StoreImagesInput): Promise<StoreImagesOutput> {
+      await announceStatus(eventLog, 'uploading');
+      const stored = await storeStagedImages(store, input).catch((err: unknown) => {
         throw asStorageFailure(err);
-      }),
+      });
+      const terminalPublished = await announceTerminal(eventLog, { type: 'completed', images: imageRefs(stored) });
+      return { ...stored, terminalPublished };
+    },
   };
 }
 

@@ -60,6 +60,16 @@ export interface StoreImagesInput {
 
 export interface StoreImagesOutput {
   readonly images: readonly (StoredImageRef & { readonly sha256: string; readonly bytes: number })[];
+  /**
+   * Whether the activity published the `completed` terminal itself. When it could not (Redis did not answer in
+   * time), the workflow publishes it, retrying until Redis is back. Absent from older workers' results.
+   */
+  readonly terminalPublished?: boolean;
+}
+
+/** What a client is told of each stored image (the `completed` event), from what storage returned. */
+export function imageRefs(stored: StoreImagesOutput): StoredImageRef[] {
+  return stored.images.map(({ key, width, height, seed }) => ({ key, width, height, seed }));
 }
 
 export interface StorageActivities {

@@ -7,8 +7,8 @@ import { WebSocket, type RawData } from 'ws';
 import type { RejectCode } from '../core/errors';
 import { isTerminalEvent, type SequencedEvent } from '../core/events';
 import type { ServerFrame } from '../core/protocol';
-import { SEED_MAX, validateGenerate } from '../core/request';
-import type { EventSubscriber, RedisEventLog } from '../runtime/event-log';
+import { SEED_MAX, generationWorkflowId, validateGenerate } from '../core/request';
+import { recordAccepted, type EventSubscriber, type RedisEventLog } from '../runtime/event-log';
 import type { Logger } from '../runtime/logger';
 import { eventToFrame, readableRequestId, readClientFrame } from './frames';
 import { OrchestratorUnavailableError, type GenerationOrchestrator } from './orchestrator';
@@ -110,9 +110,22 @@ export class ClientConnection {
     }
 
     const startAndAnnounce = async (): Promise<string | null> => {
-      let workflowId: string;
+      const workflowId = generationWorkflowId(request.userId, request.requestId);
       try {
-        workflowId = await this.ctx.orchestrator.start(request, this.ctx.shutdownSignal);
+        // Before the start (see recordAccepted). If the start then fails, the client is rejected and never follows
+        // this log; a later resubmission of the same requestId continues it.
+        await recordAccepted(this.ctx.eventLog, workflowId);
+      } catch (err) {
+        this.ctx.log.warn({ err, workflowId }, 'Could not record the accepted event');
+        this.reject(
+          request.requestId,
+          'SERVICE_UNAVAILABLE',
+          'The event log is unreachable; retry with the same requestId later.',
+        );
+        return null;
+      }
+      try {
+        await this.ctx.orchestrator.start(request, this.ctx.shutdownSignal);
       } catch (err) {
         if (!(err instanceof OrchestratorUnavailableError)) throw err;
         this.ctx.log.warn({ err: err.message, requestId: request.requestId }, 'Workflow start failed');
@@ -120,18 +133,6 @@ export class ClientConnection {
           request.requestId,
           'SERVICE_UNAVAILABLE',
           'The orchestrator is unreachable; retry with the same requestId later.',
-        );
-        return null;
-      }
-      try {
-        // Deduped: a re-attach gets the original `accepted` and its seq back, so numbering stays uniform.
-        await this.ctx.eventLog.publish(workflowId, { type: 'accepted', workflowId }, 'accepted');
-      } catch (err) {
-        this.ctx.log.warn({ err, workflowId }, 'Could not record the accepted event');
-        this.reject(
-          request.requestId,
-          'SERVICE_UNAVAILABLE',
-          'The event log is unreachable; retry with the same requestId later.',
         );
         return null;
       }

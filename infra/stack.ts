@@ -37,6 +37,7 @@ export interface StackHandle {
   readonly temporalMetricsUrl: string | undefined;
   readonly redisUrl: string;
   readonly dataDir: string;
+  /** A key the gateway accepts: the first of ATELIER_API_KEYS when the children have keys, else the dev key. */
   readonly apiKey: string;
   /**
    * Name and pid of every running child (e.g. `gpu-worker[a10g]`, `temporal`, `redis` when we started them), for
@@ -195,6 +196,7 @@ interface Launched {
   readonly temporalUrls: () => { ui?: string; metrics?: string };
   readonly redis: RedisHandle;
   readonly children: Map<string, Supervisor>;
+  readonly apiKey: string;
 }
 
 function stackHandle(
@@ -225,7 +227,7 @@ function stackHandle(
     },
     redisUrl: options.redisUrl,
     dataDir,
-    apiKey: DEV_API_KEY,
+    apiKey: launched.apiKey,
     children: () => [
       ...[...all.values()].map((s) => ({ name: s.name, pid: s.pid })),
       ...(redis.process && !redis.process.hasExited ? [{ name: 'redis', pid: redis.process.process.pid }] : []),
@@ -326,7 +328,8 @@ export async function launchStack(options: StackOptions, ctx: LaunchContext): Pr
 
     const children = new Map<string, Supervisor>([...workers, gateway].map((s) => [s.name, s]));
     let stopping: Promise<void> | undefined;
-    const launched = { temporal: temporal.supervisor, temporalUrls: temporal.urls, redis, children };
+    const apiKey = firstApiKey({ ...process.env, ...ctx.extraEnv }.ATELIER_API_KEYS) ?? DEV_API_KEY;
+    const launched = { temporal: temporal.supervisor, temporalUrls: temporal.urls, redis, children, apiKey };
     const handle = stackHandle(options, dataDir, launched, () => (stopping ??= cleanup()));
     await recordStackFile(handle, { ...baseEnv, ...ctx.extraEnv }, [
       ...children.values(),
@@ -338,6 +341,13 @@ export async function launchStack(options: StackOptions, ctx: LaunchContext): Pr
     await cleanup();
     throw err;
   }
+}
+
+/** The key of the first `key:userId` pair of ATELIER_API_KEYS, if any. */
+function firstApiKey(configured: string | undefined): string | undefined {
+  const first = configured?.split(',')[0]?.trim() ?? '';
+  const colon = first.lastIndexOf(':');
+  return colon > 0 ? first.slice(0, colon) : undefined;
 }
 
 /** The ATELIER_* variables this launcher runs with (the children get them too). */

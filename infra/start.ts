@@ -69,7 +69,7 @@ function banner(handle: StackHandle): string {
     `  Temporal         ${handle.temporalAddress} (namespace ${handle.temporalNamespace})`,
     `  Temporal metrics ${handle.temporalMetricsUrl ?? '(not started by us)'}`,
     `  Redis            ${redactUrl(handle.redisUrl)}`,
-    `  Dev API key      ${handle.apiKey}`,
+    `  API key          ${handle.apiKey}`,
     `  Data             ${handle.dataDir} (stack.json lists every process)`,
     '',
     'Press Ctrl-C to stop.',

@@ -40,7 +40,22 @@ function luaScript(name: string): string {
   return readFileSync(found, 'utf8');
 }
 
-export class RedisEventLog {
+/** What activities need of a request event log: append an event, at most once per dedupe key. */
+export interface RequestEventPublisher {
+  publish(logId: string, event: RequestEvent, dedupeKey?: string): Promise<number>;
+}
+
+/**
+ * The first events of every request's log, recorded by whoever starts its workflow (the gateway) before it starts:
+ * `accepted` and the `queued` status then come first whatever the workflow's activities publish, and never twice
+ * (a re-attach gets the original seq back).
+ */
+export async function recordAccepted(eventLog: RequestEventPublisher, workflowId: string): Promise<void> {
+  await eventLog.publish(workflowId, { type: 'accepted', workflowId }, 'accepted');
+  await eventLog.publish(workflowId, { type: 'status', status: 'queued' }, 'status:queued');
+}
+
+export class RedisEventLog implements RequestEventPublisher {
   readonly prefix: string;
   private readonly ttlSeconds: number;
   private readonly maxLength: number;

@@ -1,6 +1,12 @@
 // Activity options of the generateImage workflow, one set per kind of work: timeouts and retry policies from seed
 // 001 (worker health, request recovery, Safety API unavailable), and the proxies built from them.
-import { ActivityCancellationType, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  proxyActivities,
+  proxyLocalActivities,
+  type ActivityOptions,
+  type LocalActivityOptions,
+} from '@temporalio/workflow';
 import type { createControlActivities, createInferenceActivities } from '../activities';
 import { FAILURE_TYPES, type FailureType } from '../core/errors';
 import { controlTaskQueue, gpuTaskQueue, type GpuType } from '../core/gpu';
@@ -32,6 +38,22 @@ const SAFETY_QUICK_OPTIONS: ActivityOptions = {
   },
 };
 
+/**
+ * The lean pipeline's first safety attempts: a local activity, run by the control worker inside the workflow task
+ * (no activity round trip through the server), with the same short bound before the request parks in
+ * pending_safety, where the patient attempts are ordinary activities (a 24 h wait is no job for a local one).
+ */
+const SAFETY_LOCAL_OPTIONS: LocalActivityOptions = {
+  startToCloseTimeout: '10s',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '2s',
+    maximumAttempts: 3,
+    nonRetryableErrorTypes: NON_RETRYABLE_TYPES,
+  },
+};
+
 /** Seed 001 "Safety API unavailable": queue the request in pending_safety and retry until the screen recovers. */
 const SAFETY_PATIENT_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '10s',
@@ -45,8 +67,8 @@ const SAFETY_PATIENT_OPTIONS: ActivityOptions = {
 };
 
 /**
- * Seed 001 worker health and request recovery: heartbeats every step (at most 10 s apart), a worker silent for
- * 30 s is presumed dead and the request retried on another; MAX_RETRIES = 3 with backoff min(30, 2^n) s.
+ * Seed 001 worker health and request recovery: the GPU worker heartbeats every second while it runs a request (seed
+ * 001 asks for at most 10 s apart), a worker silent for 30 s is presumed dead and the request retried on another; MAX_RETRIES = 3 with backoff min(30, 2^n) s.
  * startToClose only backstops a hung worker that still heartbeats: the largest request (Flux, 4K, 8 images on an
  * A100) models at about 75 minutes.
  */
@@ -81,6 +103,7 @@ export function controlActivities(region: string) {
   return {
     notify: proxyActivities<ControlActivities>({ ...NOTIFY_OPTIONS, taskQueue }),
     safetyQuick: proxyActivities<ControlActivities>({ ...SAFETY_QUICK_OPTIONS, taskQueue }),
+    safetyLocal: proxyLocalActivities<ControlActivities>(SAFETY_LOCAL_OPTIONS),
     safetyPatient: proxyActivities<ControlActivities>({ ...SAFETY_PATIENT_OPTIONS, taskQueue }),
     storage: proxyActivities<ControlActivities>({ ...STORAGE_OPTIONS, taskQueue }),
   };

@@ -1,8 +1,15 @@
 // The `generateImage` workflow: one execution per generation request. It screens the prompt, routes the request
 // to a GPU fleet (seed 001's routing matrix), runs inference on that fleet's task queue, stores the images, and
-// tells the client what is happening through the request's event log, ending with exactly one terminal event
-// (`completed` or `failed`). Failed and cancelled requests end the workflow as failed / cancelled, so what
-// operators see in Temporal is what the client was told.
+// ends with exactly one terminal event (`completed` or `failed`) in the request's event log. Failed and cancelled
+// requests end the workflow as failed / cancelled, so what operators see in Temporal is what the client was told.
+//
+// The lean pipeline (patch `lean-pipeline-v1`): the activities that do the work publish the statuses the client
+// sees, as the work really starts: the safety screen (a local activity on the control worker: no round trip to the
+// server) says `safety_check`, the GPU worker that takes the request says `generating`, storage says `uploading`
+// and publishes `completed`. The workflow publishes only what no activity can: `pending_safety`, failures and
+// cancellation (and `completed`, should storage not have reached Redis). A happy-path request then costs two
+// activity round trips and three workflow tasks. Workflows started before the patch finish on the classic path,
+// where the workflow published every status itself.
 //
 // Runs in Temporal's deterministic sandbox: activity implementations are imported as types only, and any
 // change to the order of activity calls or to routing must be versioned with `patched()` (test/replay guards it).
@@ -11,10 +18,12 @@ import {
   CancellationScope,
   defineQuery,
   isCancellation,
+  patched,
   setHandler,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
-import type { GenerationFailure, InferenceOutput } from '../core/activities';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import { imageRefs, type GenerationFailure, type InferenceOutput } from '../core/activities';
 import type { RequestEvent, StoredImageRef } from '../core/events';
 import type { GpuType } from '../core/gpu';
 import { generationParams } from '../core/generation-params';
@@ -24,6 +33,9 @@ import { GenerationStatusKey, GpuTypeKey } from '../core/search-attributes';
 import { STATUS_SEARCH_VALUE, type GenerationStatus } from '../core/status';
 import { controlActivities, fleetActivities } from './activity-options';
 import { describeFailure, isRetryableFailure, type Phase } from './failures';
+
+/** Patch id of the lean pipeline; histories without its marker replay on the classic path. */
+export const LEAN_PIPELINE_PATCH = 'lean-pipeline-v1';
 
 /** What `generateImage` returns; a request that does not complete fails the workflow instead. */
 export interface GenerationResult {
@@ -54,9 +66,9 @@ export interface GenerationView {
 export const statusQuery = defineQuery<GenerationView>('status');
 
 export async function generateImage(req: GenerationRequest): Promise<GenerationResult> {
-  const run = new GenerationRun(req);
+  const run = new GenerationRun(req, patched(LEAN_PIPELINE_PATCH));
   try {
-    await run.enterStatus('queued');
+    await run.accept();
     run.phase = 'safety';
     await run.screenPrompt();
     run.phase = 'inference';
@@ -64,8 +76,6 @@ export async function generateImage(req: GenerationRequest): Promise<GenerationR
     run.phase = 'storage';
     const images = await run.store(inference);
     run.phase = 'finish';
-    // The images exist now: a cancel that races with this last step no longer takes them away from the client.
-    await run.finish('completed', { type: 'completed', images });
     run.view = { ...run.view, status: 'completed', images };
     return {
       requestId: req.requestId,
@@ -90,7 +100,11 @@ class GenerationRun {
   view: GenerationView;
   phase: Phase = 'accept';
 
-  constructor(private readonly req: GenerationRequest) {
+  /** `lean`: activities publish the statuses of their work (see the top of this file); else the workflow does. */
+  constructor(
+    private readonly req: GenerationRequest,
+    private readonly lean: boolean,
+  ) {
     this.activities = controlActivities(req.region);
     this.view = { status: 'queued', totalSteps: req.steps };
     setHandler(statusQuery, () => this.view);
@@ -100,19 +114,38 @@ class GenerationRun {
     return this.activities.notify.publishEvent({ requestId: this.req.requestId, event, dedupeKey });
   }
 
-  /** Keeps the query, the search attribute and the client in step; each status is published once. */
-  async enterStatus(status: GenerationStatus, gpuType?: GpuType): Promise<void> {
+  /**
+   * Keeps the query, the search attribute and the client in step; each status is published once. With
+   * `announcedByActivity` (lean pipeline) the activity about to run publishes the status when its work starts.
+   */
+  private async enterStatus(
+    status: GenerationStatus,
+    options: { gpuType?: GpuType; announcedByActivity?: boolean; extraAttributes?: SearchAttributeUpdatePair[] } = {},
+  ): Promise<void> {
     this.view = { ...this.view, status };
-    upsertSearchAttributes([{ key: GenerationStatusKey, value: STATUS_SEARCH_VALUE[status] }]);
+    const { gpuType, announcedByActivity = false, extraAttributes = [] } = options;
+    upsertSearchAttributes([...extraAttributes, { key: GenerationStatusKey, value: STATUS_SEARCH_VALUE[status] }]);
+    if (announcedByActivity) return;
     await this.publish(gpuType ? { type: 'status', status, gpuType } : { type: 'status', status }, `status:${status}`);
+  }
+
+  /** Classic path: `queued` (the gateway publishes it on the lean path, and the start set the search attribute). */
+  async accept(): Promise<void> {
+    if (!this.lean) await this.enterStatus('queued');
   }
 
   /** The safety screen; while it is down, the request waits in pending_safety (seed 001, Safety API unavailable). */
   async screenPrompt(): Promise<void> {
-    await this.enterStatus('safety_check');
     const input = { requestId: this.req.requestId, prompt: this.req.prompt, negativePrompt: this.req.negativePrompt };
     try {
-      await this.activities.safetyQuick.checkPromptSafety(input);
+      if (this.lean) {
+        // No search attribute update: on the happy path the screen ends within this workflow task.
+        this.view = { ...this.view, status: 'safety_check' };
+        await this.activities.safetyLocal.checkPromptSafety(input);
+      } else {
+        await this.enterStatus('safety_check');
+        await this.activities.safetyQuick.checkPromptSafety(input);
+      }
     } catch (err) {
       if (isCancellation(err) || !isRetryableFailure(err)) throw err;
       await this.enterStatus('pending_safety');
@@ -124,9 +157,15 @@ class GenerationRun {
   async generate(): Promise<{ route: ReturnType<typeof routeToGpu>; inference: InferenceOutput }> {
     const { req } = this;
     const route = routeToGpu(req);
-    upsertSearchAttributes([{ key: GpuTypeKey, value: route.gpuType }]);
-    this.view = { ...this.view, gpuType: route.gpuType };
-    await this.enterStatus('generating', route.gpuType);
+    const gpuAttribute: SearchAttributeUpdatePair = { key: GpuTypeKey, value: route.gpuType };
+    if (this.lean) {
+      this.view = { ...this.view, gpuType: route.gpuType };
+      await this.enterStatus('generating', { announcedByActivity: true, extraAttributes: [gpuAttribute] });
+    } else {
+      upsertSearchAttributes([gpuAttribute]);
+      this.view = { ...this.view, gpuType: route.gpuType };
+      await this.enterStatus('generating', { gpuType: route.gpuType });
+    }
     const inference = await fleetActivities(req.region, route.gpuType).runInference({
       requestId: req.requestId,
       userId: req.userId,
@@ -137,11 +176,16 @@ class GenerationRun {
     return { route, inference };
   }
 
-  /** Moves the staged images to their final keys. */
+  /** Moves the staged images to their final keys and tells the client they are ready. */
   async store(inference: InferenceOutput): Promise<StoredImageRef[]> {
     const { req } = this;
-    await this.enterStatus('uploading');
-    const stored = await this.activities.storage.storeImages({
+    if (this.lean) {
+      // No search attribute update: storage takes a moment, and the next one (Completed) follows right after it.
+      this.view = { ...this.view, status: 'uploading' };
+    } else {
+      await this.enterStatus('uploading');
+    }
+    const input = {
       requestId: req.requestId,
       userId: req.userId,
       model: req.model,
@@ -150,8 +194,20 @@ class GenerationRun {
       seeds: inference.seeds,
       width: inference.width,
       height: inference.height,
-    });
-    return stored.images.map(({ key, width, height, seed }) => ({ key, width, height, seed }));
+    };
+    // Lean: storage publishes `completed` itself, so once it runs a cancel must not end the request as cancelled
+    // (the client may already have its images): the step runs to its end whatever arrives meanwhile.
+    const stored = this.lean
+      ? await CancellationScope.nonCancellable(() => this.activities.storage.storeImages(input))
+      : await this.activities.storage.storeImages(input);
+    const images = imageRefs(stored);
+    if (this.lean && stored.terminalPublished === true) {
+      upsertSearchAttributes([{ key: GenerationStatusKey, value: STATUS_SEARCH_VALUE.completed }]);
+    } else {
+      // The images exist now: a cancel that races with this last step no longer takes them away from the client.
+      await this.finish('completed', { type: 'completed', images });
+    }
+    return images;
   }
 
   /** Publishes the terminal event (once, whatever happens) and records the final status. */

@@ -1,4 +1,4 @@
-// The runInference activity with the simulated GPU backend, in a mock activity context: heartbeats every step,
+// The runInference activity with the simulated GPU backend, in a mock activity context: heartbeats on a timer,
 // throttled and ordered progress events in Redis, PNGs staged in the object store, cancellation that frees the
 // GPU within one step, and backend failures typed for the workflow's retry policy.
 import { after, before, describe, test } from 'node:test';
@@ -86,18 +86,19 @@ describe('runInference activity', () => {
     await rm(storeDir, { recursive: true, force: true });
   });
 
-  function activities(backend: InferenceBackend, progressIntervalMs = 100) {
+  function activities(backend: InferenceBackend, progressIntervalMs = 100, heartbeatIntervalMs = 1000) {
     return createInferenceActivities({
       backends: backendsByModel([backend], MODEL_NAMES),
       store,
       eventLog,
       workerId: 'test-worker',
       progressIntervalMs,
+      heartbeatIntervalMs,
     });
   }
 
-  test('heartbeats every step, publishes ordered progress, and stages a PNG of the requested size', async () => {
-    // ~15 ms per step: fast, yet slower than the 10 ms progress interval so most steps are published.
+  test('says generating, heartbeats on a timer with the last step, publishes ordered progress, stages a PNG', async () => {
+    // ~15 ms per step, 20 steps: about 300 ms, so a 50 ms heartbeat period beats a handful of times.
     const speedup = modelledStepMs({ model: 'sdxl', width: 512, height: 384, numImages: 1 }, 'a10g') / 15;
     const backend = new SimulatedGpuBackend({ gpuType: 'a10g', speedup });
     const req = input({ steps: 20 });
@@ -105,15 +106,17 @@ describe('runInference activity', () => {
     const beats: InferenceHeartbeat[] = [];
     env.on('heartbeat', (d: InferenceHeartbeat) => beats.push(d));
 
-    const out: InferenceOutput = await env.run(activities(backend, 10).runInference, req);
+    const out: InferenceOutput = await env.run(activities(backend, 10, 50).runInference, req);
 
-    assert.deepEqual(beats[0], { step: 0, totalSteps: 20 }, 'a heartbeat before the first step');
-    const steps = beats.map((b) => b.step).filter((s, i, all) => i === 0 || s !== all[i - 1]);
+    assert.ok(beats.length >= 2, `heartbeats while it ran: ${JSON.stringify(beats)}`);
+    assert.ok(beats.length < 20, `on a timer, not one per step (${beats.length} for 20 steps)`);
+    const steps = beats.map((b) => b.step);
     assert.deepEqual(
       steps,
-      Array.from({ length: 21 }, (_, i) => i),
-      'one heartbeat per step, in order',
+      [...steps].sort((a, b) => a - b),
+      'each heartbeat carries the last finished step',
     );
+    assert.ok(beats.every((b) => b.totalSteps === 20));
     assert.equal(out.backend, 'simulated');
     assert.equal(out.workerId, 'test-worker');
     assert.deepEqual(out.seeds, [42]);
@@ -123,7 +126,13 @@ describe('runInference activity', () => {
     const png = decodePng(staged.body);
     assert.deepEqual([png.width, png.height], [512, 384]);
 
-    const events = await eventLog.read(`gen:user-1:${req.requestId}`, 0);
+    const [first, ...events] = await eventLog.read(`gen:user-1:${req.requestId}`, 0);
+    assert.deepEqual(first && { type: first.type, ...(first.type === 'status' ? first : {}) }, {
+      type: 'status',
+      status: 'generating',
+      gpuType: 'a10g',
+      seq: 1,
+    });
     assert.ok(events.length >= 5, `progress was published (${events.length} events)`);
     assert.ok(events.every((e) => e.type === 'progress'));
     const published = events.map((e) => (e.type === 'progress' ? e.step : -1));
@@ -139,7 +148,7 @@ describe('runInference activity', () => {
     const backend = new SimulatedGpuBackend({ gpuType: 'h100', speedup: 1e6 });
     const req = input({ steps: 100, gpuType: 'h100' });
     await mockContext(req).run(activities(backend, 10_000).runInference, req);
-    const events = await eventLog.read(`gen:user-1:${req.requestId}`, 0);
+    const events = (await eventLog.read(`gen:user-1:${req.requestId}`, 0)).filter((e) => e.type === 'progress');
     assert.deepEqual(
       events.map((e) => (e.type === 'progress' ? e.step : -1)),
       [1, 100],
@@ -155,12 +164,12 @@ describe('runInference activity', () => {
     const env = mockContext(req);
     let cancelledAt = 0;
     env.on('heartbeat', (d: InferenceHeartbeat) => {
-      if (d.step === 2 && cancelledAt === 0) {
+      if (d.step >= 2 && cancelledAt === 0) {
         cancelledAt = performance.now();
         env.cancel();
       }
     });
-    await assert.rejects(env.run(activities(backend).runInference, req), (err: Error) => {
+    await assert.rejects(env.run(activities(backend, 100, 50).runInference, req), (err: Error) => {
       assert.equal(
         err.name,
         'AbortError',
@@ -176,8 +185,18 @@ describe('runInference activity', () => {
     const status = backend.status();
     assert.equal(status.counters.cancelled, 1);
     assert.equal(status.counters.active, 0);
-    assert.ok((status.counters.steps ?? 0) <= 3, `no step ran after the cancel (${status.counters.steps} steps)`);
+    assert.ok((status.counters.steps ?? 0) <= 4, `no step ran after the cancel (${status.counters.steps} steps)`);
     assert.equal(await store.head(`staging/user-1/${req.requestId}/0.png`), null);
+  });
+
+  test('a request shorter than the heartbeat period sends no heartbeat at all', async () => {
+    const backend = new SimulatedGpuBackend({ gpuType: 'a10g', speedup: 100_000 });
+    const req = input({ steps: 4 });
+    const env = mockContext(req);
+    let beats = 0;
+    env.on('heartbeat', () => beats++);
+    await env.run(activities(backend, 100, 1000).runInference, req);
+    assert.equal(beats, 0);
   });
 
   test('backend failures become ApplicationFailures typed for the retry policy', async () => {

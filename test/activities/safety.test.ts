@@ -7,6 +7,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import type { SafetyVerdict } from '../../core/activities';
+import { MemoryEventLog } from '../helpers/memory-event-log';
 import { RulesPromptScreen, createSafetyActivities, normalizePrompt, type PromptScreen } from '../../activities/safety';
 
 const screen = new RulesPromptScreen();
@@ -57,25 +58,34 @@ describe('rules-v1 prompt screen', () => {
 });
 
 describe('checkPromptSafety activity', () => {
+  const LOG_ID = 'gen:user-1:req-1';
   const env = new MockActivityEnvironment(
-    { activityType: 'checkPromptSafety' },
+    { activityType: 'checkPromptSafety', workflowExecution: { workflowId: LOG_ID, runId: 'run-1' } },
     { logger: new DefaultLogger('ERROR') },
   );
+  const eventLog = new MemoryEventLog();
   const input = (prompt: string, negativePrompt = '') => ({ requestId: 'req-1', prompt, negativePrompt });
 
   test('allows a safe prompt and names the screen for the audit trail', async () => {
-    const { checkPromptSafety } = createSafetyActivities({ screen });
+    const { checkPromptSafety } = createSafetyActivities({ screen, eventLog });
     assert.deepEqual(await env.run(checkPromptSafety, input('a red bicycle')), { allowed: true, screen: 'rules-v1' });
   });
 
+  test('tells the client the request is in its safety check, once however often it runs', async () => {
+    const { checkPromptSafety } = createSafetyActivities({ screen, eventLog });
+    await env.run(checkPromptSafety, input('a red bicycle'));
+    await env.run(checkPromptSafety, input('a red bicycle'));
+    assert.deepEqual(eventLog.events(LOG_ID), [{ type: 'status', status: 'safety_check' }]);
+  });
+
   test('does not screen the negative prompt, where users list what they do not want', async () => {
-    const { checkPromptSafety } = createSafetyActivities({ screen });
+    const { checkPromptSafety } = createSafetyActivities({ screen, eventLog });
     const verdict: SafetyVerdict = await env.run(checkPromptSafety, input('a family picnic', 'nsfw, nude, gore'));
     assert.equal(verdict.allowed, true);
   });
 
   test('refuses with a non-retryable UnsafePrompt failure', async () => {
-    const { checkPromptSafety } = createSafetyActivities({ screen });
+    const { checkPromptSafety } = createSafetyActivities({ screen, eventLog });
     await assert.rejects(env.run(checkPromptSafety, input('hentai drawing')), (err: unknown) => {
       assert.ok(err instanceof ApplicationFailure);
       assert.equal(err.type, 'UnsafePrompt');
@@ -90,7 +100,7 @@ describe('checkPromptSafety activity', () => {
       name: 'model-v1',
       screen: () => Promise.reject(new Error('connect ECONNREFUSED safety:443')),
     };
-    const { checkPromptSafety } = createSafetyActivities({ screen: down });
+    const { checkPromptSafety } = createSafetyActivities({ screen: down, eventLog });
     await assert.rejects(env.run(checkPromptSafety, input('a red bicycle')), (err: unknown) => {
       assert.ok(!(err instanceof ApplicationFailure && err.nonRetryable), 'retryable');
       return true;

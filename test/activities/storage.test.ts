@@ -12,6 +12,7 @@ import path from 'node:path';
 import { renderSimulatedImage } from '../../inference/simulated';
 import { promptHash, stagingImageKey } from '../../activities/object-keys';
 import { createStorageActivities } from '../../activities/storage';
+import { MemoryEventLog } from '../helpers/memory-event-log';
 import type { StoreImagesInput, StoreImagesOutput } from '../../core/activities';
 import { FsObjectStore, sha256Hex } from '../../runtime/object-store';
 
@@ -26,10 +27,14 @@ async function listFiles(dir: string): Promise<string[]> {
 describe('storeImages activity', () => {
   let dir: string;
   let store: FsObjectStore;
-  const env = new MockActivityEnvironment({ activityType: 'storeImages' }, { logger: new DefaultLogger('ERROR') });
-  /** Runs the activity as a worker would: in an activity context, against this test's store. */
+  const eventLog = new MemoryEventLog();
+  /** Runs the activity as a worker would: in the activity context of the request's workflow, against this store. */
   const storeImages = (input: StoreImagesInput): Promise<StoreImagesOutput> =>
-    env.run(createStorageActivities({ store }).storeImages, input);
+    new MockActivityEnvironment(
+      { activityType: 'storeImages', workflowExecution: { workflowId: logId(input.requestId), runId: 'run-1' } },
+      { logger: new DefaultLogger('ERROR') },
+    ).run(createStorageActivities({ store, eventLog }).storeImages, input);
+  const logId = (requestId: string): string => `gen:user-1:${requestId}`;
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'atelier-storage-'));
@@ -81,6 +86,14 @@ describe('storeImages activity', () => {
       });
     }
     for (const key of req.stagingKeys) assert.equal(await store.head(key), null, `${key} removed`);
+
+    // The client hears `uploading`, then the one terminal `completed` with the stored images.
+    assert.equal(out.terminalPublished, true);
+    const images = out.images.map(({ key, width, height, seed }) => ({ key, width, height, seed }));
+    assert.deepEqual(eventLog.events(logId('req-a')), [
+      { type: 'status', status: 'uploading' },
+      { type: 'completed', images },
+    ]);
   });
 
   test('running again after success returns the same keys and stores nothing twice', async () => {
@@ -90,6 +103,7 @@ describe('storeImages activity', () => {
     const createdAt = await Promise.all(first.images.map(async (i) => (await store.head(i.key))?.createdAt));
     const second = await storeImages(req);
     assert.deepEqual(second, first);
+    assert.equal(eventLog.events(logId('req-b')).length, 2, 'uploading and completed, each once');
     assert.deepEqual(await listFiles(dir), filesAfterFirst, 'no new objects');
     assert.deepEqual(await Promise.all(first.images.map(async (i) => (await store.head(i.key))?.createdAt)), createdAt);
   });
@@ -120,6 +134,8 @@ describe('storeImages activity', () => {
         assert.equal(err.nonRetryable, true);
         return true;
       });
+      const events = eventLog.events(logId(req.requestId));
+      assert.ok(!events.some((e) => e.type === 'completed'), 'no completed event for images that were not stored');
     }
   });
 });

@@ -25,6 +25,16 @@ async function resolveUrl(): Promise<string> {
   return (await ephemeral).url;
 }
 
+/**
+ * Stops the redis-server this process started (when REDIS_URL was not set). Scripts call it when done: the running
+ * child would otherwise keep their process alive.
+ */
+export async function stopOwnTestRedis(): Promise<void> {
+  const started = ephemeral;
+  ephemeral = undefined;
+  if (started) await (await started).stop();
+}
+
 export async function testRedis(): Promise<TestRedis> {
   const url = await resolveUrl();
   const redis = new Redis(url, { maxRetriesPerRequest: 3 });

@@ -23,7 +23,7 @@ import { startGenerationOptions } from '../../core/start-options';
 import { createLogger } from '../../runtime/logger';
 import { bundleGenerationWorkflows } from '../../workers/workflow-bundle';
 import { localTestServerConfig } from '../../infra/temporal';
-import { RedisEventLog } from '../../runtime/event-log';
+import { RedisEventLog, recordAccepted } from '../../runtime/event-log';
 import { FsObjectStore } from '../../runtime/object-store';
 import { controlWorkerOptions } from '../../workers/control-worker';
 import { createInferenceBackends, gpuWorkerOptions } from '../../workers/gpu-worker';
@@ -298,6 +298,7 @@ export async function startGenerationHarness(
     },
     async start(req) {
       const { workflowType, ...startOptions } = startGenerationOptions(req);
+      await recordAccepted(eventLog, startOptions.workflowId);
       return env.client.workflow.start(workflowType, startOptions);
     },
     events(req) {

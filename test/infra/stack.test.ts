@@ -112,7 +112,7 @@ describe('npm start (dist/infra/start.js)', () => {
       'HTTP base printed',
     );
     assert.ok(
-      out.lines.some((l) => /Dev API key\s+dev-key/.test(l)),
+      out.lines.some((l) => /API key\s+dev-key/.test(l)),
       'dev API key printed',
     );
     const uiLine = await out.waitForLine(/Temporal Web UI\s+http:\/\//, 1_000);

@@ -1,26 +1,28 @@
 // Records the histories that the replay test checks the workflow code against: runs each scenario on a real
 // Temporal dev server with the production workers (test/helpers/temporal.ts) and writes its history as JSON to
-// test/replay/histories/<scenario>.json, the format `temporal workflow show --output json` and the Web UI export.
+// test/replay/histories/<version>/<scenario>.json, the format `temporal workflow show --output json` and the Web UI
+// export. <version> is the workflow's newest patch (LEAN_PIPELINE_PATCH): each versioned change gets a folder of its
+// own, and the folders of older versions are never re-recorded, since histories of workflows that were in flight
+// before a change are what replay must keep passing (histories/classic: before any patch).
 //
 //   npx tsx test/replay/record-histories.ts            # every scenario
 //   npx tsx test/replay/record-histories.ts cancel     # just some
-//
-// Re-record after an intentional, versioned (`patched()`) change, and keep the old files under a new name too:
-// histories of workflows that were in flight before the change are what replay must keep passing.
 import { Context } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { InferenceError } from '../../inference/backend';
 import { RulesPromptScreen, type PromptScreen } from '../../activities/safety';
+import { LEAN_PIPELINE_PATCH } from '../../workflows/generate-image';
 import { historyToJsonText } from './history-json';
+import { stopOwnTestRedis } from '../helpers/redis';
 import { createTemporalTestEnv, startGenerationHarness, type GenerationHarness } from '../helpers/temporal';
 
-const HISTORIES_DIR = path.join(__dirname, 'histories');
+const HISTORIES_DIR = path.join(__dirname, 'histories', LEAN_PIPELINE_PATCH);
 const PENDING_SAFETY_PROMPT = 'a paper boat on a puddle (safety screen outage)';
 const FLAKY_INFERENCE_PROMPT = 'a red bicycle against a blue wall (first attempt fails)';
 
-/** Each scenario starts a request and settles it; the recorder only needs the handle. */
+/** Each scenario starts a request and settles it; the recorder only needs the handle. The replay test expects each. */
 const SCENARIOS: Record<string, (h: GenerationHarness) => Promise<WorkflowHandle>> = {
   async success(h) {
     const handle = await h.start(h.request({ width: 640, height: 512, steps: 8 }));
@@ -111,6 +113,7 @@ async function main(): Promise<void> {
   } finally {
     await h.stop();
     await env.teardown();
+    await stopOwnTestRedis();
   }
 }
 

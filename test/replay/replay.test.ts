@@ -12,25 +12,29 @@ import { bundleGenerationWorkflows } from '../../workers/workflow-bundle';
 import { historyFromJsonText } from './history-json';
 
 const HISTORIES_DIR = path.join(__dirname, 'histories');
-/** The scenarios record-histories.ts records; each must have a file, so a lost one is noticed. */
+/** The scenarios record-histories.ts records; each version's folder must have them all, so a lost one is noticed. */
 const EXPECTED = ['cancel', 'model-unavailable', 'multi-image', 'pending-safety', 'retry', 'success', 'unsafe'];
+/** One folder per workflow version: before any patch, then each patch's id. */
+const VERSIONS = ['classic', 'lean-pipeline-v1'];
 
 describe('replay of recorded generateImage histories', () => {
   test('every recorded history replays without a determinism error', async () => {
     // Replay logs each nondeterminism as an error itself; the assertions below report it.
     Runtime.install({ logger: new DefaultLogger('ERROR') });
-    const files = (await readdir(HISTORIES_DIR)).filter((f) => f.endsWith('.json')).sort();
-    assert.deepEqual(
-      EXPECTED.filter((name) => !files.includes(`${name}.json`)),
-      [],
-      'every scenario has a recorded history',
-    );
-    const histories = await Promise.all(
-      files.map(async (file) => ({
-        workflowId: path.basename(file, '.json'),
-        history: historyFromJsonText(await readFile(path.join(HISTORIES_DIR, file), 'utf8')),
-      })),
-    );
+    const histories: { workflowId: string; history: ReturnType<typeof historyFromJsonText> }[] = [];
+    for (const version of VERSIONS) {
+      const dir = path.join(HISTORIES_DIR, version);
+      const files = (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
+      assert.deepEqual(
+        EXPECTED.filter((name) => !files.includes(`${name}.json`)),
+        [],
+        `every scenario has a recorded ${version} history`,
+      );
+      for (const file of files) {
+        const workflowId = `${version}/${path.basename(file, '.json')}`;
+        histories.push({ workflowId, history: historyFromJsonText(await readFile(path.join(dir, file), 'utf8')) });
+      }
+    }
     for (const { workflowId, history } of histories) {
       assert.ok((history.events?.length ?? 0) > 10, `${workflowId} has a full history`);
     }

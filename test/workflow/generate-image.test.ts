@@ -117,6 +117,7 @@ describe('generateImage workflow', () => {
       'seq is 1, 2, 3... with no gaps',
     );
     assert.deepEqual(timeline(events), [
+      'accepted',
       'status:queued',
       'status:safety_check',
       'status:generating',
@@ -175,7 +176,7 @@ describe('generateImage workflow', () => {
     assert.equal(err.cause.type, 'UNSAFE_PROMPT');
 
     const events = await h.events(req);
-    assert.deepEqual(timeline(events), ['status:queued', 'status:safety_check', 'failed']);
+    assert.deepEqual(timeline(events), ['accepted', 'status:queued', 'status:safety_check', 'failed']);
     const failed = events.at(-1);
     assert.equal(failed?.type === 'failed' ? failed.code : undefined, 'UNSAFE_PROMPT');
     assert.equal(failed?.type === 'failed' ? failed.retryable : undefined, false);
@@ -290,6 +291,7 @@ describe('generateImage workflow while the safety screen is down', () => {
     assert.equal(result.images.length, 1);
     assert.equal(screenCalls, 5);
     assert.deepEqual(timeline(await h.events(req)), [
+      'accepted',
       'status:queued',
       'status:safety_check',
       'status:pending_safety',
