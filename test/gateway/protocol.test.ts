@@ -308,13 +308,14 @@ void describe('gateway protocol v1', () => {
       ]);
       await new Promise((r) => setTimeout(r, 200));
       const about = socket.frames.filter((f) => 'requestId' in f && f.requestId === requestId);
+      // The gateway records `accepted` and the `queued` status itself, before the workflow starts.
       assert.deepEqual(
-        about.map((f) => f.type),
-        ['accepted', 'status', 'progress', 'progress', 'progress', 'progress', 'completed'],
+        about.map((f) => (f.type === 'status' ? `status:${f.status}` : f.type)),
+        ['accepted', 'status:queued', 'status:generating', 'progress', 'progress', 'progress', 'progress', 'completed'],
       );
       assert.deepEqual(
         about.map((f) => ('seq' in f ? f.seq : -1)),
-        [1, 2, 3, 4, 5, 6, 7],
+        [1, 2, 3, 4, 5, 6, 7, 8],
       );
       await socket.close();
     });
