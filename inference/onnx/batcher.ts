@@ -90,9 +90,12 @@ export class DynamicBatcher<M> {
     return removed;
   }
 
-  /** Dispatches every group that is ready, oldest first, while threads accept passes. */
-  pump(): void {
-    if (this.pumping) return;
+  /**
+   * Dispatches every group that is ready, oldest first, while threads accept passes. Returns true when it stopped
+   * because no thread was free (a finishing pass pumps again), false when nothing more was ready.
+   */
+  pump(): boolean {
+    if (this.pumping) return false;
     this.pumping = true;
     try {
       for (;;) {
@@ -106,7 +109,7 @@ export class DynamicBatcher<M> {
             g.queue.length >= this.options.capFor(g.key.model) || now - head.since >= this.options.maxQueueDelayMs;
           if (ready && (!best || head.since < (best[1].queue[0] as QueuedMember<M>).since)) best = entry;
         }
-        if (!best) return;
+        if (!best) return false;
         const [id, group] = best;
         const taken = group.queue.splice(0, Math.max(1, this.options.capFor(group.key.model)));
         if (
@@ -116,7 +119,7 @@ export class DynamicBatcher<M> {
           )
         ) {
           group.queue.unshift(...taken);
-          return;
+          return true;
         }
         if (group.queue.length === 0) this.drop(id, group);
         else this.arm(id, group);
@@ -136,22 +139,19 @@ export class DynamicBatcher<M> {
     return all;
   }
 
-  /** Wakes the pump when the group's oldest member reaches the queue delay. */
+  /**
+   * Wakes the pump when the group's oldest member reaches the queue delay. A timer can fire a little before that by
+   * the batcher's clock (timers keep whole milliseconds), so unless the pump stopped for want of a free thread (a
+   * finishing pass pumps again), a group still queued is armed again: it must never be left waiting for nothing.
+   */
   private arm(id: string, group: Group<M>): void {
     if (group.timer || group.queue.length === 0) return;
     const head = group.queue[0] as QueuedMember<M>;
-    const wait = Math.max(0, this.options.maxQueueDelayMs - (this.now() - head.since));
+    const wait = Math.max(1, Math.ceil(this.options.maxQueueDelayMs - (this.now() - head.since)));
     group.timer = setTimeout(() => {
       group.timer = undefined;
-      this.pump();
-      // Still queued (no free thread): the pump runs again when a pass finishes.
-      if (
-        this.groups.get(id) === group &&
-        group.queue.length > 0 &&
-        this.now() - (group.queue[0] as QueuedMember<M>).since < this.options.maxQueueDelayMs
-      ) {
-        this.arm(id, group);
-      }
+      const refused = this.pump();
+      if (!refused && this.groups.get(id) === group) this.arm(id, group);
     }, wait);
   }
 
