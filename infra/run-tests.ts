@@ -16,7 +16,7 @@ import { existsSync, promises as fs, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { killChildrenOnExit } from './processes';
-import { resolveRedisServer, resolveTemporalCli } from './provision';
+import { resolvePrometheus, resolveRedisServer, resolveTemporalCli } from './provision';
 import { startEphemeralRedis } from './redis-server';
 import { repoRoot } from './repo-root';
 import { runTestFile, type FileOutcome } from './test-file-runner';
@@ -97,11 +97,19 @@ async function prepareServers(unit: boolean): Promise<{ env: NodeJS.ProcessEnv; 
   const log = (line: string): void => void process.stderr.write(`[provision] ${line}\n`);
   const temporalCli = await resolveTemporalCli({ log });
   const redisServer = await resolveRedisServer({ log });
+  const prom = await resolvePrometheus({ log });
   killChildrenOnExit();
   const redis = await startEphemeralRedis();
   process.stderr.write(`[test] Temporal CLI ${temporalCli}\n[test] redis-server ${redisServer} on ${redis.url}\n`);
   return {
-    env: { ...base, TEMPORAL_CLI_PATH: temporalCli, REDIS_SERVER_PATH: redisServer, REDIS_URL: redis.url },
+    env: {
+      ...base,
+      TEMPORAL_CLI_PATH: temporalCli,
+      REDIS_SERVER_PATH: redisServer,
+      REDIS_URL: redis.url,
+      PROMETHEUS_PATH: prom.prometheus,
+      PROMTOOL_PATH: prom.promtool,
+    },
     stop: () => redis.stop(),
   };
 }
