@@ -10,6 +10,7 @@
 import { Context } from '@temporalio/activity';
 import type { InferenceActivities, InferenceInput, InferenceOutput } from '../core/activities';
 import { generationParams } from '../core/generation-params';
+import type { GpuType } from '../core/gpu';
 import type { ModelName } from '../core/models';
 import type { RequestEventPublisher } from '../runtime/event-log';
 import type { ObjectStore } from '../runtime/object-store';
@@ -34,6 +35,18 @@ export interface InferenceActivityDeps {
    * asks for at most 10 s). @default 1000
    */
   readonly heartbeatIntervalMs?: number;
+  /**
+   * Told how long `backend.generate` took for each request it completed (the backend alone: no status, progress or
+   * staging), for the worker's atelier_inference_seconds. Cancelled and failed runs are not inference times.
+   */
+  readonly onInferenceTimed?: (sample: InferenceTiming) => void;
+}
+
+export interface InferenceTiming {
+  readonly model: ModelName;
+  readonly gpuType: GpuType;
+  readonly backend: string;
+  readonly seconds: number;
 }
 
 /** What `runInference` heartbeats: the last finished step, so operators see progress in the Web UI. */
@@ -102,6 +115,7 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
       let beat: InferenceHeartbeat = { step: 0, totalSteps: input.steps };
       const keepAlive = setInterval(() => ctx.heartbeat(beat), heartbeatIntervalMs);
       try {
+        const generateStarted = performance.now();
         const images = await backend.generate(
           { requestId: input.requestId, ...generationParams(input) },
           {
@@ -112,6 +126,8 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
             },
           },
         );
+        const seconds = (performance.now() - generateStarted) / 1000;
+        deps.onInferenceTimed?.({ model: input.model, gpuType: input.gpuType, backend: backend.name, seconds });
         // Progress events precede what storage publishes next (`uploading`), so clients see them in order.
         await progress.flush();
         const stagingKeys: string[] = [];

@@ -44,12 +44,21 @@ export const BATCH_MIN_IMAGES = 2;
 const CONTROLNET_VRAM_GB = 2.5;
 const LORA_VRAM_GB = 0.3;
 
-/** Rough activation memory growth with pixel count over the model's default resolution. */
-function estimateVramGb(input: RoutingInput): number {
+/** A model's weights, resident on a GPU while it serves the model: 65% of its catalogue figure, GiB. */
+export function modelWeightsGb(model: ModelName): number {
+  return MODELS[model].vramGb * 0.65;
+}
+
+/**
+ * Device memory one request needs, GiB: the model's weights, plus activations (the other 35% of the catalogue figure
+ * at the default size) growing with pixel count over the default resolution and with images, plus adapters. Routing
+ * uses it to pick a fleet, and the simulated GPU to model its memory (inference/simulated-memory.ts).
+ */
+export function estimateVramGb(input: Omit<RoutingInput, 'tier'>): number {
   const spec = MODELS[input.model];
   const pixelRatio = (input.width * input.height) / (spec.defaultWidth * spec.defaultHeight);
   const activations = spec.vramGb * 0.35 * Math.max(1, pixelRatio) * input.numImages;
-  const weights = spec.vramGb * 0.65;
+  const weights = modelWeightsGb(input.model);
   return weights + activations + input.controlnets.length * CONTROLNET_VRAM_GB + input.loras.length * LORA_VRAM_GB;
 }
 

@@ -11,6 +11,7 @@ import { SEED_MAX, generationWorkflowId, validateGenerate } from '../core/reques
 import { recordAccepted, type EventSubscriber, type RedisEventLog } from '../runtime/event-log';
 import type { Logger } from '../runtime/logger';
 import { eventToFrame, readableRequestId, readClientFrame } from './frames';
+import type { GatewayMetrics, RequestTimer } from './metrics';
 import { OrchestratorUnavailableError, type GenerationOrchestrator } from './orchestrator';
 import type { RequestRateLimiter } from './rate-limit';
 
@@ -31,6 +32,7 @@ export interface ConnectionContext {
   readonly trackInFlight: (work: Promise<unknown>) => void;
   /** Aborted when shutdown gives up waiting; stops start retries. */
   readonly shutdownSignal: AbortSignal;
+  readonly metrics: GatewayMetrics;
 }
 
 /** This connection's subscription to one request's log. */
@@ -40,6 +42,8 @@ interface RequestFollow {
   unfollow: (() => Promise<void>) | null;
   /** No more frames: the terminal event went out, or a newer follow of the same request replaced this one. */
   ended: boolean;
+  /** Set for a request submitted on this connection (not a re-attach): its latency and queue wait are measured. */
+  readonly timer: RequestTimer | undefined;
 }
 
 export class ClientConnection {
@@ -70,6 +74,7 @@ export class ClientConnection {
     const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     const read = readClientFrame(buffer, isBinary);
     if (!read.ok) {
+      this.ctx.metrics.refused(read.error.code);
       this.send(read.error);
       return;
     }
@@ -80,6 +85,7 @@ export class ClientConnection {
   }
 
   private async onGenerate(frame: Record<string, unknown>): Promise<void> {
+    const receivedAt = performance.now();
     const validation = validateGenerate(frame, {
       userId: this.ctx.userId,
       region: this.ctx.region,
@@ -109,12 +115,13 @@ export class ClientConnection {
       return;
     }
 
-    const startAndAnnounce = async (): Promise<string | null> => {
+    const startAndAnnounce = async (): Promise<{ workflowId: string; isNew: boolean } | null> => {
       const workflowId = generationWorkflowId(request.userId, request.requestId);
+      let isNew: boolean;
       try {
         // Before the start (see recordAccepted). If the start then fails, the client is rejected and never follows
         // this log; a later resubmission of the same requestId continues it.
-        await recordAccepted(this.ctx.eventLog, workflowId);
+        isNew = await recordAccepted(this.ctx.eventLog, workflowId);
       } catch (err) {
         this.ctx.log.warn({ err, workflowId }, 'Could not record the accepted event');
         this.reject(
@@ -136,22 +143,25 @@ export class ClientConnection {
         );
         return null;
       }
-      return workflowId;
+      return { workflowId, isNew };
     };
     const started = startAndAnnounce();
     this.ctx.trackInFlight(started);
-    const workflowId = await started;
+    const start = await started;
     // A client that left meanwhile re-sends the same requestId after reconnecting and re-attaches then.
-    if (workflowId === null || this.closed) return;
-    await this.followRequest(workflowId, request.requestId);
+    if (start === null || this.closed) return;
+    const timer = start.isNew
+      ? this.ctx.metrics.requestTimer({ tier: request.tier, model: request.model }, receivedAt)
+      : undefined;
+    await this.followRequest(start.workflowId, request.requestId, timer);
   }
 
   /**
    * Delivers the request's whole log from seq 1, `accepted` first. A request followed already (the same
    * requestId sent again on this connection) is replayed by a fresh follow; the old one sends nothing more.
    */
-  private async followRequest(workflowId: string, requestId: string): Promise<void> {
-    const follow: RequestFollow = { requestId, unfollow: null, ended: false };
+  private async followRequest(workflowId: string, requestId: string, timer?: RequestTimer): Promise<void> {
+    const follow: RequestFollow = { requestId, unfollow: null, ended: false, timer };
     const previous = this.follows.get(workflowId);
     this.follows.set(workflowId, follow);
     if (previous) await this.endFollow(previous);
@@ -176,6 +186,7 @@ export class ClientConnection {
   private deliver(workflowId: string, follow: RequestFollow, event: SequencedEvent): void {
     if (follow.ended) return;
     this.send(eventToFrame(follow.requestId, event, this.ctx.publicBaseUrl()));
+    follow.timer?.delivered(event);
     if (isTerminalEvent(event)) {
       if (this.follows.get(workflowId) === follow) this.follows.delete(workflowId);
       void this.endFollow(follow);
@@ -219,6 +230,7 @@ export class ClientConnection {
     message: string,
     extra: { details?: Record<string, string>; retryAfterMs?: number } = {},
   ): void {
+    this.ctx.metrics.refused(code);
     this.send({ type: 'rejected', ...(requestId !== undefined ? { requestId } : {}), code, message, ...extra });
   }
 

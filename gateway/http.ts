@@ -1,7 +1,9 @@
-// The gateway's plain HTTP routes: generated images from the object store, liveness and readiness probes.
-// Every other path answers 404 with a JSON body, so probes and clients never see an HTML error page.
+// The gateway's plain HTTP routes: generated images from the object store, liveness and readiness probes, and the
+// Prometheus metrics of the process. Every other path answers 404 with a JSON body, so probes and clients never see
+// an HTML error page.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PROTOCOL_PATH } from '../core/protocol';
+import { serveMetrics, type MetricsEndpoint } from '../runtime/metrics';
 import { assertObjectKey, InvalidObjectKeyError, type ObjectStore } from '../runtime/object-store';
 import type { Logger } from '../runtime/logger';
 
@@ -30,6 +32,8 @@ export interface ReadinessReport {
 export interface HttpRouteDeps {
   readonly objectStore: ObjectStore;
   readonly readiness: () => Promise<ReadinessReport>;
+  /** What GET /metrics serves (Prometheus text format). */
+  readonly metrics: MetricsEndpoint;
   readonly log: Logger;
 }
 
@@ -60,7 +64,8 @@ async function route(deps: HttpRouteDeps, req: IncomingMessage, res: ServerRespo
   const rawPath = (req.url ?? '/').split('?')[0] ?? '/';
   const isRead = req.method === 'GET' || req.method === 'HEAD';
 
-  if (rawPath === '/healthz' || rawPath === '/readyz' || rawPath.startsWith(IMAGE_ROUTE_PREFIX)) {
+  const probe = rawPath === '/healthz' || rawPath === '/readyz' || rawPath === '/metrics';
+  if (probe || rawPath.startsWith(IMAGE_ROUTE_PREFIX)) {
     if (!isRead) {
       sendJson(
         res,
@@ -78,6 +83,10 @@ async function route(deps: HttpRouteDeps, req: IncomingMessage, res: ServerRespo
   if (rawPath === '/readyz') {
     const report = await deps.readiness();
     sendJson(res, report.ready ? 200 : 503, report);
+    return;
+  }
+  if (rawPath === '/metrics') {
+    await serveMetrics(deps.metrics, req.method, res);
     return;
   }
   if (rawPath.startsWith(IMAGE_ROUTE_PREFIX)) {

@@ -5,6 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client, Connection } from '@temporalio/client';
+import type { Registry } from 'prom-client';
 import { WebSocketServer } from 'ws';
 import { PROTOCOL_PATH } from '../core/protocol';
 import { RedisEventLog, type EventSubscriber } from '../runtime/event-log';
@@ -16,6 +17,7 @@ import { StaticApiKeyStore, type ApiKeyStore } from './auth';
 import { withTimeout } from './async';
 import { ConnectionRegistry } from './connection-registry';
 import { createHttpHandler, type ReadinessReport } from './http';
+import { GatewayMetrics } from './metrics';
 import { GenerationOrchestrator } from './orchestrator';
 import { urlHost, type GatewayOptions } from './options';
 import { RedisRequestRateLimiter, type RequestRateLimiter } from './rate-limit';
@@ -43,6 +45,11 @@ export interface GatewayDeps {
    * whose workers do not announce themselves turn it off. @default true
    */
   readonly checkRedisPrefix?: boolean;
+  /**
+   * The process's Prometheus registry, served at /metrics. Each gateway made without one gets its own, so gateways
+   * sharing a test process keep their figures apart. @default a new registry labelled process="gateway"
+   */
+  readonly metricsRegistry?: Registry;
 }
 
 export interface GatewayAddress {
@@ -72,6 +79,9 @@ const SHUTDOWN_REASON = 'server shutting down, reconnect';
 export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): Gateway {
   const log = deps.logger ?? createLogger('gateway', { gatewayId: options.gatewayId });
   const services = createServices(options, deps, log);
+  const metrics = deps.metricsRegistry
+    ? new GatewayMetrics(deps.metricsRegistry)
+    : GatewayMetrics.forProcess(options.region);
   // Aborted when shutdown stops waiting for workflow starts: their retries end.
   const startRetries = new AbortController();
   let address: GatewayAddress | null = null;
@@ -91,10 +101,14 @@ export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): 
       subscriber: services.subscriber,
       rateLimiter: services.rateLimiter,
       shutdownSignal: startRetries.signal,
+      metrics,
     },
   });
+  metrics.countConnectionsWith(() => registry.count);
   const readiness = readinessProbe(services, () => closing === null);
-  const httpServer: Server = createServer(createHttpHandler({ objectStore: services.objectStore, readiness, log }));
+  const httpServer: Server = createServer(
+    createHttpHandler({ objectStore: services.objectStore, readiness, metrics: metrics.endpoint, log }),
+  );
   const wss = new WebSocketServer({
     noServer: true,
     // ws closes the socket (1009) above this; frames between MAX_FRAME_BYTES and this get FRAME_TOO_LARGE.

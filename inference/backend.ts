@@ -3,6 +3,7 @@
 import type { FailureType } from '../core/errors';
 import type { ModelName } from '../core/models';
 import type { GenerationParams } from '../core/generation-params';
+import type { BackendTelemetry } from './telemetry';
 
 /** One request's work for a backend: its generation parameters, named by its request id in logs and errors. */
 export interface InferenceJob extends GenerationParams {
@@ -45,6 +46,8 @@ export interface InferenceBackend {
   supports(model: ModelName): boolean;
   generate(job: InferenceJob, hooks: InferenceHooks): Promise<GeneratedImage[]>;
   status(): BackendStatus;
+  /** Passes, busy time and what else the backend knows of its device, for the worker's metrics. */
+  readonly telemetry?: BackendTelemetry;
   close(): Promise<void>;
 }
 

@@ -19,7 +19,9 @@ import {
   type InferenceHooks,
   type InferenceJob,
 } from './backend';
+import { SimulatedGpuMemory } from './simulated-memory';
 import { SimulatedRenderPool } from './simulated-render-pool';
+import { WorkRecorder, type BackendTelemetry, type DeviceMemory } from './telemetry';
 
 export { renderSimulatedImage } from './simulated-image';
 
@@ -69,6 +71,10 @@ export class SimulatedGpuBackend implements InferenceBackend {
   private gpuFree: Promise<void> = Promise.resolve();
   private readonly renderer: SimulatedRenderPool;
   private closed = false;
+  /** One lane: the modelled GPU, busy while a job holds it (its steps and its images' rendering). */
+  private readonly work = new WorkRecorder(1);
+  private readonly memory: SimulatedGpuMemory;
+  readonly telemetry: BackendTelemetry & { deviceMemory(): DeviceMemory };
 
   constructor(options: SimulatedGpuBackendOptions) {
     const speedup = options.speedup ?? 1;
@@ -81,6 +87,12 @@ export class SimulatedGpuBackend implements InferenceBackend {
     this.speedup = speedup;
     this.utilization = utilization;
     this.renderer = new SimulatedRenderPool(options.renderThreads ?? 1);
+    this.memory = new SimulatedGpuMemory(options.gpuType);
+    this.telemetry = {
+      busyFraction: (now) => this.work.busy.fraction(now),
+      onPass: (listener) => this.work.onPass(listener),
+      deviceMemory: () => this.memory.snapshot(),
+    };
   }
 
   supports(model: ModelName): boolean {
@@ -92,6 +104,8 @@ export class SimulatedGpuBackend implements InferenceBackend {
     if (!this.supports(job.model)) throw new TypeError(`The simulated GPU backend does not serve ${job.model}`);
     const release = await this.takeGpu(job, hooks.signal);
     this.counters.active++;
+    const leaveGpu = this.work.passStarted({ model: job.model, images: job.numImages });
+    this.memory.jobStarted(job);
     try {
       hooks.signal.throwIfAborted();
       const stepMs = modelledStepMs(job, this.gpuType, this.utilization) / this.speedup;
@@ -115,6 +129,8 @@ export class SimulatedGpuBackend implements InferenceBackend {
       throw err;
     } finally {
       this.counters.active--;
+      this.memory.jobEnded();
+      leaveGpu();
       release();
     }
   }

@@ -17,8 +17,11 @@ export interface StackFile {
   readonly redisUrl: string;
   readonly redisPrefix: string;
   readonly region: string;
-  /** Every child by name (`gateway`, `control-worker`, `gpu-worker[a10g]`, `temporal`, `redis`), with its pid. */
-  readonly processes: readonly { readonly name: string; readonly pid: number }[];
+  /**
+   * Every child by name (`gateway`, `control-worker`, `gpu-worker[a10g]`, `temporal`, `redis`), with its pid and, for
+   * each one that serves Prometheus metrics (all but Redis), the URL to scrape.
+   */
+  readonly processes: readonly { readonly name: string; readonly pid: number; readonly metricsUrl?: string }[];
   /** Settings of the children that benchmarks report beside their figures. */
   readonly env: Readonly<Record<string, string>>;
 }

@@ -11,6 +11,7 @@ import { resolveTemporalCli } from './provision';
 import { ensureRedis, type RedisHandle } from './redis-server';
 import { repoRoot } from './repo-root';
 import { removeStackFile, writeStackFile } from './stack-file';
+import { workerHealthPorts } from './stack-metrics';
 import { DEV_API_KEY, type StackOptions } from './stack-options';
 import { Supervisor } from './supervisor';
 import { registerSearchAttributes, startTemporalDevServer, temporalAnswers } from './temporal';
@@ -35,6 +36,11 @@ export interface StackHandle {
   readonly temporalUiUrl: string | undefined;
   /** Prometheus endpoint of the Temporal dev server we started. */
   readonly temporalMetricsUrl: string | undefined;
+  /**
+   * The Prometheus endpoint of every process that serves one, by child name: `gateway`, `control-worker`,
+   * `gpu-worker[<type>]`, and `temporal` when we started it. Fixed for this start, across child restarts.
+   */
+  metricsUrls(): Record<string, string>;
   readonly redisUrl: string;
   readonly dataDir: string;
   /** A key the gateway accepts: the first of ATELIER_API_KEYS when the children have keys, else the dev key. */
@@ -197,6 +203,8 @@ interface Launched {
   readonly redis: RedisHandle;
   readonly children: Map<string, Supervisor>;
   readonly apiKey: string;
+  /** /metrics of our Node children, by name. */
+  readonly metricsUrls: Record<string, string>;
 }
 
 function stackHandle(
@@ -224,6 +232,10 @@ function stackHandle(
     },
     get temporalMetricsUrl() {
       return launched.temporalUrls().metrics;
+    },
+    metricsUrls: () => {
+      const temporalMetrics = launched.temporalUrls().metrics;
+      return { ...launched.metricsUrls, ...(temporalMetrics ? { temporal: temporalMetrics } : {}) };
     },
     redisUrl: options.redisUrl,
     dataDir,
@@ -290,12 +302,16 @@ export async function launchStack(options: StackOptions, ctx: LaunchContext): Pr
     checkAborted();
 
     const baseEnv = childEnvironment(options, dataDir);
+    const health = await workerHealthPorts(options, gatewayUrls(options).http, { ...process.env, ...ctx.extraEnv });
+    const healthEnv = (name: string): Record<string, string> => ({
+      ATELIER_WORKER_HEALTH_PORT: String(health.ports.get(name)),
+    });
     const workers = [
       nodeChild(
         {
           name: 'control-worker',
           script: ENTRY_POINTS.controlWorker.script,
-          env: {},
+          env: healthEnv('control-worker'),
           stopGraceMs: options.shutdownTimeoutMs,
         },
         baseEnv,
@@ -306,7 +322,7 @@ export async function launchStack(options: StackOptions, ctx: LaunchContext): Pr
           {
             name: `gpu-worker[${gpuType}]`,
             script: ENTRY_POINTS.gpuWorker.script,
-            env: { ATELIER_GPU_TYPE: gpuType },
+            env: { ATELIER_GPU_TYPE: gpuType, ...healthEnv(`gpu-worker[${gpuType}]`) },
             stopGraceMs: options.shutdownTimeoutMs,
           },
           baseEnv,
@@ -329,7 +345,14 @@ export async function launchStack(options: StackOptions, ctx: LaunchContext): Pr
     const children = new Map<string, Supervisor>([...workers, gateway].map((s) => [s.name, s]));
     let stopping: Promise<void> | undefined;
     const apiKey = firstApiKey({ ...process.env, ...ctx.extraEnv }.ATELIER_API_KEYS) ?? DEV_API_KEY;
-    const launched = { temporal: temporal.supervisor, temporalUrls: temporal.urls, redis, children, apiKey };
+    const launched: Launched = {
+      temporal: temporal.supervisor,
+      temporalUrls: temporal.urls,
+      redis,
+      children,
+      apiKey,
+      metricsUrls: health.metricsUrls,
+    };
     const handle = stackHandle(options, dataDir, launched, () => (stopping ??= cleanup()));
     await recordStackFile(handle, { ...baseEnv, ...ctx.extraEnv }, [
       ...children.values(),
@@ -377,7 +400,10 @@ async function recordStackFile(
       redisUrl: handle.redisUrl,
       redisPrefix: handle.options.redisPrefix,
       region: handle.options.region,
-      processes: handle.children().flatMap(({ name, pid }) => (pid === undefined ? [] : [{ name, pid }])),
+      processes: handle.children().flatMap(({ name, pid }) => {
+        const metricsUrl = handle.metricsUrls()[name];
+        return pid === undefined ? [] : [{ name, pid, ...(metricsUrl ? { metricsUrl } : {}) }];
+      }),
       env: { ...env, ...atelierEnv() },
     });
   for (const service of services) {

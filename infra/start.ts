@@ -59,6 +59,15 @@ function stopOnSignal(log: Logger, startup: AbortController, handle: () => Stack
   process.on('SIGTERM', onSignal);
 }
 
+/** One line per process that serves Prometheus metrics, Temporal's last (it has its own line above). */
+function metricsLines(handle: StackHandle): string[] {
+  const urls = Object.entries(handle.metricsUrls()).filter(([name]) => name !== 'temporal');
+  const width = Math.max(...urls.map(([name]) => name.length)) + 2;
+  return urls.map(
+    ([name, url], i) => `  ${i === 0 ? 'Metrics         ' : '                '} ${name.padEnd(width)}${url}`,
+  );
+}
+
 function banner(handle: StackHandle): string {
   return [
     '',
@@ -68,6 +77,7 @@ function banner(handle: StackHandle): string {
     `  Temporal Web UI  ${handle.temporalUiUrl ?? '(not started by us: see your Temporal server)'}`,
     `  Temporal         ${handle.temporalAddress} (namespace ${handle.temporalNamespace})`,
     `  Temporal metrics ${handle.temporalMetricsUrl ?? '(not started by us)'}`,
+    ...metricsLines(handle),
     `  Redis            ${redactUrl(handle.redisUrl)}`,
     `  API key          ${handle.apiKey}`,
     `  Data             ${handle.dataDir} (stack.json lists every process)`,

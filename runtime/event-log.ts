@@ -45,17 +45,24 @@ export interface RequestEventPublisher {
   publish(logId: string, event: RequestEvent, dedupeKey?: string): Promise<number>;
 }
 
+/** A publisher that also tells a new event from one whose dedupe key had been used already. */
+export interface RequestEventAppender extends RequestEventPublisher {
+  append(logId: string, event: RequestEvent, dedupeKey?: string): Promise<{ seq: number; published: boolean }>;
+}
+
 /**
  * The first events of every request's log, recorded by whoever starts its workflow (the gateway) before it starts:
  * `accepted` and the `queued` status then come first whatever the workflow's activities publish, and never twice
- * (a re-attach gets the original seq back).
+ * (a re-attach gets the original seq back). True when this call recorded `accepted`: a new request, not a
+ * resubmission of one the log already has (the gateway times only new ones).
  */
-export async function recordAccepted(eventLog: RequestEventPublisher, workflowId: string): Promise<void> {
-  await eventLog.publish(workflowId, { type: 'accepted', workflowId }, 'accepted');
+export async function recordAccepted(eventLog: RequestEventAppender, workflowId: string): Promise<boolean> {
+  const accepted = await eventLog.append(workflowId, { type: 'accepted', workflowId }, 'accepted');
   await eventLog.publish(workflowId, { type: 'status', status: 'queued' }, 'status:queued');
+  return accepted.published;
 }
 
-export class RedisEventLog implements RequestEventPublisher {
+export class RedisEventLog implements RequestEventAppender {
   readonly prefix: string;
   private readonly ttlSeconds: number;
   private readonly maxLength: number;
@@ -83,8 +90,13 @@ export class RedisEventLog implements RequestEventPublisher {
    * log: a retried activity or a replayed workflow gets the original sequence number back.
    */
   async publish(logId: string, event: RequestEvent, dedupeKey?: string): Promise<number> {
+    return (await this.append(logId, event, dedupeKey)).seq;
+  }
+
+  /** `publish`, saying also whether the event was appended now (false: its dedupe key had been used). */
+  async append(logId: string, event: RequestEvent, dedupeKey?: string): Promise<{ seq: number; published: boolean }> {
     const k = this.keys(logId);
-    const [seq] = await (this.redis as unknown as PublishCommand).publishEvent3(
+    const [seq, published] = await (this.redis as unknown as PublishCommand).publishEvent3(
       k.seq,
       k.stream,
       k.dedupe,
@@ -94,7 +106,7 @@ export class RedisEventLog implements RequestEventPublisher {
       this.ttlSeconds,
       this.maxLength,
     );
-    return seq;
+    return { seq, published: published === 1 };
   }
 
   /** Events with seq > afterSeq, in order. */

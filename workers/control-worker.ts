@@ -14,13 +14,14 @@ import { FsObjectStore } from '../runtime/object-store';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { createRedis } from '../runtime/redis';
+import { RegionQueueSampler } from './region-metrics';
+import { setUpWorkerMetrics } from './worker-metrics';
 import {
   COMMON_WORKER_OPTIONS,
   SupervisedWorker,
   WORKFLOW_BUNDLE_OPTIONS,
   closeServer,
   handleHelpFlag,
-  installTemporalRuntime,
   loadWorkflowBundle,
   onShutdownSignal,
   startHealthServer,
@@ -33,6 +34,11 @@ export interface ControlWorkerOptions extends CommonWorkerOptions, WorkflowBundl
   readonly maxConcurrentActivities: number;
   /** Workflow executions kept in memory between tasks (sticky cache). @default 1000 */
   readonly maxCachedWorkflows: number;
+  /**
+   * Interval of the region's queue metrics (task-queue backlogs, requests in pending_safety), which this worker
+   * samples for the region and serves on /metrics; 0 samples none. Milliseconds. @default 5000
+   */
+  readonly queueMetricsIntervalMs: number;
 }
 
 export const CONTROL_WORKER_OPTIONS: OptionTable<ControlWorkerOptions> = {
@@ -49,6 +55,12 @@ export const CONTROL_WORKER_OPTIONS: OptionTable<ControlWorkerOptions> = {
     doc: 'Workflow executions kept in the sticky cache',
     default: 1000,
     parse: parse.int(0, 100_000),
+  },
+  queueMetricsIntervalMs: {
+    env: 'ATELIER_CONTROL_QUEUE_METRICS_MS',
+    doc: "Interval of the region's task-queue backlog and pending_safety samples on /metrics, ms (0 = off)",
+    default: 5_000,
+    parse: parse.int(0, 600_000),
   },
 };
 
@@ -83,7 +95,7 @@ async function main(): Promise<void> {
   );
   const options = resolveOptions(CONTROL_WORKER_OPTIONS);
   const log = createLogger('control-worker', { region: options.region }, options.logLevel);
-  installTemporalRuntime(log);
+  const metrics = await setUpWorkerMetrics('control-worker', options, log);
 
   const redis = createRedis(options.redisUrl, 'control-worker');
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
@@ -108,7 +120,20 @@ async function main(): Promise<void> {
       safetyScreen: screen.name,
     }),
     log,
+    metrics.endpoint,
   );
+  // The region's queues are sampled here, by one process per region, and only where /metrics serves them.
+  const queueSampler =
+    options.healthPort !== 0 && options.queueMetricsIntervalMs > 0
+      ? new RegionQueueSampler(metrics.registry, {
+          region: options.region,
+          temporalAddress: options.temporalAddress,
+          namespace: options.temporalNamespace,
+          intervalMs: options.queueMetricsIntervalMs,
+          log,
+        })
+      : undefined;
+  queueSampler?.start();
   const workflowBundle = await loadWorkflowBundle(options.workflowBundle, log);
   const worker = new SupervisedWorker({
     name: 'control-worker',
@@ -129,6 +154,7 @@ async function main(): Promise<void> {
   started.worker = worker;
   onShutdownSignal(log, async () => {
     await worker.stop();
+    await queueSampler?.stop();
     prefixAgreement.stop();
     await closeServer(health);
     await redis.quit().catch(() => redis.disconnect());

@@ -8,6 +8,7 @@
 import type { WorkerOptions } from '@temporalio/worker';
 import os from 'node:os';
 import path from 'node:path';
+import type { Registry } from 'prom-client';
 import { backendsByModel, createInferenceActivities } from '../activities';
 import type { InferenceBackend } from '../inference/backend';
 import {
@@ -25,12 +26,13 @@ import { FsObjectStore } from '../runtime/object-store';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { createRedis, type Redis } from '../runtime/redis';
+import { registerGpuWorkerMetrics } from './gpu-metrics';
+import { setUpWorkerMetrics } from './worker-metrics';
 import {
   COMMON_WORKER_OPTIONS,
   SupervisedWorker,
   closeServer,
   handleHelpFlag,
-  installTemporalRuntime,
   onShutdownSignal,
   startHealthServer,
   type CommonWorkerOptions,
@@ -190,13 +192,19 @@ export function gpuWorkerOptions(args: {
   };
 }
 
-/** The worker's backends and the inference activity over them, writing to the object store and event log. */
+/**
+ * The worker's backends and the inference activity over them, writing to the object store and event log, with the
+ * GPU worker's metrics registered over both.
+ */
 async function createGpuActivities(
   options: ResolvedGpuWorkerOptions,
   redis: Redis,
+  registry: Registry,
   log: Logger,
 ): Promise<{ backends: InferenceBackend[]; activities: ReturnType<typeof createInferenceActivities> }> {
   const backends = await createInferenceBackends(options, log);
+  const { gpuType, onnx } = options;
+  const { onInferenceTimed } = registerGpuWorkerMetrics(registry, { gpuType, backends, onnx, log });
   const byModel = backendsByModel(backends, MODEL_NAMES);
   const models = Object.fromEntries([...byModel].map(([model, backend]) => [model, backend.name]));
   log.info({ models, slots: options.slots }, 'inference backends');
@@ -205,6 +213,7 @@ async function createGpuActivities(
     store: new FsObjectStore(path.resolve(options.storageDir)),
     eventLog: new RedisEventLog(redis, { prefix: options.redisPrefix }),
     workerId: options.workerId,
+    onInferenceTimed,
   });
   return { backends, activities };
 }
@@ -220,11 +229,11 @@ async function main(): Promise<void> {
     { region: options.region, gpuType: options.gpuType, workerId: options.workerId },
     options.logLevel,
   );
-  installTemporalRuntime(log);
+  const metrics = await setUpWorkerMetrics('gpu-worker', options, log);
 
   const redis = createRedis(options.redisUrl, `gpu-worker:${options.gpuType}`);
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
-  const { backends, activities } = await createGpuActivities(options, redis, log);
+  const { backends, activities } = await createGpuActivities(options, redis, metrics.registry, log);
   const prefixAgreement = new PrefixAgreement({ redis, prefix: options.redisPrefix, role: 'gpu-worker', log });
   prefixAgreement.start();
   const supervised = new SupervisedWorker({
@@ -258,6 +267,7 @@ async function main(): Promise<void> {
       };
     },
     log,
+    metrics.endpoint,
   );
   onShutdownSignal(log, async () => {
     // Drain first: in-flight jobs finish (or are handed back) before their backends go away.

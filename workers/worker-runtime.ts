@@ -1,7 +1,7 @@
 // What the control worker and the GPU worker processes share: their common options, the workflow bundle, a
 // supervisor that keeps a Temporal Worker running across Temporal server restarts (reconnect with back-off and
-// recreate the Worker whenever it stops without being asked to), the /healthz and /readyz endpoint, and ordered
-// shutdown on SIGINT/SIGTERM (stop polling, let in-flight tasks drain, then close connections).
+// recreate the Worker whenever it stops without being asked to), the /healthz, /readyz and /metrics endpoint, and
+// ordered shutdown on SIGINT/SIGTERM (stop polling, let in-flight tasks drain, then close connections).
 import {
   DefaultLogger,
   NativeConnection,
@@ -11,16 +11,16 @@ import {
   type WorkerOptions,
 } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { bundleGenerationWorkflows, defaultBundlePath } from './workflow-bundle';
 import type { Logger } from '../runtime/logger';
 import { parse, type OptionTable } from '../runtime/options';
 import { SHARED_OPTION_TABLE, type SharedOptions } from '../runtime/shared-options';
 
+export { closeServer, startHealthServer, type Readiness } from './health-server';
+
 export interface CommonWorkerOptions extends SharedOptions {
-  /** Port of /healthz and /readyz; 0 serves none. @default 0 */
+  /** Port of /healthz, /readyz and /metrics; 0 serves none (and binds no SDK metrics port). @default 0 */
   readonly healthPort: number;
   /** Interface the health endpoint listens on. @default '127.0.0.1' */
   readonly healthHost: string;
@@ -32,13 +32,18 @@ export interface CommonWorkerOptions extends SharedOptions {
   readonly shutdownGraceMs: number;
   /** Longest wait between two reconnection attempts while Temporal is unreachable, milliseconds. @default 5000 */
   readonly reconnectMaxBackoffMs: number;
+  /**
+   * Port on 127.0.0.1 where the Temporal SDK serves its own Prometheus metrics, which /metrics appends to this
+   * process's; 0 lets the OS pick a free one. Only bound while the health port is on. @default 0
+   */
+  readonly sdkMetricsPort: number;
 }
 
 export const COMMON_WORKER_OPTIONS: OptionTable<CommonWorkerOptions> = {
   ...SHARED_OPTION_TABLE,
   healthPort: {
     env: 'ATELIER_WORKER_HEALTH_PORT',
-    doc: 'Port of /healthz and /readyz (0 = off)',
+    doc: 'Port of /healthz, /readyz and /metrics (0 = off)',
     default: 0,
     parse: parse.int(0, 65535),
   },
@@ -59,6 +64,12 @@ export const COMMON_WORKER_OPTIONS: OptionTable<CommonWorkerOptions> = {
     doc: 'Longest wait between reconnection attempts while Temporal is unreachable, ms',
     default: 5_000,
     parse: parse.int(100, 600_000),
+  },
+  sdkMetricsPort: {
+    env: 'ATELIER_WORKER_SDK_METRICS_PORT',
+    doc: "Local port of the Temporal SDK's Prometheus endpoint, appended to /metrics (0 = a free port)",
+    default: 0,
+    parse: parse.int(0, 65535),
   },
 };
 
@@ -97,10 +108,36 @@ export async function loadWorkflowBundle(
   return { code };
 }
 
-/** Routes the Temporal SDK's own logs (and Core's) into our structured logger. Call once, before any connection. */
-export function installTemporalRuntime(log: Logger): void {
+/** Where the SDK's Prometheus exporter listens (`127.0.0.1:<port>`), and the labels it puts on every sample. */
+export interface SdkMetricsOptions {
+  readonly bindAddress: string;
+  readonly globalTags: Record<string, string>;
+}
+
+/**
+ * Routes the Temporal SDK's own logs (and Core's) into our structured logger and, given `sdkMetrics`, has Core serve
+ * its metrics in Prometheus format. Names follow Prometheus conventions: durations in seconds with the unit in the
+ * name (`temporal_activity_schedule_to_start_latency_seconds`), counters ending `_total`. Call once, before any
+ * connection.
+ */
+export function installTemporalRuntime(log: Logger, sdkMetrics?: SdkMetricsOptions): void {
   const levels = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
   Runtime.install({
+    ...(sdkMetrics
+      ? {
+          telemetryOptions: {
+            metrics: {
+              globalTags: sdkMetrics.globalTags,
+              prometheus: {
+                bindAddress: sdkMetrics.bindAddress,
+                unitSuffix: true,
+                useSecondsForDurations: true,
+                countersTotalSuffix: true,
+              },
+            },
+          },
+        }
+      : {}),
     logger: new DefaultLogger('INFO', (entry: LogEntry) => {
       // A GPU worker runs activities only, by design; the SDK warns about that at every start.
       const level = entry.message.startsWith('No workflows registered') ? 'debug' : levels[entry.level];
@@ -219,58 +256,6 @@ export class SupervisedWorker {
       await sleep(backoffMs, undefined, { signal: this.wake.signal }).catch(() => undefined);
     }
   }
-}
-
-/** What /readyz reports; `ready` decides 200 or 503. */
-export interface Readiness {
-  readonly ready: boolean;
-  readonly [detail: string]: unknown;
-}
-
-/**
- * Serves `/healthz` (the process answers: 200) and `/readyz` (200 when `readiness().ready`, else 503; the body is
- * the readiness JSON either way). Resolves with the server, or undefined when port is 0.
- */
-export async function startHealthServer(
-  host: string,
-  port: number,
-  readiness: () => Readiness | Promise<Readiness>,
-  log: Logger,
-): Promise<Server | undefined> {
-  if (port === 0) return undefined;
-  const server = createServer((req, res) => {
-    const reply = (status: number, body: unknown): void => {
-      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      res.end(JSON.stringify(body));
-    };
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') return reply(405, { error: 'method not allowed' });
-    if (path === '/healthz') return reply(200, { ok: true });
-    if (path === '/readyz') {
-      Promise.resolve()
-        .then(readiness)
-        .then(
-          (r) => reply(r.ready ? 200 : 503, r),
-          (err: unknown) => reply(503, { ready: false, error: err instanceof Error ? err.message : String(err) }),
-        );
-      return;
-    }
-    reply(404, { error: 'not found' });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  log.info({ health: `http://${host}:${(server.address() as AddressInfo).port}` }, 'health endpoint listening');
-  return server;
-}
-
-export function closeServer(server: Server | undefined): Promise<void> {
-  if (!server) return Promise.resolve();
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
 }
 
 /**

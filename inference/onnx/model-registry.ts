@@ -141,6 +141,8 @@ export class ModelStore {
     reloads: 0,
     reloadFailures: 0,
   };
+  /** `corruptionsDetected` by model, for the worker's atelier_model_corruptions_total. */
+  readonly corruptionsByModel = new Map<string, number>();
   private readonly reloadsInFlight = new Map<string, Promise<void>>();
 
   constructor(
@@ -177,6 +179,7 @@ export class ModelStore {
         continue;
       }
       this.counters.corruptionsDetected++;
+      this.corruptionsByModel.set(name, (this.corruptionsByModel.get(name) ?? 0) + 1);
       this.startReload(model);
       throw new InferenceError(
         'ModelCorrupted',

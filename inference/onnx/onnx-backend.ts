@@ -16,6 +16,7 @@ import { PngEncoderPool } from './png-encoder-pool';
 import { abortable, cancelledError, RequestTracker, validateJob } from './request-state';
 import type { MemberPass, MemberState } from './request-state';
 import { InferenceThreadError, InferenceThreadPool, type InferenceThread, type PassOutcome } from './thread-pool';
+import { WorkRecorder, type BackendTelemetry } from '../telemetry';
 
 export type { OnnxLoadedModelStatus } from './model-loader';
 
@@ -53,6 +54,9 @@ export class OnnxBackend implements InferenceBackend {
   private started = false;
   private closed = false;
   private readonly counters = zeroCounters();
+  /** One lane per inference thread, busy while a pass runs on it. */
+  private readonly work: WorkRecorder;
+  readonly telemetry: BackendTelemetry;
 
   private constructor(
     private readonly options: OnnxBackendOptions,
@@ -86,6 +90,13 @@ export class OnnxBackend implements InferenceBackend {
     const { executionProviders } = options;
     this.loader = new ModelLoader({ registry, store, pool: this.pool, logger: this.logger, executionProviders });
     this.requests = new RequestTracker(this.logger, this.counters, (match) => this.batcher.remove(match));
+    this.work = new WorkRecorder(options.threads);
+    // No deviceMemory: onnxruntime does not say what it holds on a device; the worker asks the driver instead.
+    this.telemetry = {
+      busyFraction: (now) => this.work.busy.fraction(now),
+      onPass: (listener) => this.work.onPass(listener),
+      modelCorruptions: () => store.corruptionsByModel,
+    };
   }
 
   /** Reads the registry, starts the inference threads and loads `options.preload`. */
@@ -154,6 +165,7 @@ export class OnnxBackend implements InferenceBackend {
       m.stepsDone = 0;
     }
     this.running.set(pass.id, pass);
+    const passEnded = this.work.passStarted({ model: key.model, images: members.length });
     const byId = new Map(members.map((m) => [m.id, m]));
     thread
       .runPass(
@@ -177,6 +189,7 @@ export class OnnxBackend implements InferenceBackend {
         (err: unknown) => this.onPassFailed(pass, err instanceof Error ? err : new Error(String(err))),
       )
       .finally(() => {
+        passEnded();
         this.running.delete(pass.id);
         this.batcher.pump();
       });

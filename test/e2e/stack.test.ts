@@ -256,4 +256,65 @@ describe('local stack end to end', () => {
     const png = decodePng(await readFile(out));
     assert.deepEqual([png.width, png.height], [320, 256]);
   });
+
+  test('every process serves its metrics at the URL stack.json gives, and every Atelier metric answers', async () => {
+    const stackFile = JSON.parse(await readFile(path.join(stack.dataDir, 'stack.json'), 'utf8')) as {
+      processes: { name: string; metricsUrl?: string }[];
+    };
+    const targets = stackFile.processes.flatMap((p) => (p.metricsUrl ? [{ name: p.name, url: p.metricsUrl }] : []));
+    assert.deepEqual(
+      targets.map((t) => t.name).sort(),
+      ['control-worker', 'gateway', ...stack.options.gpuTypes.map((t) => `gpu-worker[${t}]`), 'temporal'].sort(),
+    );
+    const names = [
+      'atelier_ws_connections',
+      'atelier_request_e2e_seconds',
+      'atelier_request_queue_wait_seconds',
+      'atelier_rejections_total',
+      'atelier_inference_seconds',
+      'atelier_batch_size',
+      'atelier_gpu_duty_cycle',
+      'atelier_gpu_memory_used_bytes',
+      'atelier_gpu_memory_total_bytes',
+      'atelier_model_corruptions_total',
+      'atelier_event_loop_lag_seconds',
+      'atelier_queue_backlog',
+      'atelier_queue_backlog_age_seconds',
+      'atelier_requests_pending_safety',
+      'temporal_activity_schedule_to_start_latency_seconds',
+      'temporal_workflow_task_schedule_to_start_latency_seconds',
+      'temporal_worker_task_slots_used',
+    ];
+    /** Names with at least one sample (not just HELP and TYPE), in any process; and the processes with a lag sample. */
+    const answering = new Set<string>();
+    const lagging = new Set<string>();
+    let texts: Record<string, string> = {};
+    await eventually(
+      async () => {
+        texts = Object.fromEntries(
+          await Promise.all(targets.map(async (t) => [t.name, await (await fetch(t.url)).text()] as const)),
+        );
+        for (const [target, text] of Object.entries(texts)) {
+          for (const name of names) {
+            if (new RegExp(`^${name}(_bucket|_sum|_count)?(\\{[^}]*\\})? \\S+$`, 'm').test(text)) answering.add(name);
+          }
+          if (/^atelier_event_loop_lag_seconds\{/m.test(text)) lagging.add(target);
+        }
+        return names.every((n) => answering.has(n));
+      },
+      30_000,
+      'every metric to answer',
+    ).catch(() => assert.fail(`no sample of ${names.filter((n) => !answering.has(n)).join(', ')}`));
+    assert.deepEqual(
+      [...lagging].sort(),
+      targets
+        .map((t) => t.name)
+        .filter((n) => n !== 'temporal')
+        .sort(),
+    );
+    // The requests of this file went through this gateway, and were timed.
+    const completed = /^atelier_request_e2e_seconds_count\{[^}]*outcome="completed"[^}]*\} (\d+)$/gm;
+    const count = [...(texts.gateway ?? '').matchAll(completed)].reduce((sum, m) => sum + Number(m[1]), 0);
+    assert.ok(count >= 5, `completed requests timed end to end: ${count}`);
+  });
 });

@@ -57,6 +57,18 @@ function lineReader(child: ChildProcess): {
   };
 }
 
+/** The /metrics URL of each process, by name, from the banner lines `npm start` printed. */
+function printedMetricsUrls(lines: readonly string[]): Map<string, string> {
+  const banner = lines.slice(lines.findIndex((l) => l.includes('Atelier is up.')));
+  const printed = new Map<string, string>();
+  const end = banner.findIndex((l) => l.includes('Press Ctrl-C'));
+  for (const line of banner.slice(0, end)) {
+    const match = /^\s+(?:Metrics\s+)?(gateway|control-worker|gpu-worker\[\w+\])\s+(http:\/\/\S+\/metrics)$/.exec(line);
+    if (match?.[1] && match[2]) printed.set(match[1], match[2]);
+  }
+  return printed;
+}
+
 before(() => {
   assert.ok(existsSync(path.join(root, 'dist', 'infra', 'start.js')), 'dist/ is built (npm test builds it)');
 });
@@ -135,11 +147,31 @@ describe('npm start (dist/infra/start.js)', () => {
     const metricsUrl = /(http:\/\/\S+\/metrics)/.exec(metricsLine)?.[1] ?? '';
     assert.match(await (await fetch(metricsUrl)).text(), /^# (HELP|TYPE) /m, `${metricsUrl} serves Prometheus text`);
 
+    // Every process's Prometheus endpoint is printed, one line each, and answers: the gateway on its HTTP port, each
+    // worker on a health port of its own.
+    const printed = printedMetricsUrls(out.lines);
+    assert.deepEqual(
+      [...printed.keys()].sort(),
+      ['control-worker', 'gateway', 'gpu-worker[a10g]'],
+      out.lines.join('\n'),
+    );
+    assert.equal(printed.get('gateway'), `http://127.0.0.1:${gatewayPort}/metrics`);
+    for (const [name, url] of printed) {
+      await waitUntil(
+        `${name}'s ${url} to answer`,
+        async () => (await fetch(url).catch(() => null))?.ok === true,
+        30_000,
+      );
+      const role = name.replace(/\[.*/, '');
+      const text = await (await fetch(url)).text();
+      assert.match(text, new RegExp(`^atelier_event_loop_lag_seconds\\{process="${role}"`, 'm'), url);
+    }
+
     // stack.json says where everything is and which processes run, with the pids that really are our children.
     const stackFile = JSON.parse(await fs.readFile(path.join(dataDir, 'stack.json'), 'utf8')) as {
       gateway: { wsUrl: string };
       temporal: { metricsUrl: string };
-      processes: { name: string; pid: number }[];
+      processes: { name: string; pid: number; metricsUrl?: string }[];
     };
     assert.equal(stackFile.gateway.wsUrl, `ws://127.0.0.1:${gatewayPort}/v1/ws`);
     assert.equal(stackFile.temporal.metricsUrl, metricsUrl);
@@ -152,6 +184,8 @@ describe('npm start (dist/infra/start.js)', () => {
     ]);
     for (const { name, pid } of stackFile.processes)
       assert.ok(childPids.includes(pid), `${name} pid ${pid} is a child`);
+    const recorded = Object.fromEntries(stackFile.processes.map((p) => [p.name, p.metricsUrl]));
+    assert.deepEqual(recorded, { ...Object.fromEntries(printed), temporal: metricsUrl, redis: undefined });
 
     stack.kill('SIGINT');
     const exit = await exited;
