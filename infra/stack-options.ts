@@ -15,6 +15,8 @@ export interface StackOptions extends SharedOptions {
   gatewayPort: number;
   /** One GPU worker process is started per type. */
   gpuTypes: GpuType[];
+  /** Port of Prometheus's UI and API; 0 runs the stack without Prometheus. */
+  prometheusPort: number;
   /** How long start-up may take before it fails, ms. */
   readyTimeoutMs: number;
   /** How long workers get to drain in-flight requests on shutdown before SIGKILL, ms. */
@@ -74,6 +76,12 @@ export const STACK_OPTIONS: OptionTable<StackOptions> = {
     doc: `GPU worker fleets to run, comma-separated (${GPU_TYPES.join(', ')})`,
     default: ['a10g', 'a100', 'a100-80gb', 'h100'],
     parse: parseGpuTypes,
+  },
+  prometheusPort: {
+    env: 'PROMETHEUS_PORT',
+    doc: 'Prometheus UI and API port, scraping every process (0 = no Prometheus)',
+    default: 9090,
+    parse: parse.int(0, 65535),
   },
   readyTimeoutMs: {
     env: 'ATELIER_READY_TIMEOUT_MS',

@@ -13,6 +13,7 @@ import { repoRoot } from './repo-root';
 import { removeStackFile, writeStackFile } from './stack-file';
 import { workerHealthPorts } from './stack-metrics';
 import { DEV_API_KEY, type StackOptions } from './stack-options';
+import { superviseStackPrometheus } from './stack-prometheus';
 import { Supervisor } from './supervisor';
 import { registerSearchAttributes, startTemporalDevServer, temporalAnswers } from './temporal';
 
@@ -36,6 +37,8 @@ export interface StackHandle {
   readonly temporalUiUrl: string | undefined;
   /** Prometheus endpoint of the Temporal dev server we started. */
   readonly temporalMetricsUrl: string | undefined;
+  /** Prometheus's UI and API, scraping every process, when it runs. */
+  readonly prometheusUrl: string | undefined;
   /**
    * The Prometheus endpoint of every process that serves one, by child name: `gateway`, `control-worker`,
    * `gpu-worker[<type>]`, and `temporal` when we started it. Fixed for this start, across child restarts.
@@ -205,6 +208,16 @@ interface Launched {
   readonly apiKey: string;
   /** /metrics of our Node children, by name. */
   readonly metricsUrls: Record<string, string>;
+  readonly prometheusUrl?: string | undefined;
+}
+
+/** Every metrics endpoint of the stack, Temporal's included: what Prometheus scrapes. */
+function launchedMetricsUrls(
+  launched: Launched,
+  temporal: { urls: () => { metrics?: string } },
+): Record<string, string> {
+  const temporalMetrics = temporal.urls().metrics;
+  return { ...launched.metricsUrls, ...(temporalMetrics ? { temporal: temporalMetrics } : {}) };
 }
 
 function stackHandle(
@@ -230,6 +243,7 @@ function stackHandle(
     get temporalUiUrl() {
       return launched.temporalUrls().ui;
     },
+    prometheusUrl: launched.prometheusUrl,
     get temporalMetricsUrl() {
       return launched.temporalUrls().metrics;
     },
@@ -353,7 +367,17 @@ export async function launchStack(options: StackOptions, ctx: LaunchContext): Pr
       apiKey,
       metricsUrls: health.metricsUrls,
     };
-    const handle = stackHandle(options, dataDir, launched, () => (stopping ??= cleanup()));
+    const prometheus = await superviseStackPrometheus(options, dataDir, launchedMetricsUrls(launched, temporal), ctx);
+    if (prometheus) {
+      cleanups.push(() => prometheus.supervisor.stop());
+      children.set('prometheus', prometheus.supervisor);
+    }
+    const handle = stackHandle(
+      options,
+      dataDir,
+      { ...launched, prometheusUrl: prometheus?.url },
+      () => (stopping ??= cleanup()),
+    );
     await recordStackFile(handle, { ...baseEnv, ...ctx.extraEnv }, [
       ...children.values(),
       ...(temporal.supervisor ? [temporal.supervisor] : []),

@@ -78,6 +78,7 @@ function banner(handle: StackHandle): string {
     `  Temporal         ${handle.temporalAddress} (namespace ${handle.temporalNamespace})`,
     `  Temporal metrics ${handle.temporalMetricsUrl ?? '(not started by us)'}`,
     ...metricsLines(handle),
+    `  Prometheus       ${handle.prometheusUrl ?? '(not running: PROMETHEUS_PORT=0, or not installed)'}`,
     `  Redis            ${redactUrl(handle.redisUrl)}`,
     `  API key          ${handle.apiKey}`,
     `  Data             ${handle.dataDir} (stack.json lists every process)`,

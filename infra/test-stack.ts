@@ -27,6 +27,8 @@ async function testStackOptions(overrides: Partial<StackOptions>, tempDir: strin
     dataDir: tempDir ?? overrides.dataDir ?? '.atelier',
     temporalAddress: `127.0.0.1:${await freePort()}`,
     temporalUiPort: 0,
+    // No Prometheus unless a test asks for one (with a port).
+    prometheusPort: 0,
     redisUrl: `redis://127.0.0.1:${await freePort()}`,
     gatewayPort: await freePort(),
     logLevel: 'warn',

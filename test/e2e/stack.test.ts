@@ -10,6 +10,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from '../../infra/ports';
 import { startStack, repoRoot, type StackHandle } from '../../infra/test-stack';
 import { resolveTemporalCli } from '../../infra/provision';
 import { connectTestSocket, type Frame, type TestSocket } from '../helpers/ws-client';
@@ -31,6 +32,7 @@ describe('local stack end to end', () => {
     assert.ok(existsSync(path.join(repoRoot(), 'dist', 'gateway', 'main.js')), 'dist/ is built (npm test builds it)');
     stack = await startStack({
       gatewayPort: 0,
+      prometheusPort: await freePort(),
       redisPrefix: PREFIX,
       env: { ATELIER_SIM_SPEEDUP: '20', LOG_LEVEL: 'warn' },
       onOutput: (name, line) => output.push(`${name}: ${line}`),
@@ -316,5 +318,29 @@ describe('local stack end to end', () => {
     const completed = /^atelier_request_e2e_seconds_count\{[^}]*outcome="completed"[^}]*\} (\d+)$/gm;
     const count = [...(texts.gateway ?? '').matchAll(completed)].reduce((sum, m) => sum + Number(m[1]), 0);
     assert.ok(count >= 5, `completed requests timed end to end: ${count}`);
+
+    // The stack's Prometheus scrapes every process (all targets up) and answers a query for every metric.
+    const query = async (promql: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> => {
+      const url = `${stack.prometheusUrl}/api/v1/query?query=${encodeURIComponent(promql)}`;
+      return ((await (await fetch(url)).json()) as { data: { result: [] } }).data.result;
+    };
+    let inPrometheus = new Set<string>();
+    let up: Record<string, string> = {};
+    await eventually(
+      async () => {
+        up = Object.fromEntries((await query('up')).map((r) => [r.metric.process ?? '?', r.value[1]]));
+        const counted = await query('count by (__name__) ({__name__=~"atelier_.+|temporal_.+"})');
+        inPrometheus = new Set(counted.map((r) => (r.metric.__name__ ?? '').replace(/_(bucket|sum|count)$/, '')));
+        const allUp = Object.keys(up).length === targets.length && Object.values(up).every((v) => v === '1');
+        return allUp && names.every((n) => inPrometheus.has(n));
+      },
+      45_000,
+      'Prometheus to scrape every metric',
+    ).catch(() =>
+      assert.fail(
+        `up: ${JSON.stringify(up)}; not in Prometheus: ${names.filter((n) => !inPrometheus.has(n)).join(', ')}`,
+      ),
+    );
+    assert.deepEqual(Object.keys(up).sort(), targets.map((t) => t.name).sort(), 'one target per process');
   });
 });

@@ -86,7 +86,8 @@ describe('npm start (dist/infra/start.js)', () => {
   });
 
   test('prints where to connect once everything is up, and on SIGINT stops gateway, then workers, then Redis and Temporal', async () => {
-    const [temporalPort, uiPort, redisPort, gatewayPort] = [
+    const [temporalPort, uiPort, redisPort, gatewayPort, prometheusPort] = [
+      await freePort(),
       await freePort(),
       await freePort(),
       await freePort(),
@@ -104,6 +105,7 @@ describe('npm start (dist/infra/start.js)', () => {
         TEMPORAL_UI_PORT: String(uiPort),
         REDIS_URL: `redis://127.0.0.1:${redisPort}`,
         ATELIER_GATEWAY_PORT: String(gatewayPort),
+        PROMETHEUS_PORT: String(prometheusPort),
         ATELIER_GPU_TYPES: 'a10g',
         ATELIER_SHUTDOWN_TIMEOUT_MS: '15000',
       },
@@ -179,13 +181,36 @@ describe('npm start (dist/infra/start.js)', () => {
       'control-worker',
       'gateway',
       'gpu-worker[a10g]',
+      'prometheus',
       'redis',
       'temporal',
     ]);
     for (const { name, pid } of stackFile.processes)
       assert.ok(childPids.includes(pid), `${name} pid ${pid} is a child`);
     const recorded = Object.fromEntries(stackFile.processes.map((p) => [p.name, p.metricsUrl]));
-    assert.deepEqual(recorded, { ...Object.fromEntries(printed), temporal: metricsUrl, redis: undefined });
+    assert.deepEqual(recorded, {
+      ...Object.fromEntries(printed),
+      temporal: metricsUrl,
+      redis: undefined,
+      prometheus: undefined,
+    });
+
+    // Prometheus runs, printed in the banner, and scrapes every process that serves metrics: all targets up.
+    const prometheusLine = await out.waitForLine(/Prometheus\s+http:\/\//, 1_000);
+    assert.ok(prometheusLine.includes(`http://127.0.0.1:${prometheusPort}`), prometheusLine);
+    let health: Record<string, string> = {};
+    await waitUntil(
+      'every Prometheus target to be up',
+      async () => {
+        const res = (await (await fetch(`http://127.0.0.1:${prometheusPort}/api/v1/targets`)).json()) as {
+          data: { activeTargets: { labels: { process: string }; health: string }[] };
+        };
+        health = Object.fromEntries(res.data.activeTargets.map((t) => [t.labels.process, t.health]));
+        return Object.keys(health).length === 4 && Object.values(health).every((h) => h === 'up');
+      },
+      60_000,
+    ).catch((err: unknown) => assert.fail(`${String(err)}: ${JSON.stringify(health)}`));
+    assert.deepEqual(Object.keys(health).sort(), ['control-worker', 'gateway', 'gpu-worker[a10g]', 'temporal']);
 
     stack.kill('SIGINT');
     const exit = await exited;
