@@ -7,6 +7,7 @@
 // retried elsewhere, and a cancel reaches the activity in a heartbeat's answer. Progress needs none: it goes through
 // Redis. So the activity heartbeats on a timer (every `heartbeatIntervalMs`, 1 s), not per step: a request shorter
 // than that sends none, a longer one about one a second, each carrying the last finished step for the Web UI.
+import { context } from '@opentelemetry/api';
 import { Context } from '@temporalio/activity';
 import type { InferenceActivities, InferenceInput, InferenceOutput } from '../core/activities';
 import { generationParams } from '../core/generation-params';
@@ -18,7 +19,8 @@ import { activityFailure } from './failures';
 import { currentEventLogId } from './notification';
 import { announceStatus } from './request-events';
 import { stagingImageKey } from './object-keys';
-import { InferenceError, type InferenceBackend } from '../inference/backend';
+import { InferenceError, type InferenceBackend, type InferenceHooks } from '../inference/backend';
+import { atelierTracer } from '../runtime/tracer';
 
 export interface InferenceActivityDeps {
   /** The backend serving each model on this worker; a model not in the map is not served here (ModelNotFound). */
@@ -95,6 +97,18 @@ function toActivityFailure(err: unknown): unknown {
   return activityFailure(err.failureType, err.message, { cause: err });
 }
 
+/**
+ * Records each stage the backend reports as a span under this activity's span (the trace context is the one the
+ * activity runs in; stages are reported after the fact with their own start and end times).
+ */
+function stageTracer(input: InferenceInput): NonNullable<InferenceHooks['onStage']> {
+  const parent = context.active();
+  const attributes = { 'atelier.model': input.model, 'atelier.gpu_type': input.gpuType };
+  return (stage, startMs, endMs) => {
+    atelierTracer().startSpan(`inference.${stage}`, { startTime: startMs, attributes }, parent).end(endMs);
+  };
+}
+
 export function createInferenceActivities(deps: InferenceActivityDeps): InferenceActivities {
   const progressIntervalMs = deps.progressIntervalMs ?? 100;
   const heartbeatIntervalMs = deps.heartbeatIntervalMs ?? 1000;
@@ -110,6 +124,7 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
         );
       }
       const started = performance.now();
+      const traceStage = stageTracer(input);
       await announceStatus(deps.eventLog, 'generating', input.gpuType);
       const progress = new ProgressPublisher(deps.eventLog, currentEventLogId(), progressIntervalMs, ctx.log);
       let beat: InferenceHeartbeat = { step: 0, totalSteps: input.steps };
@@ -124,6 +139,7 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
               beat = { step, totalSteps };
               progress.offer(step, totalSteps);
             },
+            onStage: traceStage,
           },
         );
         const seconds = (performance.now() - generateStarted) / 1000;

@@ -10,6 +10,7 @@ import type { ServerFrame } from '../core/protocol';
 import { SEED_MAX, generationWorkflowId, validateGenerate } from '../core/request';
 import { recordAccepted, type EventSubscriber, type RedisEventLog } from '../runtime/event-log';
 import type { Logger } from '../runtime/logger';
+import { atelierTracer } from '../runtime/tracer';
 import { eventToFrame, readableRequestId, readClientFrame } from './frames';
 import type { GatewayMetrics, RequestTimer } from './metrics';
 import { OrchestratorUnavailableError, type GenerationOrchestrator } from './orchestrator';
@@ -78,9 +79,21 @@ export class ClientConnection {
       this.send(read.error);
       return;
     }
-    const work = read.type === 'generate' ? this.onGenerate(read.frame) : this.onCancel(read.frame);
+    const work = read.type === 'generate' ? this.traced('atelier.generate', read.frame) : this.onCancel(read.frame);
     work.catch((err: unknown) =>
       this.ctx.log.error({ err, connectionId: this.ctx.connectionId }, 'Frame handling failed'),
+    );
+  }
+
+  /**
+   * Handles a generate frame inside a span: the first of the request's trace, whose context the workflow start
+   * carries to the workflow, its activities and the GPU. It covers admission and the start; the rest of the trace
+   * hangs below it.
+   */
+  private traced(name: string, frame: Record<string, unknown>): Promise<void> {
+    const attributes = { 'atelier.user_id': this.ctx.userId, 'atelier.connection_id': this.ctx.connectionId };
+    return atelierTracer().startActiveSpan(name, { attributes }, (span) =>
+      this.onGenerate(frame).finally(() => span.end()),
     );
   }
 

@@ -1,6 +1,7 @@
 // Entry point of the gateway process: resolves options from the environment (`--help` prints the table),
 // listens, and shuts down in order on SIGINT/SIGTERM (a second signal exits at once).
 import { createLogger } from '../runtime/logger';
+import { startTracing } from '../runtime/tracing';
 import { gatewayHelp, resolveGatewayOptions } from './options';
 import { createGateway } from './server';
 
@@ -10,6 +11,7 @@ async function main(): Promise<void> {
     return;
   }
   const options = resolveGatewayOptions();
+  const tracing = startTracing('atelier-gateway');
   const log = createLogger('gateway', { gatewayId: options.gatewayId }, options.logLevel);
   const gateway = createGateway(options, { logger: log });
   await gateway.listen();
@@ -22,13 +24,16 @@ async function main(): Promise<void> {
     }
     stopping = true;
     log.info({ signal }, 'Shutting down');
-    gateway.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'Shutdown failed');
-        process.exit(1);
-      },
-    );
+    gateway
+      .close()
+      .then(() => tracing.shutdown())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err }, 'Shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

@@ -1,6 +1,7 @@
 // The gateway's side of Temporal: starting a request's workflow idempotently (one workflow per user + requestId),
 // cancelling it, and checking readiness. Temporal may be briefly unreachable (a server restart, a deploy): calls
 // are retried with back-off for a bounded time before the client is told SERVICE_UNAVAILABLE.
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 import {
   Client,
   Connection,
@@ -64,7 +65,9 @@ export class GenerationOrchestrator {
   /** A Client whose connection is made on first use, so the gateway starts (and reports unready) without Temporal. */
   static connectLazily(address: string, namespace: string): { client: Client; connection: Connection } {
     const connection = Connection.lazy({ address });
-    return { client: new Client({ connection, namespace }), connection };
+    // Workflow starts carry the caller's trace context in their headers, so the workflow joins the request's trace.
+    const interceptors = { workflow: [new OpenTelemetryWorkflowClientInterceptor()] };
+    return { client: new Client({ connection, namespace, interceptors }), connection };
   }
 
   /**

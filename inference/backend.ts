@@ -10,9 +10,17 @@ export interface InferenceJob extends GenerationParams {
   readonly requestId: string;
 }
 
+/** The pipeline's stages, as a host may trace them. */
+export type InferenceStage = 'text_encoder' | 'denoise' | 'vae' | 'postprocess' | 'png';
+
 export interface InferenceHooks {
   /** Called after each denoising step (1-based); must not throw. */
   readonly onProgress: (step: number, totalSteps: number) => void;
+  /**
+   * Called once a stage of the request's work is over, with its start and end as epoch milliseconds (a batched pass
+   * reports its stages to each request in it); for tracing. Must not throw. @default none
+   */
+  readonly onStage?: (stage: InferenceStage, startMs: number, endMs: number) => void;
   /** Aborted when the request is cancelled; the backend stops within one step and rejects with an AbortError. */
   readonly signal: AbortSignal;
 }
@@ -49,6 +57,11 @@ export interface InferenceBackend {
   /** Passes, busy time and what else the backend knows of its device, for the worker's metrics. */
   readonly telemetry?: BackendTelemetry;
   close(): Promise<void>;
+}
+
+/** Wall-clock time as epoch milliseconds with sub-millisecond precision, for stage reports. */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 /** Rejection of a cancelled request (`name` is `AbortError`, as the InferenceHooks contract says). */

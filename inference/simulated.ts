@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { GPU_SPECS, type GpuType } from '../core/gpu';
 import { MODELS, type ModelName } from '../core/models';
 import {
+  epochMs,
   InferenceAbortedError,
   type BackendStatus,
   type GeneratedImage,
@@ -111,6 +112,7 @@ export class SimulatedGpuBackend implements InferenceBackend {
       const stepMs = modelledStepMs(job, this.gpuType, this.utilization) / this.speedup;
       // Sleep to cumulative deadlines so that timer granularity (~1 ms) does not add up over many short steps.
       const start = performance.now();
+      const denoiseStart = epochMs();
       for (let step = 1; step <= job.steps; step++) {
         const wait = start + step * stepMs - performance.now();
         // A timer even when behind schedule: it yields to heartbeats and is where an abort is noticed.
@@ -119,7 +121,10 @@ export class SimulatedGpuBackend implements InferenceBackend {
         hooks.onProgress(step, job.steps);
       }
       hooks.signal.throwIfAborted();
+      const renderStart = epochMs();
+      hooks.onStage?.('denoise', denoiseStart, renderStart);
       const images = await this.render(job, hooks.signal);
+      hooks.onStage?.('png', renderStart, epochMs());
       this.modelsUsed.add(job.model);
       this.counters.jobs++;
       this.counters.images += images.length;

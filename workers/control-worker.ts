@@ -13,6 +13,7 @@ import { createLogger } from '../runtime/logger';
 import { FsObjectStore } from '../runtime/object-store';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
+import { startTracing, type Tracing } from '../runtime/tracing';
 import { createRedis } from '../runtime/redis';
 import { RegionQueueSampler } from './region-metrics';
 import { setUpWorkerMetrics } from './worker-metrics';
@@ -28,6 +29,7 @@ import {
   type CommonWorkerOptions,
   type WorkflowBundleOptions,
 } from './worker-runtime';
+import { tracingWorkerOptions } from './worker-tracing';
 
 export interface ControlWorkerOptions extends CommonWorkerOptions, WorkflowBundleOptions {
   /** Control activities (safety, storage, events) run at once by one worker. @default 200 */
@@ -75,8 +77,11 @@ export function controlWorkerOptions(args: {
   maxConcurrentActivities?: number;
   maxCachedWorkflows?: number;
   shutdownGraceMs?: number;
+  /** The process's tracing (runtime/tracing.ts); off when absent. */
+  tracing?: Pick<Tracing, 'spanProcessor' | 'resource'>;
 }): Omit<WorkerOptions, 'connection' | 'namespace'> {
   return {
+    ...tracingWorkerOptions(args.tracing),
     taskQueue: controlTaskQueue(args.region),
     workflowBundle: args.workflowBundle,
     activities: args.activities,
@@ -94,6 +99,7 @@ async function main(): Promise<void> {
     ),
   );
   const options = resolveOptions(CONTROL_WORKER_OPTIONS);
+  const tracing = startTracing('atelier-control-worker');
   const log = createLogger('control-worker', { region: options.region }, options.logLevel);
   const metrics = await setUpWorkerMetrics('control-worker', options, log);
 
@@ -149,6 +155,7 @@ async function main(): Promise<void> {
         maxConcurrentActivities: options.maxConcurrentActivities,
         maxCachedWorkflows: options.maxCachedWorkflows,
         shutdownGraceMs: options.shutdownGraceMs,
+        tracing,
       }),
   });
   started.worker = worker;
@@ -158,6 +165,7 @@ async function main(): Promise<void> {
     prefixAgreement.stop();
     await closeServer(health);
     await redis.quit().catch(() => redis.disconnect());
+    await tracing.shutdown();
   });
   await worker.start();
 }

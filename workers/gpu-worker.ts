@@ -25,6 +25,7 @@ import { createLogger, type Logger } from '../runtime/logger';
 import { FsObjectStore } from '../runtime/object-store';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
+import { startTracing, type Tracing } from '../runtime/tracing';
 import { createRedis, type Redis } from '../runtime/redis';
 import { registerGpuWorkerMetrics } from './gpu-metrics';
 import { setUpWorkerMetrics } from './worker-metrics';
@@ -37,6 +38,7 @@ import {
   startHealthServer,
   type CommonWorkerOptions,
 } from './worker-runtime';
+import { tracingWorkerOptions } from './worker-tracing';
 
 /** `onnx`: ONNX Runtime pipeline for the models in the registry. `simulated`: the SIMULATED GPU BACKEND. */
 export type InferenceBackendKind = 'onnx' | 'simulated';
@@ -180,8 +182,11 @@ export function gpuWorkerOptions(args: {
   slots?: number;
   heartbeatThrottleMs?: number;
   shutdownGraceMs?: number;
+  /** The process's tracing (runtime/tracing.ts); off when absent. */
+  tracing?: Pick<Tracing, 'spanProcessor' | 'resource'>;
 }): Omit<WorkerOptions, 'connection' | 'namespace'> {
   return {
+    ...tracingWorkerOptions(args.tracing),
     taskQueue: gpuTaskQueue(args.region, args.gpuType),
     activities: args.activities,
     maxConcurrentActivityTaskExecutions: args.slots ?? 1,
@@ -224,6 +229,7 @@ async function main(): Promise<void> {
       formatOptionHelp('ONNX backend (when ATELIER_INFERENCE_BACKENDS includes onnx):', ONNX_BACKEND_OPTION_TABLE),
   );
   const options = resolveGpuWorkerOptions();
+  const tracing = startTracing(`atelier-gpu-worker-${options.gpuType}`);
   const log = createLogger(
     'gpu-worker',
     { region: options.region, gpuType: options.gpuType, workerId: options.workerId },
@@ -250,6 +256,7 @@ async function main(): Promise<void> {
         slots: options.slots,
         heartbeatThrottleMs: options.heartbeatThrottleMs,
         shutdownGraceMs: options.shutdownGraceMs,
+        tracing,
       }),
   });
   const health = await startHealthServer(
@@ -276,6 +283,7 @@ async function main(): Promise<void> {
     prefixAgreement.stop();
     await closeServer(health);
     await redis.quit().catch(() => redis.disconnect());
+    await tracing.shutdown();
   });
   await supervised.start();
 }

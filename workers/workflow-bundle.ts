@@ -9,7 +9,10 @@ import path from 'node:path';
  * Workflow interceptor modules bundled into the workflow code. One list for production and replay: an
  * interceptor that changes commands must be replayed with, or replay would test a different program.
  */
-export const WORKFLOW_INTERCEPTOR_MODULES: readonly string[] = [];
+export const WORKFLOW_INTERCEPTOR_MODULES: readonly string[] = [
+  // OpenTelemetry: a span per workflow run and per activity it schedules, linked to the caller's trace.
+  require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors'),
+];
 
 /** Directory of the workflow sources: workflows/ under tsx, dist/workflows once compiled. */
 export function workflowsPath(): string {

@@ -4,7 +4,7 @@
 // threads and the PNG encoders to model loading (model-loader.ts) and per-request bookkeeping (request-state.ts).
 import type { ModelName } from '../../core/models';
 import { createLogger, type Logger } from '../../runtime/logger';
-import { InferenceError } from '../backend';
+import { epochMs, InferenceError } from '../backend';
 import type { BackendStatus, GeneratedImage, InferenceBackend, InferenceHooks, InferenceJob } from '../backend';
 import { zeroCounters } from './backend-counters';
 import { OutOfMemoryBatchCap } from './batch-cap';
@@ -14,30 +14,12 @@ import { ModelRegistry, ModelStore, type RegistryModel } from './model-registry'
 import type { OnnxBackendOptions } from './options';
 import { PngEncoderPool } from './png-encoder-pool';
 import { abortable, cancelledError, RequestTracker, validateJob } from './request-state';
-import type { MemberPass, MemberState } from './request-state';
-import { InferenceThreadError, InferenceThreadPool, type InferenceThread, type PassOutcome } from './thread-pool';
+import type { MemberState } from './request-state';
+import { passFailure, reportPassStages, type RunningPass } from './pass-outcome';
+import { InferenceThreadError, InferenceThreadPool, type PassOutcome } from './thread-pool';
 import { WorkRecorder, type BackendTelemetry } from '../telemetry';
 
 export type { OnnxLoadedModelStatus } from './model-loader';
-
-interface RunningPass extends MemberPass {
-  readonly id: number;
-  readonly key: BatchKey;
-  readonly members: MemberState[];
-  readonly thread: InferenceThread;
-}
-
-/** The error a pass's requests fail with when it cannot be retried as smaller passes. */
-function passFailure(key: BatchKey, err: Error, outOfMemory: boolean): InferenceError {
-  if (outOfMemory) {
-    const message = `${key.model} ${key.width}x${key.height}: out of memory for a single image: ${err.message}`;
-    return new InferenceError('OutOfMemory', message, { cause: err });
-  }
-  const incompatible = err instanceof InferenceThreadError && err.incompatibleExport;
-  return new InferenceError(incompatible ? 'ModelNotFound' : 'InferenceFailed', `${key.model}: ${err.message}`, {
-    cause: err,
-  });
-}
 
 export class OnnxBackend implements InferenceBackend {
   readonly name: string;
@@ -158,7 +140,7 @@ export class OnnxBackend implements InferenceBackend {
     if (!thread || !spec) return false;
     // One cancel flag per member, then the thread's count of completed steps.
     const flags = new Int32Array(new SharedArrayBuffer(4 * (members.length + 1)));
-    const pass: RunningPass = { id: this.nextPassId++, key, members, flags, thread };
+    const pass: RunningPass = { id: this.nextPassId++, key, members, flags, thread, startedAt: epochMs() };
     for (const m of members) {
       m.state = 'running';
       m.pass = pass;
@@ -204,6 +186,8 @@ export class OnnxBackend implements InferenceBackend {
     this.counters.sessionRunMs += outcome.timings.sessionRunMs;
     this.oomCap.recordSuccess(pass.key.model);
     const pixels = new Map(outcome.images.map((i) => [i.memberId, i.rgba]));
+    const served = pass.members.filter((m) => m.state === 'running' && pixels.has(m.id)).map((m) => m.request);
+    reportPassStages(pass, outcome.timings, new Set(served));
     for (const m of pass.members) {
       if (m.state !== 'running') continue;
       m.pass = undefined;
@@ -215,8 +199,12 @@ export class OnnxBackend implements InferenceBackend {
         continue;
       }
       m.state = 'encoding';
+      const encodeStart = epochMs();
       this.encoder.encode(rgba, pass.key.width, pass.key.height).then(
-        (png) => this.requests.imageEncoded(m, png, pass.key.steps),
+        (png) => {
+          m.request.hooks.onStage?.('png', encodeStart, epochMs());
+          this.requests.imageEncoded(m, png, pass.key.steps);
+        },
         (err: unknown) => {
           const message = `${m.request.job.requestId}: ${(err as Error).message}`;
           this.requests.fail(m.request, new InferenceError('InferenceFailed', message, { cause: err }));

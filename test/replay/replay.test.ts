@@ -9,6 +9,7 @@ import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { bundleGenerationWorkflows } from '../../workers/workflow-bundle';
+import { tracingWorkerOptions } from '../../workers/worker-tracing';
 import { historyFromJsonText } from './history-json';
 
 const HISTORIES_DIR = path.join(__dirname, 'histories');
@@ -42,7 +43,10 @@ describe('replay of recorded generateImage histories', () => {
     const { code } = await bundleGenerationWorkflows({ logger: new DefaultLogger('WARN') });
     const failures: string[] = [];
     let replayed = 0;
-    for await (const result of Worker.runReplayHistories({ workflowBundle: { code } }, histories)) {
+    for await (const result of Worker.runReplayHistories(
+      { workflowBundle: { code }, sinks: tracingWorkerOptions().sinks },
+      histories,
+    )) {
       replayed++;
       if (result.error) failures.push(`${result.workflowId}: ${result.error.name}: ${result.error.message}`);
     }
