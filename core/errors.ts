@@ -30,7 +30,7 @@ export const FAILURE_CODES = {
   INFERENCE_FAILED: 'Inference failed after all retries.',
   STORAGE_FAILED: 'The images could not be stored after all retries.',
   TIMED_OUT: 'The request did not finish within its deadline.',
-  INTERNAL: 'An unexpected error; the message has details.',
+  INTERNAL: 'An unexpected error; quote the correlationId to the operators.',
 } as const;
 
 export type FrameErrorCode = keyof typeof FRAME_ERROR_CODES;

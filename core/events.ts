@@ -17,7 +17,15 @@ export type RequestEvent =
   | { readonly type: 'status'; readonly status: GenerationStatus; readonly gpuType?: GpuType }
   | { readonly type: 'progress'; readonly step: number; readonly totalSteps: number }
   | { readonly type: 'completed'; readonly images: readonly StoredImageRef[] }
-  | { readonly type: 'failed'; readonly code: FailureCode; readonly message: string; readonly retryable: boolean };
+  | {
+      readonly type: 'failed';
+      readonly code: FailureCode;
+      /** What the client may read: the code's documented meaning (or the safety categories); never internals. */
+      readonly message: string;
+      readonly retryable: boolean;
+      /** Names this failure for operators, who find its details in Temporal (the run id) and the logs. */
+      readonly correlationId?: string;
+    };
 
 /**
  * An event as read back from a request's log. `seq` is assigned by Redis at publish time: 1, 2, 3... per request.

@@ -24,7 +24,15 @@ export type ServerFrame =
   | { type: 'status'; requestId: string; status: GenerationStatus; seq: number }
   | { type: 'progress'; requestId: string; step: number; totalSteps: number; seq: number }
   | { type: 'completed'; requestId: string; images: ImageResult[]; seq: number }
-  | { type: 'failed'; requestId: string; code: FailureCode; message: string; retryable: boolean; seq: number }
+  | {
+      type: 'failed';
+      requestId: string;
+      code: FailureCode;
+      message: string;
+      retryable: boolean;
+      correlationId?: string;
+      seq: number;
+    }
   | {
       type: 'rejected';
       requestId?: string;

@@ -72,6 +72,14 @@ export function eventToFrame(requestId: string, event: SequencedEvent, publicBas
       return { type: 'completed', requestId, images, seq };
     }
     case 'failed':
-      return { type: 'failed', requestId, code: event.code, message: event.message, retryable: event.retryable, seq };
+      return {
+        type: 'failed',
+        requestId,
+        code: event.code,
+        message: event.message,
+        retryable: event.retryable,
+        ...(event.correlationId ? { correlationId: event.correlationId } : {}),
+        seq,
+      };
   }
 }

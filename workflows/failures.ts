@@ -2,7 +2,7 @@
 // and whether resubmitting could succeed. Pure functions over the error's cause chain; workflow-sandbox safe.
 import { ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
 import type { GenerationFailure } from '../core/activities';
-import { FAILURE_TYPES, isFailureType, type FailureCode, type FailureType } from '../core/errors';
+import { FAILURE_CODES, FAILURE_TYPES, isFailureType, type FailureCode, type FailureType } from '../core/errors';
 
 /**
  * Whether resubmitting the same request could succeed, as told to the client in the `failed` event. This is
@@ -69,4 +69,13 @@ export function describeFailure(err: unknown, phase: Phase): GenerationFailure {
   if (timeout && !message.includes('timeout')) message = `${message} (${timeout} timeout)`;
   const finalCode = code ?? PHASE_FAILURE_CODE[phase];
   return { code: finalCode, message, retryable: CLIENT_MAY_RETRY[finalCode] };
+}
+
+/**
+ * The failure as the client may see it. Messages of failed activities can name model paths, worker hosts or object
+ * keys, so the client gets the code's documented meaning instead; a refused prompt keeps its message, which names
+ * the policy categories it matched and nothing internal. Operators find the full message in Temporal.
+ */
+export function clientFailure(failure: GenerationFailure): GenerationFailure {
+  return failure.code === 'UNSAFE_PROMPT' ? failure : { ...failure, message: FAILURE_CODES[failure.code] };
 }

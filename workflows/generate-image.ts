@@ -21,6 +21,7 @@ import {
   patched,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import { imageRefs, type GenerationFailure, type InferenceOutput } from '../core/activities';
@@ -32,7 +33,7 @@ import { routeToGpu, type RoutingRule } from '../core/routing';
 import { GenerationStatusKey, GpuTypeKey } from '../core/search-attributes';
 import { STATUS_SEARCH_VALUE, type GenerationStatus } from '../core/status';
 import { controlActivities, fleetActivities } from './activity-options';
-import { describeFailure, isRetryableFailure, type Phase } from './failures';
+import { clientFailure, describeFailure, isRetryableFailure, type Phase } from './failures';
 
 /** Patch id of the lean pipeline; histories without its marker replay on the classic path. */
 export const LEAN_PIPELINE_PATCH = 'lean-pipeline-v1';
@@ -224,14 +225,16 @@ class GenerationRun {
    * Temporal shows the run as cancelled, or a non-retryable failure carrying the client's code.
    */
   async fail(err: unknown): Promise<unknown> {
+    // The run id names this failure for operators; internals stay in Temporal (the workflow failure, the query).
+    const correlationId = workflowInfo().runId;
     if (isCancellation(err)) {
       const failure: GenerationFailure = { code: 'CANCELLED', message: 'The request was cancelled', retryable: false };
-      await this.finish('cancelled', { type: 'failed', ...failure });
+      await this.finish('cancelled', { type: 'failed', ...failure, correlationId });
       this.view = { ...this.view, status: 'cancelled', failure };
       return err;
     }
     const failure = describeFailure(err, this.phase);
-    await this.finish('failed', { type: 'failed', ...failure });
+    await this.finish('failed', { type: 'failed', ...clientFailure(failure), correlationId });
     this.view = { ...this.view, status: 'failed', failure };
     return ApplicationFailure.create({
       type: failure.code,

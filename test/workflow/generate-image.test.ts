@@ -10,6 +10,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { InferenceError } from '../../inference/backend';
 import type { PromptScreen } from '../../activities/safety';
 import { RulesPromptScreen } from '../../activities/safety';
+import { FAILURE_CODES } from '../../core/errors';
 import type { SequencedEvent } from '../../core/events';
 import { GenerationStatusKey, GpuTypeKey, ModelKey, RegionKey, TierKey, UserIdKey } from '../../core/search-attributes';
 import { statusQuery, type GenerationResult } from '../../workflows';
@@ -211,6 +212,11 @@ describe('generateImage workflow', () => {
     const [failed, ...more] = terminals(events);
     assert.equal(more.length, 0);
     assert.equal(failed?.type === 'failed' ? failed.code : undefined, 'MODEL_UNAVAILABLE');
+    // The client reads the code's meaning and a correlation id, not which worker failed how; operators see that.
+    assert.ok(failed?.type === 'failed');
+    assert.equal(failed.message, FAILURE_CODES.MODEL_UNAVAILABLE);
+    assert.equal(failed.correlationId, (await handle.describe()).runId);
+    assert.match(err.cause.message, /does not serve model tiny-sd/, 'the details stay in Temporal');
   });
 
   test('the status query follows the request while it generates and after it completes', async () => {
