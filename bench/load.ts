@@ -119,6 +119,7 @@ function settings(s: Session): Record<string, unknown> {
     steps_per_image: options.mix.steps,
     seed: options.seed,
     sim_speedup: Number(env.ATELIER_SIM_SPEEDUP ?? 1),
+    observe: stack.mode === 'spawn' ? options.observe : null,
     rate_limit_per_minute: Number(env.ATELIER_RATE_LIMIT_PER_MINUTE ?? 120),
     gpu_types: (env.ATELIER_GPU_TYPES ?? 'a10g,a100,a100-80gb,h100').split(','),
     timeout_s: options.timeoutMs / 1000,

@@ -140,7 +140,7 @@ async function main(): Promise<void> {
         })
       : undefined;
   queueSampler?.start();
-  const workflowBundle = await loadWorkflowBundle(options.workflowBundle, log);
+  const workflowBundle = await loadWorkflowBundle(options.workflowBundle, log, tracing.enabled ? 'traced' : 'plain');
   const worker = new SupervisedWorker({
     name: 'control-worker',
     temporalAddress: options.temporalAddress,

@@ -12,7 +12,7 @@ import {
 } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bundleGenerationWorkflows, defaultBundlePath } from './workflow-bundle';
+import { bundleGenerationWorkflows, defaultBundlePath, type BundleVariant } from './workflow-bundle';
 import type { Logger } from '../runtime/logger';
 import { parse, type OptionTable } from '../runtime/options';
 import { SHARED_OPTION_TABLE, type SharedOptions } from '../runtime/shared-options';
@@ -94,6 +94,7 @@ export const WORKFLOW_BUNDLE_OPTIONS: OptionTable<WorkflowBundleOptions> = {
 export async function loadWorkflowBundle(
   configured: string,
   log: Logger,
+  variant: BundleVariant = 'plain',
 ): Promise<NonNullable<WorkerOptions['workflowBundle']>> {
   if (configured) {
     if (!existsSync(configured))
@@ -101,10 +102,10 @@ export async function loadWorkflowBundle(
     return { codePath: configured };
   }
   const runningCompiled = __filename.endsWith('.js');
-  const prebuilt = defaultBundlePath();
+  const prebuilt = defaultBundlePath(variant);
   if (runningCompiled && existsSync(prebuilt)) return { codePath: prebuilt };
-  log.info({ runningCompiled }, 'no prebuilt workflow bundle; bundling workflow sources');
-  const { code } = await bundleGenerationWorkflows({ logger: new DefaultLogger('WARN') });
+  log.info({ runningCompiled, variant }, 'no prebuilt workflow bundle; bundling workflow sources');
+  const { code } = await bundleGenerationWorkflows(variant, { logger: new DefaultLogger('WARN') });
   return { code };
 }
 

@@ -37,6 +37,8 @@ export interface LoadOptions {
   readonly warmup: number;
   readonly quick: boolean;
   readonly keepData: boolean;
+  /** Spawn mode: run the stack with Prometheus scraping it and traces exported (`on`), or without (`off`). */
+  readonly observe: 'on' | 'off';
 }
 
 export const HELP = `npm run bench:load [-- flags]   load benchmark: Atelier's gateway against a bare Temporal floor
@@ -48,6 +50,9 @@ Stack
   --sim-speedup N          spawn mode: ATELIER_SIM_SPEEDUP of the GPU workers (default 1000)
   --gpu-types LIST         spawn mode: ATELIER_GPU_TYPES (default a10g,a100,a100-80gb,h100)
   --keep-data              spawn mode: keep the temporary data directory
+  --observe on|off         spawn mode: with Prometheus scraping every process and OTLP traces exported to a sink
+                           in the bench (on), or without either (off, the default): compare the two for the cost
+                           of watching
 
 Clients
   --users N                simulated users, one API key each (default 4)
@@ -83,6 +88,7 @@ const FLAGS = {
   'sim-speedup': { type: 'string' },
   'gpu-types': { type: 'string' },
   'keep-data': { type: 'boolean' },
+  observe: { type: 'string' },
   users: { type: 'string' },
   connections: { type: 'string' },
   pattern: { type: 'string' },
@@ -127,7 +133,14 @@ export function parseLoadOptions(argv: readonly string[]): LoadOptions | undefin
     warmup: whole('warmup', num('warmup', quick ? 3 : 10, 0, 10_000)),
     quick,
     keepData: values['keep-data'] ?? false,
+    observe: observeMode(values.observe),
   };
+}
+
+function observeMode(raw: string | undefined): 'on' | 'off' {
+  if (raw === undefined || raw === 'off') return 'off';
+  if (raw === 'on') return 'on';
+  throw new TypeError(`--observe ${JSON.stringify(raw)}: expected on or off`);
 }
 
 /** `--attach` may stand alone; parseArgs has no optional values, so give it the default path explicitly. */

@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } fr
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { startOtlpSink } from './otlp-sink';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoadOptions } from './options';
 
@@ -73,8 +74,30 @@ async function distinctFreePorts(count: number): Promise<number[]> {
   return [...ports];
 }
 
-function spawnEnvironment(options: LoadOptions, dataDir: string, ports: number[]): NodeJS.ProcessEnv {
-  const [temporal, redis, gateway] = ports;
+/**
+ * What watching costs is measured by running with it and without: `observe` on gives Prometheus (scraping every
+ * process every 5 s) and OTLP traces sent to `otlpUrl`; off gives neither (the processes still serve /metrics).
+ */
+function observeEnvironment(
+  options: LoadOptions,
+  prometheusPort: number,
+  otlpUrl: string | undefined,
+): NodeJS.ProcessEnv {
+  if (options.observe === 'off' || !otlpUrl) return { PROMETHEUS_PORT: '0', OTEL_TRACES_EXPORTER: 'none' };
+  return {
+    PROMETHEUS_PORT: String(prometheusPort),
+    OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl,
+    OTEL_TRACES_EXPORTER: 'otlp',
+  };
+}
+
+function spawnEnvironment(
+  options: LoadOptions,
+  dataDir: string,
+  ports: number[],
+  otlpUrl: string | undefined,
+): NodeJS.ProcessEnv {
+  const [temporal, redis, gateway, prometheus] = ports as [number, number, number, number];
   const keys = userApiKeys(options.users).map((key, i) => `${key}:bench-user-${i}`);
   return {
     ...process.env,
@@ -90,6 +113,7 @@ function spawnEnvironment(options: LoadOptions, dataDir: string, ports: number[]
     ATELIER_RATE_LIMIT_PER_MINUTE: '1000000',
     LOG_LEVEL: 'warn',
     NO_COLOR: '1',
+    ...observeEnvironment(options, prometheus, otlpUrl),
   };
 }
 
@@ -100,7 +124,8 @@ export async function spawnStack(options: LoadOptions, say: (line: string) => vo
   const dataDir = mkdtempSync(path.join(tmpdir(), 'atelier-bench-load-'));
   const logFile = path.join(dataDir, 'stack.log');
   const log = openSync(logFile, 'a');
-  const env = spawnEnvironment(options, dataDir, await distinctFreePorts(3));
+  const sink = options.observe === 'on' ? await startOtlpSink() : undefined;
+  const env = spawnEnvironment(options, dataDir, await distinctFreePorts(4), sink?.url);
   say(`starting a private stack in ${dataDir} (log: ${logFile})`);
   const child = spawn(process.execPath, [launcher], { cwd: REPO_ROOT, env, stdio: ['ignore', log, log] });
   closeSync(log);
@@ -116,6 +141,9 @@ export async function spawnStack(options: LoadOptions, say: (line: string) => vo
   const stop = async (): Promise<void> => {
     process.off('exit', onExit);
     await stopChild(child, exited, interrupted);
+    if (sink)
+      say(`traces exported during the run: ${sink.received.requests} OTLP requests, ${sink.received.bytes} bytes`);
+    await sink?.close();
     if (options.keepData) say(`kept ${dataDir}`);
     else rmSync(dataDir, { recursive: true, force: true });
   };
@@ -124,6 +152,7 @@ export async function spawnStack(options: LoadOptions, say: (line: string) => vo
     return { mode: 'spawn', file, apiKeys: userApiKeys(options.users), stop, interrupt };
   } catch (err) {
     await stopChild(child, exited, interrupted);
+    await sink?.close();
     process.off('exit', onExit);
     say(`stack start-up failed; last lines of ${logFile}:\n${tail(logFile, 40)}`);
     throw err;

@@ -62,7 +62,7 @@ let bundle: Promise<{ code: string }> | undefined;
 
 /** The production workflow bundle (same options and interceptors), built once per test process. */
 export function testWorkflowBundle(): Promise<{ code: string }> {
-  bundle ??= bundleGenerationWorkflows({ logger: new DefaultLogger('WARN') }).then(({ code }) => ({ code }));
+  bundle ??= bundleGenerationWorkflows('plain', { logger: new DefaultLogger('WARN') }).then(({ code }) => ({ code }));
   return bundle;
 }
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { bundleGenerationWorkflows } from '../../workers/workflow-bundle';
+import { BUNDLE_VARIANTS, bundleGenerationWorkflows } from '../../workers/workflow-bundle';
 import { tracingWorkerOptions } from '../../workers/worker-tracing';
 import { historyFromJsonText } from './history-json';
 
@@ -40,17 +40,21 @@ describe('replay of recorded generateImage histories', () => {
       assert.ok((history.events?.length ?? 0) > 10, `${workflowId} has a full history`);
     }
 
-    const { code } = await bundleGenerationWorkflows({ logger: new DefaultLogger('WARN') });
+    // Production runs either bundle (tracing on or off): every history must replay on both.
     const failures: string[] = [];
-    let replayed = 0;
-    for await (const result of Worker.runReplayHistories(
-      { workflowBundle: { code }, sinks: tracingWorkerOptions().sinks },
-      histories,
-    )) {
-      replayed++;
-      if (result.error) failures.push(`${result.workflowId}: ${result.error.name}: ${result.error.message}`);
+    for (const variant of BUNDLE_VARIANTS) {
+      const { code } = await bundleGenerationWorkflows(variant, { logger: new DefaultLogger('WARN') });
+      let replayed = 0;
+      for await (const result of Worker.runReplayHistories(
+        { workflowBundle: { code }, sinks: tracingWorkerOptions().sinks },
+        histories,
+      )) {
+        replayed++;
+        if (result.error)
+          failures.push(`${variant} ${result.workflowId}: ${result.error.name}: ${result.error.message}`);
+      }
+      assert.equal(replayed, histories.length);
     }
-    assert.equal(replayed, histories.length);
     assert.deepEqual(failures, [], `histories that no longer replay:\n${failures.join('\n')}`);
   });
 });
