@@ -7,7 +7,7 @@ import { WebSocket, type RawData } from 'ws';
 import type { RejectCode } from '../core/errors';
 import { isTerminalEvent, type SequencedEvent } from '../core/events';
 import type { ServerFrame } from '../core/protocol';
-import { SEED_MAX, generationWorkflowId, validateGenerate } from '../core/request';
+import { SEED_MAX, generationWorkflowId, validateGenerate, type GenerationRequest } from '../core/request';
 import { recordAccepted, type EventSubscriber, type RedisEventLog } from '../runtime/event-log';
 import type { Logger } from '../runtime/logger';
 import { atelierTracer } from '../runtime/tracer';
@@ -128,37 +128,7 @@ export class ClientConnection {
       return;
     }
 
-    const startAndAnnounce = async (): Promise<{ workflowId: string; isNew: boolean } | null> => {
-      const workflowId = generationWorkflowId(request.userId, request.requestId);
-      let isNew: boolean;
-      try {
-        // Before the start (see recordAccepted). If the start then fails, the client is rejected and never follows
-        // this log; a later resubmission of the same requestId continues it.
-        isNew = await recordAccepted(this.ctx.eventLog, workflowId);
-      } catch (err) {
-        this.ctx.log.warn({ err, workflowId }, 'Could not record the accepted event');
-        this.reject(
-          request.requestId,
-          'SERVICE_UNAVAILABLE',
-          'The event log is unreachable; retry with the same requestId later.',
-        );
-        return null;
-      }
-      try {
-        await this.ctx.orchestrator.start(request, this.ctx.shutdownSignal);
-      } catch (err) {
-        if (!(err instanceof OrchestratorUnavailableError)) throw err;
-        this.ctx.log.warn({ err: err.message, requestId: request.requestId }, 'Workflow start failed');
-        this.reject(
-          request.requestId,
-          'SERVICE_UNAVAILABLE',
-          'The orchestrator is unreachable; retry with the same requestId later.',
-        );
-        return null;
-      }
-      return { workflowId, isNew };
-    };
-    const started = startAndAnnounce();
+    const started = this.startAndAnnounce(request);
     this.ctx.trackInFlight(started);
     const start = await started;
     // A client that left meanwhile re-sends the same requestId after reconnecting and re-attaches then.
@@ -167,6 +137,41 @@ export class ClientConnection {
       ? this.ctx.metrics.requestTimer({ tier: request.tier, model: request.model }, receivedAt)
       : undefined;
     await this.followRequest(start.workflowId, request.requestId, timer);
+  }
+
+  /**
+   * Records `accepted` and `queued`, then starts the request's workflow (or finds the one it has). Null when either
+   * step could not be done; the client has been told so with SERVICE_UNAVAILABLE.
+   */
+  private async startAndAnnounce(request: GenerationRequest): Promise<{ workflowId: string; isNew: boolean } | null> {
+    const workflowId = generationWorkflowId(request.userId, request.requestId);
+    let isNew: boolean;
+    try {
+      // Before the start (see recordAccepted). If the start then fails, the client is rejected and never follows
+      // this log; a later resubmission of the same requestId continues it.
+      isNew = await recordAccepted(this.ctx.eventLog, workflowId);
+    } catch (err) {
+      this.ctx.log.warn({ err, workflowId }, 'Could not record the accepted event');
+      this.reject(
+        request.requestId,
+        'SERVICE_UNAVAILABLE',
+        'The event log is unreachable; retry with the same requestId later.',
+      );
+      return null;
+    }
+    try {
+      await this.ctx.orchestrator.start(request, this.ctx.shutdownSignal);
+    } catch (err) {
+      if (!(err instanceof OrchestratorUnavailableError)) throw err;
+      this.ctx.log.warn({ err: err.message, requestId: request.requestId }, 'Workflow start failed');
+      this.reject(
+        request.requestId,
+        'SERVICE_UNAVAILABLE',
+        'The orchestrator is unreachable; retry with the same requestId later.',
+      );
+      return null;
+    }
+    return { workflowId, isNew };
   }
 
   /**

@@ -3,6 +3,8 @@
 // started by `npm start` read it (bench:load measures the CPU time of each process by its pid).
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { StackHandle } from './stack';
+import type { Supervisor } from './supervisor';
 
 export interface StackFile {
   readonly launcherPid: number;
@@ -40,4 +42,50 @@ export async function writeStackFile(dataDir: string, file: StackFile): Promise<
 
 export async function removeStackFile(dataDir: string): Promise<void> {
   await fs.rm(stackFilePath(dataDir), { force: true });
+}
+
+/** The key of the first `key:userId` pair of ATELIER_API_KEYS, if any. */
+export function firstApiKey(configured: string | undefined): string | undefined {
+  const first = configured?.split(',')[0]?.trim() ?? '';
+  const colon = first.lastIndexOf(':');
+  return colon > 0 ? first.slice(0, colon) : undefined;
+}
+
+/** The ATELIER_* variables this launcher runs with (the children get them too). */
+function atelierEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) if (key.startsWith('ATELIER_') && value) out[key] = value;
+  return out;
+}
+
+/** Writes `<data dir>/stack.json` now and whenever a child restarts with a new pid. */
+export async function recordStackFile(
+  handle: StackHandle,
+  env: Record<string, string>,
+  services: Supervisor[],
+): Promise<void> {
+  const write = (): Promise<void> =>
+    writeStackFile(handle.dataDir, {
+      launcherPid: process.pid,
+      writtenAt: new Date().toISOString(),
+      gateway: { httpUrl: handle.gatewayHttpUrl, wsUrl: handle.gatewayWsUrl, apiKey: handle.apiKey },
+      temporal: {
+        address: handle.temporalAddress,
+        namespace: handle.temporalNamespace,
+        uiUrl: handle.temporalUiUrl ?? null,
+        metricsUrl: handle.temporalMetricsUrl ?? null,
+      },
+      redisUrl: handle.redisUrl,
+      redisPrefix: handle.options.redisPrefix,
+      region: handle.options.region,
+      processes: handle.children().flatMap(({ name, pid }) => {
+        const metricsUrl = handle.metricsUrls()[name];
+        return pid === undefined ? [] : [{ name, pid, ...(metricsUrl ? { metricsUrl } : {}) }];
+      }),
+      env: { ...env, ...atelierEnv() },
+    });
+  for (const service of services) {
+    service.onLaunched = () => void write().catch(() => undefined);
+  }
+  await write();
 }

@@ -9,7 +9,7 @@ import { createControlActivities } from '../activities';
 import { RulesPromptScreen } from '../activities/safety';
 import { controlTaskQueue } from '../core/gpu';
 import { RedisEventLog } from '../runtime/event-log';
-import { createLogger } from '../runtime/logger';
+import { createLogger, type Logger } from '../runtime/logger';
 import { FsObjectStore } from '../runtime/object-store';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
@@ -91,6 +91,24 @@ export function controlWorkerOptions(args: {
   };
 }
 
+/** The region's queues are sampled here, by one process per region, and only where /metrics serves them. */
+function startQueueSampler(
+  options: ControlWorkerOptions,
+  registry: ConstructorParameters<typeof RegionQueueSampler>[0],
+  log: Logger,
+): RegionQueueSampler | undefined {
+  if (options.healthPort === 0 || options.queueMetricsIntervalMs <= 0) return undefined;
+  const sampler = new RegionQueueSampler(registry, {
+    region: options.region,
+    temporalAddress: options.temporalAddress,
+    namespace: options.temporalNamespace,
+    intervalMs: options.queueMetricsIntervalMs,
+    log,
+  });
+  sampler.start();
+  return sampler;
+}
+
 async function main(): Promise<void> {
   handleHelpFlag(
     formatOptionHelp(
@@ -128,18 +146,7 @@ async function main(): Promise<void> {
     log,
     metrics.endpoint,
   );
-  // The region's queues are sampled here, by one process per region, and only where /metrics serves them.
-  const queueSampler =
-    options.healthPort !== 0 && options.queueMetricsIntervalMs > 0
-      ? new RegionQueueSampler(metrics.registry, {
-          region: options.region,
-          temporalAddress: options.temporalAddress,
-          namespace: options.temporalNamespace,
-          intervalMs: options.queueMetricsIntervalMs,
-          log,
-        })
-      : undefined;
-  queueSampler?.start();
+  const queueSampler = startQueueSampler(options, metrics.registry, log);
   const workflowBundle = await loadWorkflowBundle(options.workflowBundle, log, tracing.enabled ? 'traced' : 'plain');
   const worker = new SupervisedWorker({
     name: 'control-worker',
