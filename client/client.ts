@@ -234,8 +234,11 @@ export class AtelierClient {
       return;
     }
     if (frame.type === 'accepted') p.acceptedOnSocket = true;
-    if (frame.seq <= p.lastSeq) return;
-    p.lastSeq = frame.seq;
+    const terminal = frame.type === 'completed' || frame.type === 'failed';
+    // Seen already (a re-attach replays the log from its start), unless it is the outcome: a request has one, and
+    // a log that was lost and begun again below the numbers this client has seen must not hide it.
+    if (frame.seq <= p.lastSeq && !terminal) return;
+    p.lastSeq = Math.max(p.lastSeq, frame.seq);
     p.onEvent?.(frame);
     if (frame.type === 'completed' || frame.type === 'failed') {
       this.pending.delete(p.frame.requestId);

@@ -28,7 +28,8 @@ export type RequestEvent =
     };
 
 /**
- * An event as read back from a request's log. `seq` is assigned by Redis at publish time: 1, 2, 3... per request.
+ * An event as read back from a request's log. `seq` is assigned by Redis at publish time: 1, 2, 3... per request,
+ * always increasing (a log lost while its request runs goes on from a larger base; runtime/lua/publish-event-4.lua).
  * The log is keyed by the workflow id (globally unique), not the client's requestId (unique per user only).
  */
 export type SequencedEvent = RequestEvent & { readonly seq: number };

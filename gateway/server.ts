@@ -159,9 +159,11 @@ interface GatewayServices {
 }
 
 function createServices(options: GatewayOptions, deps: GatewayDeps, log: Logger): GatewayServices {
-  const redis: Redis = createRedis(options.redisUrl, 'gateway');
+  const redis: Redis = createRedis(options.redisUrl, 'gateway', options.redisCommandTimeoutMs);
   const eventLog = new RedisEventLog(redis, { prefix: options.redisPrefix });
-  const subscriber = eventLog.createSubscriber(createRedis(options.redisUrl, 'gateway-sub'));
+  const subscriber = eventLog.createSubscriber(
+    createRedis(options.redisUrl, 'gateway-sub', options.redisCommandTimeoutMs),
+  );
   // Pongs refresh a session every heartbeat; it expires only after about three without one.
   const sessionTtlSeconds = Math.ceil((3 * options.heartbeatIntervalMs) / 1000);
   const sessions = new RedisSessionStore(redis, options.redisPrefix, sessionTtlSeconds);

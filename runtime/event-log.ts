@@ -7,28 +7,54 @@
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import type { RequestEvent, SequencedEvent } from '../core/events';
+import { isTerminalEvent, type RequestEvent, type SequencedEvent } from '../core/events';
 import { DEFAULT_REDIS_PREFIX } from './redis';
 
 export interface EventLogOptions {
   /** Prefix of every key and channel; tests use a unique one. @default 'atelier:' */
   readonly prefix?: string;
-  /** Lifetime of a request's log after its last event, seconds. @default 86400 */
-  readonly ttlSeconds?: number;
-  /** Approximate cap on a log's length; progress events are the bulk of it. @default 2000 */
-  readonly maxLength?: number;
+  /**
+   * Lifetime of a running request's log after its latest event, seconds. It must outlast the longest silence of a
+   * live workflow: a request parks up to 24 h in pending_safety without an event. @default 259200 (72 h)
+   */
+  readonly activeTtlSeconds?: number;
+  /** Lifetime of a log once its terminal event is in: the window in which a client can re-attach. @default 86400 */
+  readonly endedTtlSeconds?: number;
+  /**
+   * Most progress events a log keeps; older ones are removed as new ones come, and all but the newest once the
+   * request has ended. Status and terminal events are never removed. @default 2000
+   */
+  readonly maxProgressEvents?: number;
+}
+
+/** Defaults of EventLogOptions. */
+export const EVENT_LOG_DEFAULTS = {
+  activeTtlSeconds: 72 * 3600,
+  endedTtlSeconds: 24 * 3600,
+  maxProgressEvents: 2000,
+} as const;
+
+/** How the publish script treats an event: see runtime/lua/publish-event-4.lua. */
+type EventKind = 'accepted' | 'progress' | 'terminal' | 'status';
+
+function eventKind(event: RequestEvent): EventKind {
+  if (event.type === 'accepted' || event.type === 'progress') return event.type;
+  return isTerminalEvent(event) ? 'terminal' : 'status';
 }
 
 interface PublishCommand {
-  publishEvent3(
+  publishEvent4(
     seqKey: string,
     streamKey: string,
     dedupeKey: string,
+    progressKey: string,
     channel: string,
     eventJson: string,
     dedupe: string,
-    ttl: number,
-    maxLength: number,
+    kind: EventKind,
+    activeTtl: number,
+    endedTtl: number,
+    maxProgress: number,
   ): Promise<[number, number]>;
 }
 
@@ -64,25 +90,33 @@ export async function recordAccepted(eventLog: RequestEventAppender, workflowId:
 
 export class RedisEventLog implements RequestEventAppender {
   readonly prefix: string;
-  private readonly ttlSeconds: number;
-  private readonly maxLength: number;
+  private readonly settings: Required<Omit<EventLogOptions, 'prefix'>>;
 
   constructor(
     private readonly redis: Redis,
     options: EventLogOptions = {},
   ) {
     this.prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
-    this.ttlSeconds = options.ttlSeconds ?? 86_400;
-    this.maxLength = options.maxLength ?? 2000;
-    if (!('publishEvent3' in redis)) {
-      redis.defineCommand('publishEvent3', { numberOfKeys: 3, lua: luaScript('publish-event-3.lua') });
+    this.settings = {
+      activeTtlSeconds: options.activeTtlSeconds ?? EVENT_LOG_DEFAULTS.activeTtlSeconds,
+      endedTtlSeconds: options.endedTtlSeconds ?? EVENT_LOG_DEFAULTS.endedTtlSeconds,
+      maxProgressEvents: options.maxProgressEvents ?? EVENT_LOG_DEFAULTS.maxProgressEvents,
+    };
+    if (!('publishEvent4' in redis)) {
+      redis.defineCommand('publishEvent4', { numberOfKeys: 4, lua: luaScript('publish-event-4.lua') });
     }
   }
 
   /** Keys are hash-tagged on the log id so that one request's keys share a Redis Cluster slot. */
-  keys(logId: string): { seq: string; stream: string; dedupe: string; channel: string } {
+  keys(logId: string): { seq: string; stream: string; dedupe: string; progress: string; channel: string } {
     const base = `${this.prefix}req:{${logId}}`;
-    return { seq: `${base}:seq`, stream: `${base}:events`, dedupe: `${base}:dedupe`, channel: `${base}:ch` };
+    return {
+      seq: `${base}:seq`,
+      stream: `${base}:events`,
+      dedupe: `${base}:dedupe`,
+      progress: `${base}:progress`,
+      channel: `${base}:ch`,
+    };
   }
 
   /**
@@ -96,15 +130,19 @@ export class RedisEventLog implements RequestEventAppender {
   /** `publish`, saying also whether the event was appended now (false: its dedupe key had been used). */
   async append(logId: string, event: RequestEvent, dedupeKey?: string): Promise<{ seq: number; published: boolean }> {
     const k = this.keys(logId);
-    const [seq, published] = await (this.redis as unknown as PublishCommand).publishEvent3(
+    const { activeTtlSeconds, endedTtlSeconds, maxProgressEvents } = this.settings;
+    const [seq, published] = await (this.redis as unknown as PublishCommand).publishEvent4(
       k.seq,
       k.stream,
       k.dedupe,
+      k.progress,
       k.channel,
       JSON.stringify(event),
       dedupeKey ?? '',
-      this.ttlSeconds,
-      this.maxLength,
+      eventKind(event),
+      activeTtlSeconds,
+      endedTtlSeconds,
+      maxProgressEvents,
     );
     return { seq, published: published === 1 };
   }
@@ -117,6 +155,12 @@ export class RedisEventLog implements RequestEventAppender {
       if (fields[0] !== 'e' || json === undefined) return [];
       return [{ ...(JSON.parse(json) as RequestEvent), seq: Number(id.split('-')[0]) }];
     });
+  }
+
+  /** Seq of the log's newest entry; undefined for a log with none. */
+  async newestSeq(logId: string): Promise<number | undefined> {
+    const [newest] = await this.redis.xrevrange(this.keys(logId).stream, '+', '-', 'COUNT', 1);
+    return newest === undefined ? undefined : Number(newest[0].split('-')[0]);
   }
 
   /** A follower of request logs on a dedicated connection (pub/sub mode takes the connection over). */
@@ -134,6 +178,8 @@ interface Follow {
   /** Set while a catch-up read is in flight; live messages wait behind it. */
   catchingUp: Promise<void> | null;
   pending: SequencedEvent[];
+  /** A message numbered at or below lastSeq arrived: on the next read, check whether the log began again. */
+  sawLower: boolean;
   closed: boolean;
 }
 
@@ -145,6 +191,8 @@ interface Follow {
 export class EventSubscriber {
   private readonly follows = new Map<string, Set<Follow>>();
   private readonly channelToLog = new Map<string, string>();
+  /** The SUBSCRIBE of each followed log, in flight or done. */
+  private readonly subscriptions = new Map<string, Promise<void>>();
 
   constructor(
     private readonly log: RedisEventLog,
@@ -159,25 +207,53 @@ export class EventSubscriber {
 
   /** Starts delivering events with seq > afterSeq; resolves once subscribed. Returns the function that stops it. */
   async follow(logId: string, afterSeq: number, deliver: Deliver): Promise<() => Promise<void>> {
-    const f: Follow = { logId, lastSeq: afterSeq, deliver, catchingUp: null, pending: [], closed: false };
+    const f: Follow = {
+      logId,
+      lastSeq: afterSeq,
+      deliver,
+      catchingUp: null,
+      pending: [],
+      sawLower: false,
+      closed: false,
+    };
     let set = this.follows.get(logId);
     if (!set) {
       set = new Set();
       this.follows.set(logId, set);
-      const channel = this.log.keys(logId).channel;
-      this.channelToLog.set(channel, logId);
-      await this.sub.subscribe(channel);
+      this.channelToLog.set(this.log.keys(logId).channel, logId);
     }
     set.add(f);
+    try {
+      // Every follow waits for the subscription, so none reads before it could hear what comes after the read.
+      await this.subscribed(logId);
+    } catch (err) {
+      // Leave nothing behind: a later follow of this log must subscribe afresh, not trust a failed subscription.
+      await this.unfollow(f);
+      throw err;
+    }
     // Subscribed first, then read: nothing published in between can be missed.
     this.catchUp(f);
     await f.catchingUp;
     return () => this.unfollow(f);
   }
 
+  /** Subscribes to a log's channel once for all its follows; a failed attempt is forgotten so the next one retries. */
+  private subscribed(logId: string): Promise<void> {
+    let pending = this.subscriptions.get(logId);
+    if (!pending) {
+      pending = this.sub.subscribe(this.log.keys(logId).channel).then(() => undefined);
+      this.subscriptions.set(logId, pending);
+      pending.catch(() => {
+        if (this.subscriptions.get(logId) === pending) this.subscriptions.delete(logId);
+      });
+    }
+    return pending;
+  }
+
   async close(): Promise<void> {
     this.follows.clear();
     this.channelToLog.clear();
+    this.subscriptions.clear();
     this.sub.disconnect();
   }
 
@@ -190,7 +266,17 @@ export class EventSubscriber {
       this.follows.delete(f.logId);
       const channel = this.log.keys(f.logId).channel;
       this.channelToLog.delete(channel);
-      await this.sub.unsubscribe(channel);
+      const subscription = this.subscriptions.get(f.logId);
+      this.subscriptions.delete(f.logId);
+      // Only a subscription that took effect needs undoing.
+      if (
+        subscription &&
+        (await subscription.then(
+          () => true,
+          () => false,
+        ))
+      )
+        await this.sub.unsubscribe(channel);
     }
   }
 
@@ -202,7 +288,12 @@ export class EventSubscriber {
     for (const f of this.follows.get(logId) ?? []) {
       if (f.catchingUp) f.pending.push(event);
       else if (event.seq === f.lastSeq + 1) this.emit(f, event);
-      else if (event.seq > f.lastSeq + 1) this.catchUp(f); // a gap: read the stream, which has it all
+      else if (event.seq <= f.lastSeq) {
+        f.sawLower = true;
+        this.catchUp(f);
+      }
+      // A gap (a lost message, or progress entries trimmed): read the stream, which has it all.
+      else this.catchUp(f);
     }
   }
 
@@ -212,13 +303,29 @@ export class EventSubscriber {
     f.deliver(event);
   }
 
+  /**
+   * What the stream has after lastSeq. After a message numbered at or below lastSeq, also whether the log began
+   * again below what was delivered (its numbering restarted at 1, a resubmission after the log was lost): then the
+   * whole new log is delivered rather than dropped as seen. A message that merely crossed a read changes nothing.
+   */
+  private async readNew(f: Follow): Promise<SequencedEvent[]> {
+    const sawLower = f.sawLower;
+    f.sawLower = false;
+    const events = await this.log.read(f.logId, f.lastSeq);
+    if (events.length > 0 || !sawLower) return events;
+    const newest = await this.log.newestSeq(f.logId);
+    if (newest === undefined || newest >= f.lastSeq) return [];
+    f.lastSeq = 0;
+    return this.log.read(f.logId, 0);
+  }
+
   private catchUp(f: Follow): void {
     if (f.catchingUp || f.closed) return;
     const run = async (): Promise<void> => {
       // Retry transient read failures; the follower stays correct because pending messages are kept.
       for (let attempt = 0; ; attempt++) {
         try {
-          const events = await this.log.read(f.logId, f.lastSeq);
+          const events = await this.readNew(f);
           for (const e of events) this.emit(f, e);
           break;
         } catch (err) {
@@ -232,9 +339,10 @@ export class EventSubscriber {
       for (const e of pending) {
         if (e.seq === f.lastSeq + 1) this.emit(f, e);
         else if (e.seq > f.lastSeq + 1) gap = true;
+        else f.sawLower = true; // mostly a message that crossed the read; readNew tells a log that began again
       }
       f.catchingUp = null;
-      if (gap) this.catchUp(f);
+      if (gap || f.sawLower) this.catchUp(f);
     };
     f.catchingUp = run().catch(() => {
       f.catchingUp = null;

@@ -4,7 +4,7 @@
 import { DEFAULT_REGION, assertRegion } from '../core/gpu';
 import { LOG_LEVELS, type LogLevel } from './logger';
 import { parse, type OptionTable } from './options';
-import { DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL } from './redis';
+import { DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL } from './redis';
 
 export interface SharedOptions {
   /** Temporal frontend, host:port. @default '127.0.0.1:7233' */
@@ -18,6 +18,12 @@ export interface SharedOptions {
    * publish request events under it and the gateways read them there. @default 'atelier:'
    */
   readonly redisPrefix: string;
+  /**
+   * How long one Redis command may take before it fails, ms. Redis answers in well under a millisecond; a command
+   * still unanswered after this (Redis hung, or down and reconnecting) fails, so a client hears SERVICE_UNAVAILABLE
+   * and the rate limit moves to its in-memory stand-in instead of waiting without bound. @default 2000
+   */
+  readonly redisCommandTimeoutMs: number;
   /** Region whose task queues this process serves. @default 'us-west' */
   readonly region: string;
   /** Root of the filesystem object store (staged and stored images). @default '.atelier/objects' */
@@ -61,6 +67,12 @@ export const SHARED_OPTION_TABLE: OptionTable<SharedOptions> = {
     doc: 'Prefix of every Redis key; the same for every process of a deployment',
     default: DEFAULT_REDIS_PREFIX,
     parse: parseRedisPrefix,
+  },
+  redisCommandTimeoutMs: {
+    env: 'ATELIER_REDIS_COMMAND_TIMEOUT_MS',
+    doc: 'Longest wait for one Redis command before it fails (clients then get SERVICE_UNAVAILABLE), ms',
+    default: DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+    parse: parse.int(50, 60_000),
   },
   region: {
     env: 'ATELIER_REGION',

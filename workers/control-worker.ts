@@ -121,7 +121,7 @@ async function main(): Promise<void> {
   const log = createLogger('control-worker', { region: options.region }, options.logLevel);
   const metrics = await setUpWorkerMetrics('control-worker', options, log);
 
-  const redis = createRedis(options.redisUrl, 'control-worker');
+  const redis = createRedis(options.redisUrl, 'control-worker', options.redisCommandTimeoutMs);
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
   const screen = new RulesPromptScreen();
   const activities = createControlActivities({

@@ -237,7 +237,7 @@ async function main(): Promise<void> {
   );
   const metrics = await setUpWorkerMetrics('gpu-worker', options, log);
 
-  const redis = createRedis(options.redisUrl, `gpu-worker:${options.gpuType}`);
+  const redis = createRedis(options.redisUrl, `gpu-worker:${options.gpuType}`, options.redisCommandTimeoutMs);
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
   const { backends, activities } = await createGpuActivities(options, redis, metrics.registry, log);
   const prefixAgreement = new PrefixAgreement({ redis, prefix: options.redisPrefix, role: 'gpu-worker', log });

@@ -23,24 +23,27 @@ describe('publishEvent activity', () => {
       { logger: new DefaultLogger('ERROR') },
     );
     const { publishEvent } = createNotificationActivities({ eventLog });
+    // The gateway begins every log with `accepted` before the workflow starts.
+    await eventLog.publish('gen:user-1:req-n', { type: 'accepted', workflowId: 'gen:user-1:req-n' }, 'accepted');
     const queued = {
       requestId: 'req-n',
       event: { type: 'status', status: 'queued' } as const,
       dedupeKey: 'status:queued',
     };
-    assert.equal(await env.run(publishEvent, queued), 1);
-    assert.equal(await env.run(publishEvent, queued), 1, 'a retry gets the first seq back');
+    assert.equal(await env.run(publishEvent, queued), 2);
+    assert.equal(await env.run(publishEvent, queued), 2, 'a retry gets the first seq back');
     const terminal = { requestId: 'req-n', event: { type: 'completed', images: [] } as const, dedupeKey: 'terminal' };
-    assert.equal(await env.run(publishEvent, terminal), 2);
+    assert.equal(await env.run(publishEvent, terminal), 3);
     const cancelled = { type: 'failed', code: 'CANCELLED', message: 'late cancel', retryable: false } as const;
     assert.equal(
       await env.run(publishEvent, { requestId: 'req-n', event: cancelled, dedupeKey: 'terminal' }),
-      2,
+      3,
       'one terminal event',
     );
     assert.deepEqual(await eventLog.read('gen:user-1:req-n', 0), [
-      { type: 'status', status: 'queued', seq: 1 },
-      { type: 'completed', images: [], seq: 2 },
+      { type: 'accepted', workflowId: 'gen:user-1:req-n', seq: 1 },
+      { type: 'status', status: 'queued', seq: 2 },
+      { type: 'completed', images: [], seq: 3 },
     ]);
   });
 });

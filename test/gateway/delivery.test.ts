@@ -31,6 +31,29 @@ function assertCompleteLog(frames: RequestEventFrame[]): void {
   assert.equal(frames.at(-1), terminal[0]);
 }
 
+/** A log replayed after its request ended: statuses, the last progress and the outcome, in order. */
+function assertEndedLog(frames: RequestEventFrame[]): void {
+  assert.equal(frames[0]?.type, 'accepted');
+  const seqs = frames.map((f) => f.seq);
+  assert.deepEqual(
+    seqs,
+    [...seqs].sort((a, b) => a - b),
+    'increasing seqs',
+  );
+  assert.equal(new Set(seqs).size, seqs.length, 'each frame once');
+  assert.ok(frames.filter((f) => f.type === 'progress').length <= 1, 'at most the last progress frame');
+  const statuses = frames.flatMap((f) => (f.type === 'status' ? [f.status] : []));
+  const kept = ['queued', 'generating', 'uploading'];
+  assert.deepEqual(
+    statuses.filter((s) => kept.includes(s)),
+    kept,
+    `statuses: ${statuses.join(' ')}`,
+  );
+  const terminal = frames.filter((f) => f.type === 'completed' || f.type === 'failed');
+  assert.equal(terminal.length, 1);
+  assert.equal(frames.at(-1), terminal[0]);
+}
+
 /** A stderr stand-in that records what the CLI writes. */
 function captureStream(): NodeJS.WriteStream & { text: () => string } {
   const chunks: string[] = [];
@@ -123,7 +146,7 @@ void describe('gateway with real workers', () => {
     const replayed: RequestEventFrame[] = [];
     const again = await client.generate(request, (f) => replayed.push(f));
     assert.deepEqual(again, first);
-    assertCompleteLog(replayed);
+    assertEndedLog(replayed);
     assert.equal(harness.backends.get('a10g')?.status().counters.jobs, jobsBefore, 'no second inference');
     await client.close();
   });

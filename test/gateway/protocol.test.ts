@@ -536,7 +536,7 @@ void describe('gateway protocol v1', () => {
       await slow.nextFor(requestId, 'accepted');
       const countBefore = limited.gateway.connectionCount;
       slow.ws.pause();
-      const slowLog = new RedisEventLog(limited.redis.redis, { prefix: limited.redis.prefix, maxLength: 100 });
+      const slowLog = new RedisEventLog(limited.redis.redis, { prefix: limited.redis.prefix, maxProgressEvents: 100 });
       const workflowId = generationWorkflowId('bob', requestId);
       // Loopback TCP buffers absorb about 4 MB before anything stays queued in the gateway; ~200-byte frames, up
       // to 24 MB of them, stopping as soon as the gateway lets go.

@@ -112,10 +112,11 @@ describe('generateImage workflow', () => {
     assert.equal(await h.store.head(`staging/user-1/${req.requestId}/0.png`), null, 'staging copy removed');
 
     const events = await h.events(req);
-    assert.deepEqual(
-      events.map((e) => e.seq),
-      events.map((_, i) => i + 1),
-      'seq is 1, 2, 3... with no gaps',
+    // Read after the end: every status and the terminal, of the progress only the last (runtime/event-log.ts).
+    assert.equal(events[0]?.seq, 1);
+    assert.ok(
+      events.every((e, i) => i === 0 || e.seq > (events[i - 1]?.seq ?? 0)),
+      'seq only grows',
     );
     assert.deepEqual(timeline(events), [
       'accepted',

@@ -97,9 +97,10 @@ describe('lean pipeline', () => {
       'status:uploading',
       'completed',
     ]);
-    assert.deepEqual(
-      events.map((e) => e.seq),
-      events.map((_, i) => i + 1),
+    assert.equal(events[0]?.seq, 1);
+    assert.ok(
+      events.every((e, i) => i === 0 || e.seq > (events[i - 1]?.seq ?? 0)),
+      'seq only grows',
     );
     const [terminal] = terminals(events);
     assert.deepEqual(terminal?.type === 'completed' ? terminal.images : undefined, result.images);
