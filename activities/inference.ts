@@ -18,7 +18,7 @@ import type { ObjectStore } from '../runtime/object-store';
 import { activityFailure } from './failures';
 import { currentEventLogId } from './notification';
 import { announceStatus } from './request-events';
-import { stagingImageKey } from './object-keys';
+import { activityRunId, stagingImageKey } from './object-keys';
 import { InferenceError, type InferenceBackend, type InferenceHooks } from '../inference/backend';
 import { atelierTracer } from '../runtime/tracer';
 
@@ -148,7 +148,7 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
         await progress.flush();
         const stagingKeys: string[] = [];
         for (const [index, image] of images.entries()) {
-          const key = stagingImageKey(input.userId, input.requestId, index);
+          const key = stagingImageKey(input.userId, input.requestId, activityRunId(ctx.info), index);
           await deps.store.put(key, image.png, {
             requestId: input.requestId,
             seed: String(image.seed),

@@ -15,8 +15,28 @@ export function requestKeyPath(userId: string, requestId: string): string {
   return `${userSegment(userId)}/${requestId}`;
 }
 
-/** Where the inference activity writes image `index` before storage takes it over. */
-export function stagingImageKey(userId: string, requestId: string, index: number): string {
+/** The workflow run an activity works for, as activity info has it (absent only outside a workflow). */
+export function activityRunId(info: { readonly workflowExecution?: { readonly runId: string } }): string {
+  return info.workflowExecution?.runId ?? 'no-run';
+}
+
+/** A workflow run id (a UUID) as a key segment; anything else is hashed. */
+function runSegment(runId: string): string {
+  return /^[A-Za-z0-9-]{1,64}$/.test(runId)
+    ? runId
+    : `r-${createHash('sha256').update(runId).digest('hex').slice(0, 32)}`;
+}
+
+/**
+ * Where the inference activity writes image `index` of one run of a request's workflow before storage takes it
+ * over. The run keeps a reused requestId (after Temporal's retention) apart from the earlier request's leftovers.
+ */
+export function stagingImageKey(userId: string, requestId: string, runId: string, index: number): string {
+  return `staging/${requestKeyPath(userId, requestId)}/${runSegment(runId)}/${index}.png`;
+}
+
+/** Staging key written by workers before runs were part of it; storage still takes it for requests staged then. */
+export function legacyStagingImageKey(userId: string, requestId: string, index: number): string {
   return `staging/${requestKeyPath(userId, requestId)}/${index}.png`;
 }
 

@@ -3,12 +3,24 @@
 // second copy, because final keys depend only on the request and the bytes, and a manifest written last records
 // the finished result for retries that find the staging copies already gone. It says `uploading` when it starts
 // and publishes the request's `completed` terminal once the images are stored (activities/request-events.ts).
-import { ApplicationFailure } from '@temporalio/activity';
+//
+// Nothing from elsewhere is trusted: the staging keys the GPU worker returned must be exactly the keys of this
+// request's run, and a manifest counts only when it is bound to this very request (its workflow run, prompt hash,
+// model, size and seeds). A requestId reused after Temporal's retention starts a new run, which never gets the
+// earlier request's images.
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { imageRefs, type StorageActivities, type StoreImagesInput, type StoreImagesOutput } from '../core/activities';
 import type { RequestEventPublisher } from '../runtime/event-log';
 import { sha256Hex, type ObjectStore } from '../runtime/object-store';
 import { activityFailure } from './failures';
-import { finalImageKey, imageManifestKey, promptHash } from './object-keys';
+import {
+  activityRunId,
+  finalImageKey,
+  imageManifestKey,
+  legacyStagingImageKey,
+  promptHash,
+  stagingImageKey,
+} from './object-keys';
 import { announceStatus, announceTerminal } from './request-events';
 
 export interface StorageDeps {
@@ -38,11 +50,64 @@ function asStorageFailure(err: unknown): unknown {
   return activityFailure('StorageFailed', `Object store error: ${err.message}`, { cause: err });
 }
 
+/** What binds a manifest to the one request it was written for. */
+interface ManifestBinding {
+  readonly runId: string;
+  readonly promptSha256: string;
+  readonly model: string;
+  readonly width: number;
+  readonly height: number;
+  readonly seeds: readonly number[];
+}
+
+/** The manifest as stored: the result, and whom it belongs to. */
+interface Manifest extends StoreImagesOutput {
+  readonly binding?: ManifestBinding;
+}
+
+function bindingOf(input: StoreImagesInput, runId: string): ManifestBinding {
+  const { model, width, height, seeds } = input;
+  return { runId, promptSha256: promptHash(input.prompt), model, width, height, seeds: [...seeds] };
+}
+
+function sameBinding(a: ManifestBinding | undefined, b: ManifestBinding): boolean {
+  return (
+    a !== undefined &&
+    a.runId === b.runId &&
+    a.promptSha256 === b.promptSha256 &&
+    a.model === b.model &&
+    a.width === b.width &&
+    a.height === b.height &&
+    a.seeds.length === b.seeds.length &&
+    a.seeds.every((seed, i) => seed === b.seeds[i])
+  );
+}
+
+/**
+ * Each staging key must be the one this request's run writes for that image (or, for images staged by workers
+ * older than run-scoped keys, the request's legacy key): a faulty or hostile worker cannot make storage publish
+ * another request's, or another user's, objects.
+ */
+function checkStagingKeys(input: StoreImagesInput, runId: string): void {
+  if (input.stagingKeys.length !== input.seeds.length) {
+    throw unrecoverable(`${input.stagingKeys.length} staged images but ${input.seeds.length} seeds`);
+  }
+  for (const [index, key] of input.stagingKeys.entries()) {
+    const expected = stagingImageKey(input.userId, input.requestId, runId, index);
+    if (key !== expected && key !== legacyStagingImageKey(input.userId, input.requestId, index)) {
+      throw unrecoverable(`Staging key ${JSON.stringify(key)} is not image ${index} of this request (${expected})`);
+    }
+  }
+}
+
 export function createStorageActivities({ store, eventLog }: StorageDeps): StorageActivities {
   return {
     async storeImages(input: StoreImagesInput): Promise<StoreImagesOutput> {
+      const ctx = Context.current();
+      const runId = activityRunId(ctx.info);
+      checkStagingKeys(input, runId);
       await announceStatus(eventLog, 'uploading');
-      const stored = await storeStagedImages(store, input).catch((err: unknown) => {
+      const stored = await storeStagedImages(store, input, bindingOf(input, runId), ctx.log).catch((err: unknown) => {
         throw asStorageFailure(err);
       });
       const terminalPublished = await announceTerminal(eventLog, { type: 'completed', images: imageRefs(stored) });
@@ -51,16 +116,27 @@ export function createStorageActivities({ store, eventLog }: StorageDeps): Stora
   };
 }
 
-async function storeStagedImages(store: ObjectStore, input: StoreImagesInput): Promise<StoreImagesOutput> {
+async function storeStagedImages(
+  store: ObjectStore,
+  input: StoreImagesInput,
+  binding: ManifestBinding,
+  log: Pick<Context['log'], 'warn'>,
+): Promise<StoreImagesOutput> {
   const manifestKey = imageManifestKey(input.userId, input.requestId);
   const done = await store.get(manifestKey);
   if (done) {
-    // A previous attempt finished; it may have crashed before removing the staging copies.
-    await Promise.all(input.stagingKeys.map((key) => store.delete(key)));
-    return JSON.parse(done.body.toString('utf8')) as StoreImagesOutput;
-  }
-  if (input.stagingKeys.length !== input.seeds.length) {
-    throw unrecoverable(`${input.stagingKeys.length} staged images but ${input.seeds.length} seeds`);
+    const manifest = JSON.parse(done.body.toString('utf8')) as Manifest;
+    if (sameBinding(manifest.binding, binding)) {
+      // A previous attempt of this request finished; it may have crashed before removing the staging copies.
+      await Promise.all(input.stagingKeys.map((key) => store.delete(key)));
+      return { images: manifest.images };
+    }
+    // An earlier request that used this requestId: its images stay where they are, this one gets its own.
+    log.warn('The manifest at this requestId belongs to an earlier request; storing this request and replacing it', {
+      requestId: input.requestId,
+      earlierRun: manifest.binding?.runId ?? 'unknown',
+      run: binding.runId,
+    });
   }
   const images: StoredImage[] = [];
   for (const [index, stagingKey] of input.stagingKeys.entries()) {
@@ -86,9 +162,10 @@ async function storeStagedImages(store: ObjectStore, input: StoreImagesInput): P
     images.push({ key, width: input.width, height: input.height, seed, sha256, bytes: staged.body.length });
   }
   const output: StoreImagesOutput = { images };
+  const manifest: Manifest = { ...output, binding };
   await store.put(
     manifestKey,
-    Buffer.from(JSON.stringify(output)),
+    Buffer.from(JSON.stringify(manifest)),
     { requestId: input.requestId, userId: input.userId },
     'application/json',
   );

@@ -105,6 +105,8 @@ describe('runInference activity', () => {
     const env = mockContext(req);
     const beats: InferenceHeartbeat[] = [];
     env.on('heartbeat', (d: InferenceHeartbeat) => beats.push(d));
+    const logId = `gen:user-1:${req.requestId}`;
+    await eventLog.publish(logId, { type: 'accepted', workflowId: logId }, 'accepted'); // as the gateway does
 
     const out: InferenceOutput = await env.run(activities(backend, 10, 50).runInference, req);
 
@@ -120,18 +122,18 @@ describe('runInference activity', () => {
     assert.equal(out.backend, 'simulated');
     assert.equal(out.workerId, 'test-worker');
     assert.deepEqual(out.seeds, [42]);
-    assert.deepEqual(out.stagingKeys, [`staging/user-1/${req.requestId}/0.png`]);
+    assert.deepEqual(out.stagingKeys, [`staging/user-1/${req.requestId}/run-1/0.png`]);
     const staged = await store.get(out.stagingKeys[0] as string);
     assert.ok(staged);
     const png = decodePng(staged.body);
     assert.deepEqual([png.width, png.height], [512, 384]);
 
-    const [first, ...events] = await eventLog.read(`gen:user-1:${req.requestId}`, 0);
+    const [, first, ...events] = await eventLog.read(logId, 0);
     assert.deepEqual(first && { type: first.type, ...(first.type === 'status' ? first : {}) }, {
       type: 'status',
       status: 'generating',
       gpuType: 'a10g',
-      seq: 1,
+      seq: 2,
     });
     assert.ok(events.length >= 5, `progress was published (${events.length} events)`);
     assert.ok(events.every((e) => e.type === 'progress'));
@@ -186,7 +188,7 @@ describe('runInference activity', () => {
     assert.equal(status.counters.cancelled, 1);
     assert.equal(status.counters.active, 0);
     assert.ok((status.counters.steps ?? 0) <= 4, `no step ran after the cancel (${status.counters.steps} steps)`);
-    assert.equal(await store.head(`staging/user-1/${req.requestId}/0.png`), null);
+    assert.equal(await store.head(`staging/user-1/${req.requestId}/run-1/0.png`), null);
   });
 
   test('a request shorter than the heartbeat period sends no heartbeat at all', async () => {

@@ -29,9 +29,9 @@ describe('storeImages activity', () => {
   let store: FsObjectStore;
   const eventLog = new MemoryEventLog();
   /** Runs the activity as a worker would: in the activity context of the request's workflow, against this store. */
-  const storeImages = (input: StoreImagesInput): Promise<StoreImagesOutput> =>
+  const storeImages = (input: StoreImagesInput, runId = 'run-1'): Promise<StoreImagesOutput> =>
     new MockActivityEnvironment(
-      { activityType: 'storeImages', workflowExecution: { workflowId: logId(input.requestId), runId: 'run-1' } },
+      { activityType: 'storeImages', workflowExecution: { workflowId: logId(input.requestId), runId } },
       { logger: new DefaultLogger('ERROR') },
     ).run(createStorageActivities({ store, eventLog }).storeImages, input);
   const logId = (requestId: string): string => `gen:user-1:${requestId}`;
@@ -43,18 +43,23 @@ describe('storeImages activity', () => {
   after(async () => rm(dir, { recursive: true, force: true }));
 
   /** Stages `n` PNGs as the inference activity would and returns the storage input for them. */
-  async function stage(requestId: string, n: number, size = { width: 256, height: 192 }): Promise<StoreImagesInput> {
+  async function stage(
+    requestId: string,
+    n: number,
+    size = { width: 256, height: 192 },
+    { runId = 'run-1', prompt = 'a quiet harbour' } = {},
+  ): Promise<StoreImagesInput> {
     const stagingKeys: string[] = [];
     for (let i = 0; i < n; i++) {
-      const key = stagingImageKey('user-1', requestId, i);
-      await store.put(key, renderSimulatedImage(size.width, size.height, 100 + i, 'a quiet harbour'));
+      const key = stagingImageKey('user-1', requestId, runId, i);
+      await store.put(key, renderSimulatedImage(size.width, size.height, 100 + i, prompt));
       stagingKeys.push(key);
     }
     return {
       requestId,
       userId: 'user-1',
       model: 'sdxl',
-      prompt: 'a quiet harbour',
+      prompt,
       stagingKeys,
       seeds: stagingKeys.map((_, i) => 100 + i),
       ...size,
@@ -137,5 +142,41 @@ describe('storeImages activity', () => {
       const events = eventLog.events(logId(req.requestId));
       assert.ok(!events.some((e) => e.type === 'completed'), 'no completed event for images that were not stored');
     }
+  });
+
+  test("a requestId reused by a new run never gets the earlier request's images", async () => {
+    const earlier = await stage('req-reused', 1, undefined, { runId: 'run-old', prompt: 'a red fox' });
+    const old = await storeImages(earlier, 'run-old');
+    // Temporal's retention is over; the same requestId starts a new workflow run with a new prompt.
+    const later = await stage('req-reused', 1, undefined, { runId: 'run-new', prompt: 'a blue whale' });
+    const fresh = await storeImages(later, 'run-new');
+    assert.notDeepEqual(
+      fresh.images.map((i) => i.sha256),
+      old.images.map((i) => i.sha256),
+    );
+    const stored = await store.get(fresh.images[0]?.key ?? '');
+    assert.equal(stored?.info.metadata.promptSha256, promptHash('a blue whale'));
+    // And a retry of the new run gets the new run's result back, from the manifest now bound to it.
+    assert.deepEqual(await storeImages(later, 'run-new'), fresh);
+  });
+
+  test("staging keys that are not this request's run's are refused (another user's image, a path escape)", async () => {
+    const other = await stage('req-victim', 1);
+    const own = await stage('req-f', 1);
+    const attempts = [
+      other.stagingKeys[0] as string,
+      'staging/user-2/req-f/run-1/0.png',
+      `staging/user-1/req-f/run-1/../../req-victim/run-1/0.png`,
+      stagingImageKey('user-1', 'req-f', 'run-other', 0),
+    ];
+    for (const key of attempts) {
+      await assert.rejects(storeImages({ ...own, stagingKeys: [key] }), (err: unknown) => {
+        assert.ok(err instanceof ApplicationFailure, String(err));
+        assert.equal(err.type, 'StagedImagesInvalid', key);
+        assert.equal(err.nonRetryable, true);
+        return true;
+      });
+    }
+    assert.ok(await store.head(other.stagingKeys[0] as string), "the other request's staged image is untouched");
   });
 });

@@ -109,7 +109,8 @@ describe('generateImage workflow', () => {
     assert.equal(stored.info.metadata.requestId, req.requestId);
     assert.equal(stored.info.metadata.seed, '42');
     assert.match(image.key, new RegExp(`^images/user-1/${req.requestId}/0-[0-9a-f]{16}\\.png$`));
-    assert.equal(await h.store.head(`staging/user-1/${req.requestId}/0.png`), null, 'staging copy removed');
+    const runId = (await handle.describe()).runId;
+    assert.equal(await h.store.head(`staging/user-1/${req.requestId}/${runId}/0.png`), null, 'staging copy removed');
 
     const events = await h.events(req);
     // Read after the end: every status and the terminal, of the progress only the last (runtime/event-log.ts).
@@ -261,7 +262,8 @@ describe('generateImage workflow', () => {
     assert.ok(lastStep < 28, `inference stopped early (last step ${lastStep})`);
     assert.equal((await handle.describe()).typedSearchAttributes.get(GenerationStatusKey), 'Cancelled');
     assert.equal((await handle.query(statusQuery)).failure?.code, 'CANCELLED');
-    assert.equal(await h.store.head(`staging/user-1/${req.requestId}/0.png`), null, 'nothing staged');
+    const runId = (await handle.describe()).runId;
+    assert.equal(await h.store.head(`staging/user-1/${req.requestId}/${runId}/0.png`), null, 'nothing staged');
   });
 });
 
