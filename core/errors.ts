@@ -30,6 +30,7 @@ export const FAILURE_CODES = {
   INFERENCE_FAILED: 'Inference failed after all retries.',
   STORAGE_FAILED: 'The images could not be stored after all retries.',
   TIMED_OUT: 'The request did not finish within its deadline.',
+  NO_CAPACITY: 'No GPU fleet that can serve the request started it in time; retry later.',
   INTERNAL: 'An unexpected error; quote the correlationId to the operators.',
 } as const;
 
@@ -60,6 +61,8 @@ export const FAILURE_TYPES = {
   StorageFailed: { code: 'STORAGE_FAILED', retryable: true },
   /** The staged images are missing or not what inference reported: storing again cannot fix them. */
   StagedImagesInvalid: { code: 'STORAGE_FAILED', retryable: false },
+  /** Raised by the workflow: no fleet the routing matrix allows started the GPU step within its bound. */
+  NoCapacity: { code: 'NO_CAPACITY', retryable: false },
 } as const satisfies Record<string, { code: FailureCode; retryable: boolean }>;
 
 export type FailureType = keyof typeof FAILURE_TYPES;

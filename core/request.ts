@@ -64,6 +64,12 @@ export interface GenerationRequest extends GenerationParams {
   readonly region: string;
   /** Gateway receive time, ms since epoch. */
   readonly submittedAt: number;
+  /**
+   * How long each fleet may leave the GPU step unstarted before the request moves on, ms. Never set from a client
+   * frame: absent, the tier's default applies (workflows/activity-options.ts GPU_SCHEDULE_TO_START). Tests and
+   * operator tooling that start workflows directly may set it.
+   */
+  readonly gpuStartTimeoutMs?: number;
 }
 
 export interface ValidationProblem {

@@ -1,5 +1,6 @@
 // Activity options of the generateImage workflow, one set per kind of work: timeouts and retry policies from seed
 // 001 (worker health, request recovery, Safety API unavailable), and the proxies built from them.
+import type { Duration } from '@temporalio/common';
 import {
   ActivityCancellationType,
   proxyActivities,
@@ -10,6 +11,7 @@ import {
 import type { createControlActivities, createInferenceActivities } from '../activities';
 import { FAILURE_TYPES, type FailureType } from '../core/errors';
 import { controlTaskQueue, gpuTaskQueue, type GpuType } from '../core/gpu';
+import type { Tier } from '../core/tiers';
 
 /** Failure types that no retry can fix; listed in retry policies too so that a mislabelled failure still stops. */
 const NON_RETRYABLE_TYPES = (Object.keys(FAILURE_TYPES) as FailureType[]).filter(
@@ -109,10 +111,24 @@ export function controlActivities(region: string) {
   };
 }
 
+/**
+ * How long each GPU attempt may wait in its fleet's queue before the request moves to the next fleet the routing
+ * matrix allows (GenerationRun.runOnSomeFleet). Long enough for seed 001's autoscaler to act on a backlog (a 30-120 s
+ * trigger, a 120 s cooldown, then a worker's start), short enough that a fleet with no live worker does not hold a
+ * request for ever: a turbo request with no H100 anywhere ends NO_CAPACITY after its three fleets, about 3 minutes.
+ * Relax requests accept long queues by design (seed 001: relax waits are fine up to 5 minutes), so theirs is longest.
+ */
+export const GPU_SCHEDULE_TO_START: Readonly<Record<Tier, Duration>> = {
+  turbo: '60s',
+  fast: '3m',
+  relax: '15m',
+};
+
 /** The inference activity on one GPU fleet's task queue of a region. */
-export function fleetActivities(region: string, gpuType: GpuType) {
+export function fleetActivities(region: string, gpuType: GpuType, scheduleToStartTimeout?: Duration) {
   return proxyActivities<InferenceActivities>({
     ...INFERENCE_OPTIONS,
+    ...(scheduleToStartTimeout === undefined ? {} : { scheduleToStartTimeout }),
     taskQueue: gpuTaskQueue(region, gpuType),
     // Replay compares activity ids, not task queues: naming the fleet in the id makes a routing change that
     // would move an in-flight request to another fleet fail replay, instead of passing unnoticed.

@@ -15,6 +15,7 @@ const CLIENT_MAY_RETRY: Readonly<Record<FailureCode, boolean>> = {
   INFERENCE_FAILED: true,
   STORAGE_FAILED: true,
   TIMED_OUT: true,
+  NO_CAPACITY: true,
   INTERNAL: false,
 };
 
@@ -36,6 +37,14 @@ function* causes(err: unknown): Generator<unknown> {
     yield e;
     e = e instanceof Error ? e.cause : undefined;
   }
+}
+
+/** Whether an activity failed because no worker started it within its schedule-to-start bound. */
+export function isScheduleToStartTimeout(err: unknown): boolean {
+  for (const e of causes(err)) {
+    if (e instanceof TimeoutFailure) return e.timeoutType === 'SCHEDULE_TO_START';
+  }
+  return false;
 }
 
 /** A failure that more attempts could fix: not cancelled, not marked non-retryable, not of a non-retryable type. */

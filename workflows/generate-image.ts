@@ -18,6 +18,7 @@ import {
   CancellationScope,
   defineQuery,
   isCancellation,
+  log,
   patched,
   setHandler,
   upsertSearchAttributes,
@@ -29,11 +30,11 @@ import type { RequestEvent, StoredImageRef } from '../core/events';
 import type { GpuType } from '../core/gpu';
 import { generationParams } from '../core/generation-params';
 import type { GenerationRequest } from '../core/request';
-import { routeToGpu, type RoutingRule } from '../core/routing';
+import { routeToGpu, type RoutingDecision, type RoutingRule } from '../core/routing';
 import { GenerationStatusKey, GpuTypeKey } from '../core/search-attributes';
 import { STATUS_SEARCH_VALUE, type GenerationStatus } from '../core/status';
-import { controlActivities, fleetActivities } from './activity-options';
-import { clientFailure, describeFailure, isRetryableFailure, type Phase } from './failures';
+import { controlActivities, fleetActivities, GPU_SCHEDULE_TO_START } from './activity-options';
+import { clientFailure, describeFailure, isRetryableFailure, isScheduleToStartTimeout, type Phase } from './failures';
 
 /** Patch id of the lean pipeline; histories without its marker replay on the classic path. */
 export const LEAN_PIPELINE_PATCH = 'lean-pipeline-v1';
@@ -155,7 +156,7 @@ class GenerationRun {
   }
 
   /** Routes the request to a GPU fleet (seed 001's matrix) and runs inference on that fleet's queue. */
-  async generate(): Promise<{ route: ReturnType<typeof routeToGpu>; inference: InferenceOutput }> {
+  async generate(): Promise<{ route: RoutingDecision; inference: InferenceOutput }> {
     const { req } = this;
     const route = routeToGpu(req);
     const gpuAttribute: SearchAttributeUpdatePair = { key: GpuTypeKey, value: route.gpuType };
@@ -167,14 +168,53 @@ class GenerationRun {
       this.view = { ...this.view, gpuType: route.gpuType };
       await this.enterStatus('generating', { gpuType: route.gpuType });
     }
-    const inference = await fleetActivities(req.region, route.gpuType).runInference({
-      requestId: req.requestId,
-      userId: req.userId,
-      ...generationParams(req),
-      gpuType: route.gpuType,
-    });
+    const { gpuType, inference } = await this.runOnSomeFleet(route);
     this.view = { ...this.view, step: req.steps };
-    return { route, inference };
+    return { route: { ...route, gpuType }, inference };
+  }
+
+  private inferenceInput(gpuType: GpuType) {
+    const { req } = this;
+    return { requestId: req.requestId, userId: req.userId, ...generationParams(req), gpuType };
+  }
+
+  /**
+   * Each fleet the routing matrix allows, in its order, gets the GPU step for a bounded wait in its queue
+   * (GPU_SCHEDULE_TO_START, by tier); a fleet where no worker started it passes the request on, and when none did the
+   * request ends NO_CAPACITY (retryable) instead of waiting for a worker that may never come.
+   *
+   * Needs no patch: replay compares activity ids and types, not timeouts, and the new path (the next fleet) follows
+   * only a schedule-to-start timeout, which no history recorded before the bound existed can contain. Requests
+   * already queued when the bound was deployed keep their unbounded wait.
+   */
+  private async runOnSomeFleet(route: RoutingDecision): Promise<{ gpuType: GpuType; inference: InferenceOutput }> {
+    const { req } = this;
+    const fleets = [route.gpuType, ...route.alternatives];
+    const bound = req.gpuStartTimeoutMs ?? GPU_SCHEDULE_TO_START[req.tier];
+    const waited: GpuType[] = [];
+    for (const gpuType of fleets) {
+      if (waited.length > 0) {
+        this.view = { ...this.view, gpuType };
+        upsertSearchAttributes([{ key: GpuTypeKey, value: gpuType }]);
+      }
+      try {
+        const activities = fleetActivities(req.region, gpuType, bound);
+        return { gpuType, inference: await activities.runInference(this.inferenceInput(gpuType)) };
+      } catch (err) {
+        if (!isScheduleToStartTimeout(err)) throw err;
+        waited.push(gpuType);
+        log.warn('No worker of the fleet started the GPU step in time; trying the next fleet', {
+          requestId: req.requestId,
+          gpuType,
+          waited: bound,
+        });
+      }
+    }
+    throw ApplicationFailure.create({
+      type: 'NoCapacity',
+      message: `No worker of ${waited.join(', ')} started the request within ${typeof bound === 'number' ? `${bound} ms` : bound} each`,
+      nonRetryable: true,
+    });
   }
 
   /** Moves the staged images to their final keys and tells the client they are ready. */

@@ -54,6 +54,12 @@ const SCENARIOS: Record<string, (h: GenerationHarness) => Promise<WorkflowHandle
     await handle.result().catch(() => undefined);
     return handle;
   },
+  async 'fleet-failover'(h) {
+    // Turbo goes to H100 first; no H100 worker runs, so after its bounded wait the request moves to A100-80GB.
+    const handle = await h.start({ ...h.request({ tier: 'turbo', steps: 4 }), gpuStartTimeoutMs: 1000 });
+    await handle.result();
+    return handle;
+  },
   async cancel(h) {
     const req = h.request({ model: 'sd3', width: 1024, height: 1024, steps: 28 });
     const handle = await h.start(req);
