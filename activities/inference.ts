@@ -132,7 +132,7 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
       try {
         const generateStarted = performance.now();
         const images = await backend.generate(
-          { requestId: input.requestId, ...generationParams(input) },
+          { requestId: input.requestId, ...generationParams(input), ...(input.soloBatch ? { soloBatch: true } : {}) },
           {
             signal: ctx.cancellationSignal,
             onProgress: (step, totalSteps) => {

@@ -28,6 +28,8 @@ export interface InferenceInput extends GenerationParams {
   readonly requestId: string;
   readonly userId: string;
   readonly gpuType: GpuType;
+  /** Run alone, one image per pass (a retry after running out of device memory; core/recovery.ts). */
+  readonly soloBatch?: boolean;
 }
 
 export interface InferenceOutput {

@@ -8,6 +8,8 @@ import type { BackendTelemetry } from './telemetry';
 /** One request's work for a backend: its generation parameters, named by its request id in logs and errors. */
 export interface InferenceJob extends GenerationParams {
   readonly requestId: string;
+  /** Run alone, one image per pass: shares no batch (a retry after the device ran out of memory). */
+  readonly soloBatch?: boolean;
 }
 
 /** The pipeline's stages, as a host may trace them. */

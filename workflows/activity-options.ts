@@ -124,14 +124,29 @@ export const GPU_SCHEDULE_TO_START: Readonly<Record<Tier, Duration>> = {
   relax: '15m',
 };
 
+/** How one GPU attempt is scheduled beyond its fleet: its wait bound, and for a retry its number and priority. */
+export interface GpuAttemptOptions {
+  readonly scheduleToStartTimeout?: Duration;
+  /** Retries before this attempt; 0 for the first. */
+  readonly retry?: number;
+  /** Temporal priority of a retry (core/recovery.ts); the first attempt inherits the workflow's. */
+  readonly priorityKey?: number;
+  /** The workflow retries itself (core/recovery.ts), so each attempt is a single try. */
+  readonly singleTry?: boolean;
+}
+
 /** The inference activity on one GPU fleet's task queue of a region. */
-export function fleetActivities(region: string, gpuType: GpuType, scheduleToStartTimeout?: Duration) {
+export function fleetActivities(region: string, gpuType: GpuType, attempt: GpuAttemptOptions = {}) {
+  const { scheduleToStartTimeout, retry = 0, priorityKey, singleTry = false } = attempt;
   return proxyActivities<InferenceActivities>({
     ...INFERENCE_OPTIONS,
     ...(scheduleToStartTimeout === undefined ? {} : { scheduleToStartTimeout }),
+    ...(singleTry ? { retry: { ...INFERENCE_OPTIONS.retry, maximumAttempts: 1 } } : {}),
+    ...(priorityKey === undefined ? {} : { priority: { priorityKey } }),
     taskQueue: gpuTaskQueue(region, gpuType),
     // Replay compares activity ids, not task queues: naming the fleet in the id makes a routing change that
-    // would move an in-flight request to another fleet fail replay, instead of passing unnoticed.
-    activityId: `runInference:${gpuType}`,
+    // would move an in-flight request to another fleet fail replay, instead of passing unnoticed. A retry the
+    // workflow schedules itself is numbered.
+    activityId: retry === 0 ? `runInference:${gpuType}` : `runInference:${gpuType}:retry${retry}`,
   });
 }

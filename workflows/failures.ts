@@ -32,7 +32,7 @@ const PHASE_FAILURE_CODE: Readonly<Record<Phase, FailureCode>> = {
 };
 
 /** Walks an error's cause chain (ActivityFailure -> ApplicationFailure -> ...) */
-function* causes(err: unknown): Generator<unknown> {
+export function* causes(err: unknown): Generator<unknown> {
   for (let e: unknown = err, depth = 0; e !== undefined && depth < 10; depth++) {
     yield e;
     e = e instanceof Error ? e.cause : undefined;

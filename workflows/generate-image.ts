@@ -33,8 +33,9 @@ import type { GenerationRequest } from '../core/request';
 import { routeToGpu, type RoutingDecision, type RoutingRule } from '../core/routing';
 import { GenerationStatusKey, GpuTypeKey } from '../core/search-attributes';
 import { STATUS_SEARCH_VALUE, type GenerationStatus } from '../core/status';
-import { controlActivities, fleetActivities, GPU_SCHEDULE_TO_START } from './activity-options';
-import { clientFailure, describeFailure, isRetryableFailure, isScheduleToStartTimeout, type Phase } from './failures';
+import { controlActivities } from './activity-options';
+import { clientFailure, describeFailure, isRetryableFailure, type Phase } from './failures';
+import { runGpuStep } from './gpu-step';
 
 /** Patch id of the lean pipeline; histories without its marker replay on the classic path. */
 export const LEAN_PIPELINE_PATCH = 'lean-pipeline-v1';
@@ -168,53 +169,11 @@ class GenerationRun {
       this.view = { ...this.view, gpuType: route.gpuType };
       await this.enterStatus('generating', { gpuType: route.gpuType });
     }
-    const { gpuType, inference } = await this.runOnSomeFleet(route);
+    const { gpuType, inference } = await runGpuStep(req, route, (next) => {
+      this.view = { ...this.view, gpuType: next };
+    });
     this.view = { ...this.view, step: req.steps };
     return { route: { ...route, gpuType }, inference };
-  }
-
-  private inferenceInput(gpuType: GpuType) {
-    const { req } = this;
-    return { requestId: req.requestId, userId: req.userId, ...generationParams(req), gpuType };
-  }
-
-  /**
-   * Each fleet the routing matrix allows, in its order, gets the GPU step for a bounded wait in its queue
-   * (GPU_SCHEDULE_TO_START, by tier); a fleet where no worker started it passes the request on, and when none did the
-   * request ends NO_CAPACITY (retryable) instead of waiting for a worker that may never come.
-   *
-   * Needs no patch: replay compares activity ids and types, not timeouts, and the new path (the next fleet) follows
-   * only a schedule-to-start timeout, which no history recorded before the bound existed can contain. Requests
-   * already queued when the bound was deployed keep their unbounded wait.
-   */
-  private async runOnSomeFleet(route: RoutingDecision): Promise<{ gpuType: GpuType; inference: InferenceOutput }> {
-    const { req } = this;
-    const fleets = [route.gpuType, ...route.alternatives];
-    const bound = req.gpuStartTimeoutMs ?? GPU_SCHEDULE_TO_START[req.tier];
-    const waited: GpuType[] = [];
-    for (const gpuType of fleets) {
-      if (waited.length > 0) {
-        this.view = { ...this.view, gpuType };
-        upsertSearchAttributes([{ key: GpuTypeKey, value: gpuType }]);
-      }
-      try {
-        const activities = fleetActivities(req.region, gpuType, bound);
-        return { gpuType, inference: await activities.runInference(this.inferenceInput(gpuType)) };
-      } catch (err) {
-        if (!isScheduleToStartTimeout(err)) throw err;
-        waited.push(gpuType);
-        log.warn('No worker of the fleet started the GPU step in time; trying the next fleet', {
-          requestId: req.requestId,
-          gpuType,
-          waited: bound,
-        });
-      }
-    }
-    throw ApplicationFailure.create({
-      type: 'NoCapacity',
-      message: `No worker of ${waited.join(', ')} started the request within ${typeof bound === 'number' ? `${bound} ms` : bound} each`,
-      nonRetryable: true,
-    });
   }
 
   /** Moves the staged images to their final keys and tells the client they are ready. */

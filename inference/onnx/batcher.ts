@@ -11,10 +11,18 @@ export interface BatchKey {
   readonly steps: number;
   readonly guidanceScale: number;
   readonly scheduler: string;
+  /** Set for a request that runs alone, one image per pass (a retry after an out-of-memory): its own group. */
+  readonly solo?: string;
 }
 
 export function batchKeyString(k: BatchKey): string {
-  return `${k.model}|${k.width}x${k.height}|${k.steps}|${k.guidanceScale}|${k.scheduler}`;
+  const shared = `${k.model}|${k.width}x${k.height}|${k.steps}|${k.guidanceScale}|${k.scheduler}`;
+  return k.solo === undefined ? shared : `${shared}|solo:${k.solo}`;
+}
+
+/** Most images of one pass for a group: 1 for a solo request, else the model's current cap. */
+function groupCap(key: BatchKey, capFor: (model: string) => number): number {
+  return key.solo === undefined ? capFor(key.model) : 1;
 }
 
 interface QueuedMember<M> {
@@ -106,12 +114,12 @@ export class DynamicBatcher<M> {
           const head = g.queue[0];
           if (!head) continue;
           const ready =
-            g.queue.length >= this.options.capFor(g.key.model) || now - head.since >= this.options.maxQueueDelayMs;
+            g.queue.length >= groupCap(g.key, this.options.capFor) || now - head.since >= this.options.maxQueueDelayMs;
           if (ready && (!best || head.since < (best[1].queue[0] as QueuedMember<M>).since)) best = entry;
         }
         if (!best) return false;
         const [id, group] = best;
-        const taken = group.queue.splice(0, Math.max(1, this.options.capFor(group.key.model)));
+        const taken = group.queue.splice(0, Math.max(1, groupCap(group.key, this.options.capFor)));
         if (
           !this.options.dispatch(
             group.key,

@@ -124,7 +124,15 @@ export class OnnxBackend implements InferenceBackend {
     const spec = await abortable(this.loader.ensureReady(job.model), hooks.signal, job);
     if (this.closed) throw new InferenceError('InferenceFailed', `${this.name} backend is shutting down`);
     const { width, height, steps, guidanceScale } = job;
-    const key: BatchKey = { model: job.model, width, height, steps, guidanceScale, scheduler: spec.scheduler };
+    const key: BatchKey = {
+      model: job.model,
+      width,
+      height,
+      steps,
+      guidanceScale,
+      scheduler: spec.scheduler,
+      ...(job.soloBatch ? { solo: job.requestId } : {}),
+    };
     return this.requests.open(job, hooks, (members) => this.batcher.enqueue(key, members));
   }
 

@@ -34,6 +34,23 @@ describe('DynamicBatcher', () => {
     batcher.clear();
   });
 
+  test('a solo request (a retry after out-of-memory) shares no pass and runs one image per pass', () => {
+    const passes: { solo: string | undefined; members: number[] }[] = [];
+    const batcher = new DynamicBatcher<number>({
+      maxQueueDelayMs: 10_000,
+      capFor: () => 8,
+      dispatch: (key, members) => (passes.push({ solo: key.solo, members }), true),
+    });
+    batcher.enqueue(KEY, [1, 2]); // waits for company
+    batcher.enqueue({ ...KEY, solo: 'req-oom' }, [10, 11]);
+    assert.deepEqual(passes, [
+      { solo: 'req-oom', members: [10] },
+      { solo: 'req-oom', members: [11] },
+    ]);
+    assert.equal(batcher.queued, 2, 'the shared group still waits, untouched');
+    batcher.clear();
+  });
+
   test('a lone image goes out once it has waited the queue delay', async () => {
     const passes: number[][] = [];
     const batcher = new DynamicBatcher<number>({

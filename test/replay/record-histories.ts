@@ -1,24 +1,23 @@
 // Records the histories that the replay test checks the workflow code against: runs each scenario on a real
 // Temporal dev server with the production workers (test/helpers/temporal.ts) and writes its history as JSON to
 // test/replay/histories/<version>/<scenario>.json, the format `temporal workflow show --output json` and the Web UI
-// export. <version> is the workflow's newest patch (LEAN_PIPELINE_PATCH): each versioned change gets a folder of its
+// export. <version> is the workflow's newest patch (GPU_RECOVERY_PATCH): each versioned change gets a folder of its
 // own, and the folders of older versions are never re-recorded, since histories of workflows that were in flight
 // before a change are what replay must keep passing (histories/classic: before any patch).
 //
 //   npx tsx test/replay/record-histories.ts            # every scenario
 //   npx tsx test/replay/record-histories.ts cancel     # just some
-import { Context } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { InferenceError } from '../../inference/backend';
+import { activityFailure } from '../../activities/failures';
 import { RulesPromptScreen, type PromptScreen } from '../../activities/safety';
-import { LEAN_PIPELINE_PATCH } from '../../workflows/generate-image';
+import { GPU_RECOVERY_PATCH } from '../../workflows/gpu-step';
 import { historyToJsonText } from './history-json';
 import { stopOwnTestRedis } from '../helpers/redis';
 import { createTemporalTestEnv, startGenerationHarness, type GenerationHarness } from '../helpers/temporal';
 
-const HISTORIES_DIR = path.join(__dirname, 'histories', LEAN_PIPELINE_PATCH);
+const HISTORIES_DIR = path.join(__dirname, 'histories', GPU_RECOVERY_PATCH);
 const PENDING_SAFETY_PROMPT = 'a paper boat on a puddle (safety screen outage)';
 const FLAKY_INFERENCE_PROMPT = 'a red bicycle against a blue wall (first attempt fails)';
 
@@ -92,13 +91,16 @@ async function main(): Promise<void> {
   const names = wanted.length > 0 ? wanted : Object.keys(SCENARIOS);
 
   const env = await createTemporalTestEnv();
+  const failedOnce = new Set<string>();
   const h = await startGenerationHarness(env, {
     gpus: { a10g: { speedup: 1000 }, 'a100-80gb': { speedup: 1000 }, a100: { speedup: 1 } },
     screen: screenWithOutage(),
     wrapInference: (activities) => ({
       async runInference(input) {
-        if (input.prompt === FLAKY_INFERENCE_PROMPT && Context.current().info.attempt === 1) {
-          throw new InferenceError('OutOfMemory', 'CUDA out of memory (injected on the first attempt)');
+        // The first attempt of the request only, however it is retried (by Temporal, or by the workflow).
+        if (input.prompt === FLAKY_INFERENCE_PROMPT && !failedOnce.has(input.requestId)) {
+          failedOnce.add(input.requestId);
+          throw activityFailure('OutOfMemory', 'CUDA out of memory (injected on the first attempt)');
         }
         return activities.runInference(input);
       },

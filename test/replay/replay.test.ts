@@ -20,6 +20,7 @@ const VERSIONS: Record<string, readonly string[]> = {
   classic: EXPECTED,
   // fleet-failover: the GPU step's bounded wait moving a request on, added with the bound (no patch needed).
   'lean-pipeline-v1': [...EXPECTED, 'fleet-failover'],
+  'gpu-recovery-v1': [...EXPECTED, 'fleet-failover'],
 };
 
 describe('replay of recorded generateImage histories', () => {

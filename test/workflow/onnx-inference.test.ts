@@ -23,33 +23,51 @@ import { eventually } from '../helpers/eventually';
 import { noHooks, seedCache, tinyJob } from '../inference/fixtures';
 
 interface InferenceAttempt {
-  readonly attempt: number;
-  /** Failure type of the attempt before this one. */
-  readonly lastFailureType: string | undefined;
-  readonly lastFailureMessage: string | undefined;
   /** Identity of the worker that started this attempt. */
   readonly identity: string | undefined;
+  /** How the attempt ended: `completed`, or the failure type it failed with. */
+  readonly outcome: string | undefined;
+  readonly failureMessage: string | undefined;
 }
 
-/** Each started `runInference` attempt recorded in the history (Temporal records the last attempt of each activity). */
+/**
+ * Each `runInference` attempt in the history, in order. The workflow schedules every retry as an activity of its own
+ * (workflows/gpu-step.ts), so each attempt has its scheduled, started and closing events.
+ */
 async function inferenceAttempts(handle: WorkflowHandle): Promise<InferenceAttempt[]> {
   const history = await handle.fetchHistory();
-  const scheduled = new Set<string>();
-  const out: InferenceAttempt[] = [];
+  const attempts = new Map<string, { identity?: string; outcome?: string; failureMessage?: string }>();
   for (const event of history.events ?? []) {
     if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'runInference')
-      scheduled.add(String(event.eventId));
+      attempts.set(String(event.eventId), {});
     const started = event.activityTaskStartedEventAttributes;
-    if (started && scheduled.has(String(started.scheduledEventId))) {
-      out.push({
-        attempt: started.attempt ?? 0,
-        lastFailureType: started.lastFailure?.applicationFailureInfo?.type ?? undefined,
-        lastFailureMessage: started.lastFailure?.message ?? undefined,
-        identity: started.identity ?? undefined,
-      });
+    const a = (id: unknown) => attempts.get(String(id));
+    if (started) {
+      const attempt = a(started.scheduledEventId);
+      if (attempt) attempt.identity = started.identity ?? undefined;
+    }
+    const failed = event.activityTaskFailedEventAttributes;
+    if (failed) {
+      const attempt = a(failed.scheduledEventId);
+      if (attempt) {
+        attempt.outcome =
+          failed.failure?.applicationFailureInfo?.type ??
+          failed.failure?.cause?.applicationFailureInfo?.type ??
+          'failed';
+        attempt.failureMessage = failed.failure?.message ?? undefined;
+      }
+    }
+    const completed = event.activityTaskCompletedEventAttributes;
+    if (completed) {
+      const attempt = a(completed.scheduledEventId);
+      if (attempt) attempt.outcome = 'completed';
     }
   }
-  return out;
+  return [...attempts.values()].map((x) => ({
+    identity: x.identity,
+    outcome: x.outcome,
+    failureMessage: x.failureMessage,
+  }));
 }
 
 /** Flips one byte in the middle of the cached tiny-sd UNet under `cacheDir`, as a bad disk would. */
@@ -169,8 +187,8 @@ void describe('generateImage on the ONNX backend (tiny-sd, CPU)', () => {
     const result: GenerationResult = await handle.result();
     assert.equal(result.images.length, 1);
     assert.deepEqual(
-      (await inferenceAttempts(handle)).map(({ attempt, lastFailureType }) => ({ attempt, lastFailureType })),
-      [{ attempt: 2, lastFailureType: 'ModelCorrupted' }],
+      (await inferenceAttempts(handle)).map(({ outcome }) => outcome),
+      ['ModelCorrupted', 'completed'],
     );
     const counters = onnx().status().counters;
     assert.equal(counters.modelCorruptions, 1);
@@ -216,17 +234,18 @@ void describe('generateImage on the ONNX backend (tiny-sd, CPU)', () => {
       });
       const result: GenerationResult = await handle.result();
 
-      const [attempt, ...more] = await inferenceAttempts(handle);
+      const [failed, attempt, ...more] = await inferenceAttempts(handle);
       assert.equal(more.length, 0);
-      assert.ok(attempt);
+      assert.ok(failed && attempt);
+      assert.equal(failed.identity, 'gpu-a (corrupted copy)');
+      assert.equal(failed.outcome, 'ModelCorrupted');
+      assert.match(failed.failureMessage ?? '', /unet\/model\.onnx fails verification/);
       assert.equal(
         attempt.identity,
         'gpu-b (good copy)',
         'the completing attempt ran on the worker with the good copy',
       );
-      assert.equal(attempt.attempt, 2);
-      assert.equal(attempt.lastFailureType, 'ModelCorrupted');
-      assert.match(attempt.lastFailureMessage ?? '', /unet\/model\.onnx fails verification/);
+      assert.equal(attempt.outcome, 'completed');
       const b = gpuB.onnx;
       assert.ok(b);
       assert.equal(b.status().counters.modelCorruptions ?? 0, 0);
