@@ -18,7 +18,6 @@ import {
   CancellationScope,
   defineQuery,
   isCancellation,
-  log,
   patched,
   setHandler,
   upsertSearchAttributes,
@@ -28,7 +27,6 @@ import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import { imageRefs, type GenerationFailure, type InferenceOutput } from '../core/activities';
 import type { RequestEvent, StoredImageRef } from '../core/events';
 import type { GpuType } from '../core/gpu';
-import { generationParams } from '../core/generation-params';
 import type { GenerationRequest } from '../core/request';
 import { routeToGpu, type RoutingDecision, type RoutingRule } from '../core/routing';
 import { GenerationStatusKey, GpuTypeKey } from '../core/search-attributes';

@@ -3,7 +3,6 @@
 // what operators see in Temporal, and what ends up in storage, for success, refusal, failures, retries and cancel.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
