@@ -7,7 +7,6 @@ import type { Logger } from '../runtime/logger';
 
 export { StackStartError, type LaunchContext } from './stack-context';
 import { delay, killChildrenOnExit } from './processes';
-import { ensureRedis, type RedisHandle } from './redis-server';
 import { repoRoot } from './repo-root';
 import { childEnvironment, ENTRY_POINTS, nodeChild, workerChildren } from './stack-children';
 import { StackStartError, type LaunchContext } from './stack-context';
@@ -15,6 +14,7 @@ import { firstApiKey, recordStackFile, removeStackFile } from './stack-file';
 import { workerHealthPorts } from './stack-metrics';
 import { DEV_API_KEY, type StackOptions } from './stack-options';
 import { superviseStackPrometheus } from './stack-prometheus';
+import { StackRedis } from './stack-redis';
 import { superviseTemporal } from './stack-temporal';
 import type { Supervisor } from './supervisor';
 
@@ -48,6 +48,10 @@ export interface StackHandle {
   children(): { name: string; pid: number | undefined }[];
   /** Sends `signal` to one child; unless the stack is stopping it is restarted like any crash. */
   killChild(name: string, signal?: NodeJS.Signals): void;
+  /** SIGKILLs our redis-server (a crash: unsynced writes are lost). Throws if we did not start it. */
+  crashRedis(): Promise<void>;
+  /** Starts Redis again on the same port with the same data (append-only file). */
+  startRedis(): Promise<void>;
   /** Stops our Temporal dev server (workflows stay in its SQLite file). Throws if we did not start it. */
   stopTemporal(): Promise<void>;
   /** Starts it again on the same port with the same SQLite file. */
@@ -76,7 +80,7 @@ function gatewayUrls(options: StackOptions): { http: string; ws: string } {
 interface Launched {
   readonly temporal: Supervisor | undefined;
   readonly temporalUrls: () => { ui?: string; metrics?: string };
-  readonly redis: RedisHandle;
+  readonly redis: StackRedis;
   readonly children: Map<string, Supervisor>;
   readonly apiKey: string;
   /** /metrics of our Node children, by name. */
@@ -129,13 +133,15 @@ function stackHandle(
     apiKey: launched.apiKey,
     children: () => [
       ...[...all.values()].map((s) => ({ name: s.name, pid: s.pid })),
-      ...(redis.process && !redis.process.hasExited ? [{ name: 'redis', pid: redis.process.process.pid }] : []),
+      ...(redis.pid !== undefined ? [{ name: 'redis', pid: redis.pid }] : []),
     ],
     killChild: (name, signal = 'SIGKILL') => {
       const target = all.get(name);
       if (!target) throw new Error(`No child named ${name}; children: ${[...all.keys()].join(', ')}`);
       target.signal(signal);
     },
+    crashRedis: () => redis.crash(),
+    startRedis: () => redis.start(),
     stopTemporal: () => requireTemporal().stop(),
     startTemporal: () => requireTemporal().start(),
     restartTemporal: async () => {
@@ -145,16 +151,6 @@ function stackHandle(
     },
     stop,
   };
-}
-
-/** Redis: reuse one that answers, or start one with append-only persistence under the data dir. */
-async function startRedis(options: StackOptions, dataDir: string, ctx: LaunchContext): Promise<RedisHandle> {
-  return ensureRedis({
-    url: options.redisUrl,
-    dataDir: path.join(dataDir, 'redis'),
-    log: ctx.log,
-    onOutput: (line) => ctx.onOutput('redis', line),
-  });
 }
 
 /** Undone in reverse order by the stack's stop(): Prometheus, gateway, workers, Redis, Temporal. */
@@ -193,13 +189,9 @@ export async function launchStack(options: StackOptions, ctx: LaunchContext): Pr
     const temporal = await superviseTemporal(options, dataDir, ctx);
     if (temporal.supervisor) cleanups.push(() => (temporal.supervisor as Supervisor).stop());
     checkAborted();
-    const redis = await startRedis(options, dataDir, ctx);
-    cleanups.push(async () => {
-      if (!redis.started) return;
-      ctx.log.info({ service: 'redis' }, 'stopping redis');
-      await redis.stop();
-      ctx.log.info({ service: 'redis' }, 'redis stopped');
-    });
+    const redis = new StackRedis(options, dataDir, ctx);
+    await redis.start();
+    cleanups.push(() => redis.stop());
     checkAborted();
 
     const baseEnv = childEnvironment(options, dataDir);

@@ -1,0 +1,78 @@
+// What every chaos test shares: the real local stack (its processes, as `npm start` runs them) with the simulated GPU
+// slow enough that a fault lands while work is queued and running, one client socket, a burst of requests sent and
+// accepted, and the rule that each accepted request reaches its client exactly once.
+import { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { startStack, repoRoot, type StackHandle } from '../../infra/test-stack';
+import { connectTestSocket, type TestSocket } from '../helpers/ws-client';
+import { within } from '../helpers/deadline';
+
+export interface ChaosStack {
+  readonly stack: StackHandle;
+  readonly socket: TestSocket;
+}
+
+/** Starts the stack before the file's tests and stops it after; the returned object is filled in by then. */
+export function useChaosStack(): ChaosStack {
+  const parts = {} as { stack: StackHandle; socket: TestSocket };
+  before(async () => {
+    assert.ok(existsSync(path.join(repoRoot(), 'dist', 'gateway', 'main.js')), 'dist/ is built (npm test builds it)');
+    // A few seconds per request.
+    parts.stack = await startStack({
+      gatewayPort: 0,
+      env: { ATELIER_SIM_SPEEDUP: '2', LOG_LEVEL: 'warn' },
+    } as Parameters<typeof startStack>[0]);
+    parts.socket = await connectTestSocket(parts.stack.gatewayWsUrl, parts.stack.apiKey);
+  });
+  after(async () => {
+    await within('the test socket', 10_000, parts.socket?.close() ?? Promise.resolve());
+    await within(
+      'the local stack (gateway, workers, Redis, Temporal)',
+      60_000,
+      parts.stack?.stop() ?? Promise.resolve(),
+    );
+  });
+  return parts;
+}
+
+/** Sends `count` SDXL requests (512x512, 10 steps) and waits until each is accepted; returns their ids. */
+export async function sendAcceptedBurst(
+  socket: TestSocket,
+  label: string,
+  count: number,
+  tierOf: (i: number) => string = () => 'fast',
+): Promise<string[]> {
+  const ids = Array.from({ length: count }, (_, i) => `${label}-${Date.now()}-${i}`);
+  ids.forEach((requestId, i) =>
+    socket.send({
+      type: 'generate',
+      requestId,
+      prompt: `a quiet harbour, variation ${i}`,
+      model: 'sdxl',
+      tier: tierOf(i),
+      width: 512,
+      height: 512,
+      steps: 10,
+    }),
+  );
+  for (const id of ids) {
+    const accepted = await socket.waitFor(
+      (f) => f.requestId === id && (f.type === 'accepted' || f.type === 'rejected'),
+      60_000,
+    );
+    assert.equal(accepted.type, 'accepted', JSON.stringify(accepted));
+  }
+  return ids;
+}
+
+/** Each request reached its client completed, with exactly one terminal event: lost 0, duplicates 0. */
+export async function assertEachCompletedOnce(socket: TestSocket, ids: readonly string[]): Promise<void> {
+  for (const id of ids) {
+    const done = await socket.terminal(id, 240_000);
+    assert.equal(done.type, 'completed', `${id}: ${JSON.stringify(done)}`);
+    const terminals = socket.framesFor(id).filter((f) => f.type === 'completed' || f.type === 'failed');
+    assert.equal(terminals.length, 1, `${id} has exactly one terminal event`);
+  }
+}
