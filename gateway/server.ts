@@ -11,6 +11,7 @@ import { PROTOCOL_PATH } from '../core/protocol';
 import { RedisEventLog, type EventSubscriber } from '../runtime/event-log';
 import { createLogger, type Logger } from '../runtime/logger';
 import { FsObjectStore, type ObjectStore } from '../runtime/object-store';
+import { withInjectedLatency } from '../runtime/delayed-object-store';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { createRedis, type Redis } from '../runtime/redis';
 import { StaticApiKeyStore, type ApiKeyStore } from './auth';
@@ -169,7 +170,8 @@ function createServices(options: GatewayOptions, deps: GatewayDeps, log: Logger)
   const sessions = new RedisSessionStore(redis, options.redisPrefix, sessionTtlSeconds);
   const rateLimiter =
     deps.rateLimiter ?? new RedisRequestRateLimiter(redis, options.redisPrefix, options.rateLimitPerMinute);
-  const objectStore = deps.objectStore ?? new FsObjectStore(options.storageDir);
+  const objectStore =
+    deps.objectStore ?? withInjectedLatency(new FsObjectStore(options.storageDir), options.chaosStorageLatencyMs);
   const apiKeys = deps.apiKeys ?? StaticApiKeyStore.parse(options.apiKeys);
   const temporal = temporalClientFor(options, deps);
   const orchestrator = new GenerationOrchestrator(temporal.client, { retryWindowMs: options.startRetryMs, log });

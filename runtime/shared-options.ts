@@ -30,6 +30,11 @@ export interface SharedOptions {
   readonly storageDir: string;
   /** pino level of this process's logs. @default 'info' */
   readonly logLevel: LogLevel;
+  /**
+   * Chaos experiments only: extra latency added to every object-store operation, ms (seed 001 `storage_latency`).
+   * @default 0
+   */
+  readonly chaosStorageLatencyMs: number;
 }
 
 function parseRedisPrefix(raw: string, env: string): string {
@@ -87,6 +92,12 @@ export const SHARED_OPTION_TABLE: OptionTable<SharedOptions> = {
     parse: parse.string,
   },
   logLevel: { env: 'LOG_LEVEL', doc: `Log level (${LOG_LEVELS.join(', ')})`, default: 'info', parse: parseLogLevel },
+  chaosStorageLatencyMs: {
+    env: 'ATELIER_CHAOS_STORAGE_LATENCY_MS',
+    doc: 'Chaos experiments only: latency added to every object-store operation, ms (0 = none)',
+    default: 0,
+    parse: parse.int(0, 60_000),
+  },
 };
 
 /** The shared settings as environment variables, for a launcher handing them to the processes it starts. */

@@ -11,6 +11,7 @@ import { controlTaskQueue } from '../core/gpu';
 import { RedisEventLog } from '../runtime/event-log';
 import { createLogger, type Logger } from '../runtime/logger';
 import { FsObjectStore } from '../runtime/object-store';
+import { withInjectedLatency } from '../runtime/delayed-object-store';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { startTracing, type Tracing } from '../runtime/tracing';
@@ -126,7 +127,7 @@ async function main(): Promise<void> {
   const screen = new RulesPromptScreen();
   const activities = createControlActivities({
     screen,
-    store: new FsObjectStore(path.resolve(options.storageDir)),
+    store: withInjectedLatency(new FsObjectStore(path.resolve(options.storageDir)), options.chaosStorageLatencyMs),
     eventLog: new RedisEventLog(redis, { prefix: options.redisPrefix }),
   });
   const prefixAgreement = new PrefixAgreement({ redis, prefix: options.redisPrefix, role: 'control-worker', log });

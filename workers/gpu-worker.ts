@@ -23,6 +23,7 @@ import { MODEL_NAMES } from '../core/models';
 import { RedisEventLog } from '../runtime/event-log';
 import { createLogger, type Logger } from '../runtime/logger';
 import { FsObjectStore } from '../runtime/object-store';
+import { withInjectedLatency } from '../runtime/delayed-object-store';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { startTracing, type Tracing } from '../runtime/tracing';
@@ -215,7 +216,7 @@ async function createGpuActivities(
   log.info({ models, slots: options.slots }, 'inference backends');
   const activities = createInferenceActivities({
     backends: byModel,
-    store: new FsObjectStore(path.resolve(options.storageDir)),
+    store: withInjectedLatency(new FsObjectStore(path.resolve(options.storageDir)), options.chaosStorageLatencyMs),
     eventLog: new RedisEventLog(redis, { prefix: options.redisPrefix }),
     workerId: options.workerId,
     onInferenceTimed,

@@ -14,15 +14,18 @@ export interface ChaosStack {
   readonly socket: TestSocket;
 }
 
-/** Starts the stack before the file's tests and stops it after; the returned object is filled in by then. */
-export function useChaosStack(): ChaosStack {
+/**
+ * Starts the stack before the file's tests and stops it after; the returned object is filled in by then. `env` goes
+ * to every child process (a fault to inject, for example).
+ */
+export function useChaosStack(env: Record<string, string> = {}): ChaosStack {
   const parts = {} as { stack: StackHandle; socket: TestSocket };
   before(async () => {
     assert.ok(existsSync(path.join(repoRoot(), 'dist', 'gateway', 'main.js')), 'dist/ is built (npm test builds it)');
     // A few seconds per request.
     parts.stack = await startStack({
       gatewayPort: 0,
-      env: { ATELIER_SIM_SPEEDUP: '2', LOG_LEVEL: 'warn' },
+      env: { ATELIER_SIM_SPEEDUP: '2', LOG_LEVEL: 'warn', ...env },
     } as Parameters<typeof startStack>[0]);
     parts.socket = await connectTestSocket(parts.stack.gatewayWsUrl, parts.stack.apiKey);
   });

@@ -1,0 +1,32 @@
+// Chaos, seed 001 `storage_latency`: every object-store operation of every process takes 500 ms more (the GPU
+// workers' staging writes, storage's reads, writes and deletes, the gateway's image reads). Generation goes on, and
+// every request still gets its images, exactly once, and they download.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { assertEachCompletedOnce, sendAcceptedBurst, useChaosStack } from './harness';
+
+const LATENCY_MS = 500;
+
+describe('storage_latency: +500 ms on every storage operation', () => {
+  const chaos = useChaosStack({ ATELIER_CHAOS_STORAGE_LATENCY_MS: String(LATENCY_MS) });
+
+  test('images are still delivered, each request exactly once, and they download', async () => {
+    const { socket } = chaos;
+    const started = Date.now();
+    const ids = await sendAcceptedBurst(socket, 'slow-storage', 4);
+    await assertEachCompletedOnce(socket, ids);
+    const elapsedMs = Date.now() - started;
+    for (const id of ids) {
+      const completed = socket.framesFor(id).find((f) => f.type === 'completed');
+      const url = completed?.type === 'completed' ? completed.images[0]?.url : undefined;
+      assert.ok(url, `${id} names its image`);
+      const fetchStarted = Date.now();
+      const res = await fetch(url);
+      assert.equal(res.status, 200, `${url}: HTTP ${res.status}`);
+      const fetchMs = Date.now() - fetchStarted;
+      assert.ok(fetchMs >= LATENCY_MS, `the gateway read went through the slow store (${fetchMs} ms, ${url})`);
+    }
+    const figures = { accepted: ids.length, completedOnce: ids.length, lost: 0, duplicates: 0, elapsedMs };
+    process.stdout.write(`${JSON.stringify({ experiment: 'storage_latency', ...figures })}\n`);
+  });
+});
