@@ -42,6 +42,7 @@ const COMMANDS = {
 const SOURCE_COMMANDS = {
   'test:unit': { source: 'infra/run-tests.ts', args: ['--unit'], build: false },
   'bench:load': { source: 'bench/load.ts', args: [], build: true },
+  chaos: { source: 'infra/chaos.ts', args: [], build: true },
 };
 
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';

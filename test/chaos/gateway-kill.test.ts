@@ -5,7 +5,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AtelierClient, type RequestEventFrame } from '../../client/client';
-import { useChaosStack } from './harness';
+import { countOutcomes, reportExperiment, useChaosStack } from './harness';
 
 describe('gateway kill with clients waiting', () => {
   const chaos = useChaosStack();
@@ -53,7 +53,6 @@ describe('gateway kill with clients waiting', () => {
       assert.equal(new Set(seqs).size, seqs.length, `${id}: no event twice (${seqs.join(',')})`);
     }
     await client.close();
-    const figures = { accepted: ids.length, completedOnce: ids.length, lost: 0, duplicates: 0, recoveryMs };
-    process.stdout.write(`${JSON.stringify({ experiment: 'gateway_kill', ...figures })}\n`);
+    reportExperiment('gateway_kill', { ...countOutcomes((id) => frames.get(id) ?? [], ids), recoveryMs });
   });
 });

@@ -5,7 +5,10 @@ import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import type { ExperimentFigures } from '../../infra/chaos-report';
 import { startStack, repoRoot, type StackHandle } from '../../infra/test-stack';
+
+export { reportExperiment } from '../../infra/chaos-report';
 import { connectTestSocket, type TestSocket } from '../helpers/ws-client';
 import { within } from '../helpers/deadline';
 
@@ -78,4 +81,23 @@ export async function assertEachCompletedOnce(socket: TestSocket, ids: readonly 
     const terminals = socket.framesFor(id).filter((f) => f.type === 'completed' || f.type === 'failed');
     assert.equal(terminals.length, 1, `${id} has exactly one terminal event`);
   }
+}
+
+/** Counts each request's terminal frames as its client received them: the figures every experiment reports. */
+export function countOutcomes(
+  terminalsOf: (id: string) => readonly { type: string }[],
+  ids: readonly string[],
+): Omit<ExperimentFigures, 'recoveryMs'> {
+  let completedOnce = 0;
+  let failedWithCode = 0;
+  let lost = 0;
+  let duplicates = 0;
+  for (const id of ids) {
+    const terminals = terminalsOf(id).filter((f) => f.type === 'completed' || f.type === 'failed');
+    if (terminals.length === 0) lost++;
+    duplicates += Math.max(0, terminals.length - 1);
+    if (terminals.length === 1 && terminals[0]?.type === 'completed') completedOnce++;
+    if (terminals.length === 1 && terminals[0]?.type === 'failed') failedWithCode++;
+  }
+  return { accepted: ids.length, completedOnce, failedWithCode, lost, duplicates };
 }

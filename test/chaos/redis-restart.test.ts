@@ -4,7 +4,7 @@
 // what clients saw. Every accepted request must reach its client exactly once, completed.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertEachCompletedOnce, sendAcceptedBurst, useChaosStack } from './harness';
+import { assertEachCompletedOnce, countOutcomes, reportExperiment, sendAcceptedBurst, useChaosStack } from './harness';
 
 describe('Redis crash and restart with requests in flight', () => {
   const chaos = useChaosStack();
@@ -24,7 +24,6 @@ describe('Redis crash and restart with requests in flight', () => {
     const [after] = await sendAcceptedBurst(socket, 'redis-after', 1);
     assert.ok(after);
     await assertEachCompletedOnce(socket, [after]);
-    const figures = { accepted: ids.length, completedOnce: ids.length, lost: 0, duplicates: 0, recoveryMs };
-    process.stdout.write(`${JSON.stringify({ experiment: 'redis_restart', ...figures })}\n`);
+    reportExperiment('redis_restart', { ...countOutcomes((id) => socket.framesFor(id), ids), recoveryMs });
   });
 });

@@ -1,7 +1,7 @@
 // Chaos: stop the Temporal dev server while requests are in flight and start it again on the same SQLite file.
 // Every accepted request must still reach its client's terminal event, with nothing lost and nothing doubled.
 import { describe, test } from 'node:test';
-import { assertEachCompletedOnce, sendAcceptedBurst, useChaosStack } from './harness';
+import { assertEachCompletedOnce, countOutcomes, reportExperiment, sendAcceptedBurst, useChaosStack } from './harness';
 
 describe('Temporal server restart with requests in flight', () => {
   const chaos = useChaosStack();
@@ -11,10 +11,15 @@ describe('Temporal server restart with requests in flight', () => {
     const ids = await sendAcceptedBurst(socket, 'restart', 6, (i) => (i % 2 ? 'relax' : 'fast'));
     await socket.waitFor((f) => f.type === 'progress', 60_000);
 
+    const stoppedAt = Date.now();
     await stack.stopTemporal();
     await new Promise((r) => setTimeout(r, 3000));
     await stack.startTemporal();
 
     await assertEachCompletedOnce(socket, ids);
+    reportExperiment('temporal_restart', {
+      ...countOutcomes((id) => socket.framesFor(id), ids),
+      recoveryMs: Date.now() - stoppedAt,
+    });
   });
 });

@@ -4,7 +4,7 @@
 // must reach its client exactly once, completed: lost = 0, duplicate terminals = 0, and none failed.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertEachCompletedOnce, sendAcceptedBurst, useChaosStack } from './harness';
+import { assertEachCompletedOnce, countOutcomes, reportExperiment, sendAcceptedBurst, useChaosStack } from './harness';
 
 /** Seed 001: a dead worker is detected within 30 s, and no request fails. */
 const DETECTION_TARGET_MS = 30_000;
@@ -32,7 +32,6 @@ describe('worker_termination: SIGKILL a GPU worker mid-inference', () => {
       recoveryMs < DETECTION_TARGET_MS + 30_000,
       `the killed request completed ${recoveryMs} ms after the kill`,
     );
-    const figures = { accepted: ids.length, completedOnce: ids.length, lost: 0, duplicates: 0, recoveryMs };
-    process.stdout.write(`${JSON.stringify({ experiment: 'worker_termination', ...figures })}\n`);
+    reportExperiment('worker_termination', { ...countOutcomes((id) => socket.framesFor(id), ids), recoveryMs });
   });
 });
