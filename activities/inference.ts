@@ -8,7 +8,7 @@
 // Redis. So the activity heartbeats on a timer (every `heartbeatIntervalMs`, 1 s), not per step: a request shorter
 // than that sends none, a longer one about one a second, each carrying the last finished step for the Web UI.
 import { context } from '@opentelemetry/api';
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { InferenceActivities, InferenceInput, InferenceOutput } from '../core/activities';
 import { generationParams } from '../core/generation-params';
 import type { GpuType } from '../core/gpu';
@@ -42,7 +42,16 @@ export interface InferenceActivityDeps {
    * staging), for the worker's atelier_inference_seconds. Cancelled and failed runs are not inference times.
    */
   readonly onInferenceTimed?: (sample: InferenceTiming) => void;
+  /**
+   * Told how each run of a model ended, for the per-model circuit breaker: a success, or a failure that says
+   * something about the model or its backend (not a cancellation, and not running out of memory, which is about the
+   * request's size).
+   */
+  readonly onModelOutcome?: (outcome: { readonly model: ModelName; readonly ok: boolean }) => void;
 }
+
+/** Failure types that count against a model's circuit breaker. */
+const MODEL_FAULTS: ReadonlySet<string> = new Set(['ModelCorrupted', 'ModelNotFound', 'InferenceFailed']);
 
 export interface InferenceTiming {
   readonly model: ModelName;
@@ -144,6 +153,7 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
         );
         const seconds = (performance.now() - generateStarted) / 1000;
         deps.onInferenceTimed?.({ model: input.model, gpuType: input.gpuType, backend: backend.name, seconds });
+        deps.onModelOutcome?.({ model: input.model, ok: true });
         // Progress events precede what storage publishes next (`uploading`), so clients see them in order.
         await progress.flush();
         const stagingKeys: string[] = [];
@@ -168,7 +178,11 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
         };
       } catch (err) {
         // An AbortError after cancellation is passed through untouched: the SDK reports it as cancelled.
-        throw toActivityFailure(err);
+        const failure = toActivityFailure(err);
+        if (failure instanceof ApplicationFailure && MODEL_FAULTS.has(failure.type ?? '')) {
+          deps.onModelOutcome?.({ model: input.model, ok: false });
+        }
+        throw failure;
       } finally {
         clearInterval(keepAlive);
       }

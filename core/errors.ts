@@ -18,6 +18,8 @@ export const REJECT_CODES = {
   INVALID_SIZE: "Width or height is outside the model's range or not a multiple of 8.",
   INVALID_PROMPT: 'The prompt is empty or longer than 2000 characters.',
   RATE_LIMITED: 'Too many requests from this user; "retryAfterMs" says when to try again.',
+  MODEL_CIRCUIT_OPEN:
+    'The model is failing on the GPU fleets and new requests for it are paused; "retryAfterMs" says when to try again.',
   UNKNOWN_REQUEST: 'A cancel named a request that this user never submitted.',
   SERVICE_UNAVAILABLE: 'The request could not be started because the orchestrator is unreachable; retry later.',
 } as const;

@@ -12,6 +12,7 @@ import { RedisEventLog, type EventSubscriber } from '../runtime/event-log';
 import { createLogger, type Logger } from '../runtime/logger';
 import { FsObjectStore, type ObjectStore } from '../runtime/object-store';
 import { withInjectedLatency } from '../runtime/delayed-object-store';
+import { ModelBreakers } from '../runtime/model-breakers';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { createRedis, type Redis } from '../runtime/redis';
 import { StaticApiKeyStore, type ApiKeyStore } from './auth';
@@ -101,6 +102,7 @@ export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): 
       eventLog: services.eventLog,
       subscriber: services.subscriber,
       rateLimiter: services.rateLimiter,
+      modelBreakers: services.modelBreakers,
       shutdownSignal: startRetries.signal,
       metrics,
     },
@@ -151,6 +153,7 @@ interface GatewayServices {
   readonly subscriber: EventSubscriber;
   readonly sessions: RedisSessionStore;
   readonly rateLimiter: RequestRateLimiter;
+  readonly modelBreakers: ModelBreakers;
   readonly objectStore: ObjectStore;
   readonly apiKeys: ApiKeyStore;
   readonly orchestrator: GenerationOrchestrator;
@@ -181,6 +184,7 @@ function createServices(options: GatewayOptions, deps: GatewayDeps, log: Logger)
     subscriber,
     sessions,
     rateLimiter,
+    modelBreakers: new ModelBreakers(redis, options.redisPrefix, log),
     objectStore,
     apiKeys,
     orchestrator,

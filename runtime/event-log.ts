@@ -4,10 +4,9 @@
 // message, catches up); a pub/sub channel per request carries new events without polling.
 //
 // The log id is the workflow id (`gen:<user>:<requestId>`), which is unique across users.
-import { readFileSync, existsSync } from 'node:fs';
-import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { isTerminalEvent, type RequestEvent, type SequencedEvent } from '../core/events';
+import { luaScript } from './lua-scripts';
 import { DEFAULT_REDIS_PREFIX } from './redis';
 
 export interface EventLogOptions {
@@ -56,14 +55,6 @@ interface PublishCommand {
     endedTtl: number,
     maxProgress: number,
   ): Promise<[number, number]>;
-}
-
-function luaScript(name: string): string {
-  // From source (tsx) the scripts sit beside this file; from dist/runtime they are two levels up in runtime/lua.
-  const candidates = [path.join(__dirname, 'lua', name), path.join(__dirname, '..', '..', 'runtime', 'lua', name)];
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) throw new Error(`Lua script ${name} not found (looked in ${candidates.join(', ')})`);
-  return readFileSync(found, 'utf8');
 }
 
 /** What activities need of a request event log: append an event, at most once per dedupe key. */

@@ -24,6 +24,7 @@ import { RedisEventLog } from '../runtime/event-log';
 import { createLogger, type Logger } from '../runtime/logger';
 import { FsObjectStore } from '../runtime/object-store';
 import { withInjectedLatency } from '../runtime/delayed-object-store';
+import { ModelBreakers } from '../runtime/model-breakers';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { startTracing, type Tracing } from '../runtime/tracing';
@@ -214,12 +215,14 @@ async function createGpuActivities(
   const byModel = backendsByModel(backends, MODEL_NAMES);
   const models = Object.fromEntries([...byModel].map(([model, backend]) => [model, backend.name]));
   log.info({ models, slots: options.slots }, 'inference backends');
+  const breakers = new ModelBreakers(redis, options.redisPrefix, log);
   const activities = createInferenceActivities({
     backends: byModel,
     store: withInjectedLatency(new FsObjectStore(path.resolve(options.storageDir)), options.chaosStorageLatencyMs),
     eventLog: new RedisEventLog(redis, { prefix: options.redisPrefix }),
     workerId: options.workerId,
     onInferenceTimed,
+    onModelOutcome: ({ model, ok }) => breakers.report(model, ok),
   });
   return { backends, activities };
 }

@@ -86,6 +86,9 @@ describe('runInference activity', () => {
     await rm(storeDir, { recursive: true, force: true });
   });
 
+  /** What the activities told the per-model circuit breaker, in order. */
+  let modelOutcomes: { model: string; ok: boolean }[] = [];
+
   function activities(backend: InferenceBackend, progressIntervalMs = 100, heartbeatIntervalMs = 1000) {
     return createInferenceActivities({
       backends: backendsByModel([backend], MODEL_NAMES),
@@ -94,6 +97,7 @@ describe('runInference activity', () => {
       workerId: 'test-worker',
       progressIntervalMs,
       heartbeatIntervalMs,
+      onModelOutcome: (outcome) => modelOutcomes.push(outcome),
     });
   }
 
@@ -121,6 +125,7 @@ describe('runInference activity', () => {
     assert.ok(beats.every((b) => b.totalSteps === 20));
     assert.equal(out.backend, 'simulated');
     assert.equal(out.workerId, 'test-worker');
+    assert.deepEqual(modelOutcomes.at(-1), { model: 'sdxl', ok: true }, 'a success is told to the model breaker');
     assert.deepEqual(out.seeds, [42]);
     assert.deepEqual(out.stagingKeys, [`staging/user-1/${req.requestId}/run-1/0.png`]);
     const staged = await store.get(out.stagingKeys[0] as string);
@@ -208,6 +213,7 @@ describe('runInference activity', () => {
       ['ModelNotFound', true],
       ['InferenceFailed', false],
     ];
+    modelOutcomes = [];
     for (const [failureType, nonRetryable] of cases) {
       const req = input();
       await assert.rejects(
@@ -221,6 +227,12 @@ describe('runInference activity', () => {
         },
       );
     }
+    // The model's circuit breaker hears of the faults of the model or its backend, not of running out of memory.
+    assert.deepEqual(
+      modelOutcomes.map((o) => o.ok),
+      [false, false, false],
+      JSON.stringify(modelOutcomes),
+    );
   });
 
   test('a model without a backend on this worker fails as ModelNotFound, without retries', async () => {
