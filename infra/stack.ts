@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Logger } from '../runtime/logger';
 
 export { StackStartError, type LaunchContext } from './stack-context';
+import { freePort } from './ports';
 import { delay, killChildrenOnExit } from './processes';
 import { repoRoot } from './repo-root';
 import { childEnvironment, ENTRY_POINTS, nodeChild, workerChildren } from './stack-children';
@@ -175,24 +176,28 @@ class Cleanups {
  * gateway answers GET /readyz with 200. Anything started before a failure is stopped again before the error is
  * thrown.
  */
-export async function launchStack(options: StackOptions, ctx: LaunchContext): Promise<StackHandle> {
+export async function launchStack(requested: StackOptions, ctx: LaunchContext): Promise<StackHandle> {
   const checkAborted = (): void => {
     if (ctx.abort?.aborted) throw new StackStartError('Start-up interrupted');
   };
   const root = repoRoot();
   assertBuilt(root);
   killChildrenOnExit();
-  const dataDir = path.resolve(root, options.dataDir);
+  const dataDir = path.resolve(root, requested.dataDir);
   await fs.mkdir(dataDir, { recursive: true });
   const cleanups = new Cleanups(ctx.log);
   try {
-    const temporal = await superviseTemporal(options, dataDir, ctx);
+    const temporal = await superviseTemporal(requested, dataDir, ctx);
     if (temporal.supervisor) cleanups.push(() => (temporal.supervisor as Supervisor).stop());
     checkAborted();
-    const redis = new StackRedis(options, dataDir, ctx);
+    const redis = new StackRedis(requested, dataDir, ctx);
     await redis.start();
     cleanups.push(() => redis.stop());
     checkAborted();
+    // Gateway port 0 = any free port, chosen only now: Temporal's dev server binds internal ports of its own as it
+    // starts, and one of them once took a port picked for the gateway before it.
+    const options =
+      requested.gatewayPort === 0 ? { ...requested, gatewayPort: await freePort(requested.gatewayHost) } : requested;
 
     const baseEnv = childEnvironment(options, dataDir);
     const health = await workerHealthPorts(options, gatewayUrls(options).http, { ...process.env, ...ctx.extraEnv });

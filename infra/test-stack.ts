@@ -30,15 +30,13 @@ async function testStackOptions(overrides: Partial<StackOptions>, tempDir: strin
     // No Prometheus unless a test asks for one (with a port).
     prometheusPort: 0,
     redisUrl: `redis://127.0.0.1:${await freePort()}`,
-    gatewayPort: await freePort(),
+    // Any free port, picked by the launcher once Temporal and Redis listen (infra/stack.ts).
+    gatewayPort: 0,
     logLevel: 'warn',
     readyTimeoutMs: 60_000,
     shutdownTimeoutMs: 10_000,
     ...overrides,
   };
-  // Port 0 means "any free port", as for a listening socket; the stack needs to know the real one up front to
-  // hand it to the gateway and to probe readiness.
-  if (options.gatewayPort === 0) options.gatewayPort = await freePort();
   return options;
 }
 
