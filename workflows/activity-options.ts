@@ -69,21 +69,16 @@ const SAFETY_PATIENT_OPTIONS: ActivityOptions = {
 };
 
 /**
- * Seed 001 worker health and request recovery: the GPU worker heartbeats every second while it runs a request (seed
- * 001 asks for at most 10 s apart), a worker silent for 30 s is presumed dead and the request retried on another; MAX_RETRIES = 3 with backoff min(30, 2^n) s.
+ * Seed 001 worker health: the GPU worker heartbeats every second while it runs a request (seed 001 asks for at most
+ * 10 s apart), and a worker silent for 30 s is presumed dead. Each attempt is a single try: the workflow retries a
+ * failed one itself, by failure type (workflows/gpu-step.ts, core/recovery.ts: MAX_RETRIES 3, backoff min(30, 2^n) s).
  * startToClose only backstops a hung worker that still heartbeats: the largest request (Flux, 4K, 8 images on an
  * A100) models at about 75 minutes.
  */
 const INFERENCE_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '2h',
   heartbeatTimeout: '30s',
-  retry: {
-    initialInterval: '2s',
-    backoffCoefficient: 2,
-    maximumInterval: '30s',
-    maximumAttempts: 4,
-    nonRetryableErrorTypes: NON_RETRYABLE_TYPES,
-  },
+  retry: { maximumAttempts: 1 },
   // A cancelled request ends only once the GPU has stopped: "cancelled" then also means "no longer billed".
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 };
@@ -131,17 +126,14 @@ export interface GpuAttemptOptions {
   readonly retry?: number;
   /** Temporal priority of a retry (core/recovery.ts); the first attempt inherits the workflow's. */
   readonly priorityKey?: number;
-  /** The workflow retries itself (core/recovery.ts), so each attempt is a single try. */
-  readonly singleTry?: boolean;
 }
 
 /** The inference activity on one GPU fleet's task queue of a region. */
 export function fleetActivities(region: string, gpuType: GpuType, attempt: GpuAttemptOptions = {}) {
-  const { scheduleToStartTimeout, retry = 0, priorityKey, singleTry = false } = attempt;
+  const { scheduleToStartTimeout, retry = 0, priorityKey } = attempt;
   return proxyActivities<InferenceActivities>({
     ...INFERENCE_OPTIONS,
     ...(scheduleToStartTimeout === undefined ? {} : { scheduleToStartTimeout }),
-    ...(singleTry ? { retry: { ...INFERENCE_OPTIONS.retry, maximumAttempts: 1 } } : {}),
     ...(priorityKey === undefined ? {} : { priority: { priorityKey } }),
     taskQueue: gpuTaskQueue(region, gpuType),
     // Replay compares activity ids, not task queues: naming the fleet in the id makes a routing change that

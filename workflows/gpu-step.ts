@@ -64,7 +64,6 @@ export async function runGpuStep(
         scheduleToStartTimeout: bound,
         retry: retries,
         priorityKey,
-        singleTry: true,
       });
       const input = {
         requestId: req.requestId,
