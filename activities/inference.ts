@@ -11,6 +11,7 @@ import { context } from '@opentelemetry/api';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { InferenceActivities, InferenceInput, InferenceOutput } from '../core/activities';
 import { generationParams } from '../core/generation-params';
+import { isFailureType, type FailureType } from '../core/errors';
 import type { GpuType } from '../core/gpu';
 import type { ModelName } from '../core/models';
 import type { RequestEventPublisher } from '../runtime/event-log';
@@ -43,15 +44,20 @@ export interface InferenceActivityDeps {
    */
   readonly onInferenceTimed?: (sample: InferenceTiming) => void;
   /**
-   * Told how each run of a model ended, for the per-model circuit breaker: a success, or a failure that says
-   * something about the model or its backend (not a cancellation, and not running out of memory, which is about the
-   * request's size).
+   * Told how each run ended, for the worker's health rules (its own circuit breaker, the per-model breaker, the
+   * reload of a corrupted model): a success, or a failure with its type. Not told of cancellations, nor of runs
+   * handed back because the worker is shutting down: neither says anything about the model or the worker.
    */
-  readonly onModelOutcome?: (outcome: { readonly model: ModelName; readonly ok: boolean }) => void;
+  readonly onOutcome?: (outcome: InferenceOutcome) => void;
 }
 
-/** Failure types that count against a model's circuit breaker. */
-const MODEL_FAULTS: ReadonlySet<string> = new Set(['ModelCorrupted', 'ModelNotFound', 'InferenceFailed']);
+/** How one run of `runInference` ended. */
+export interface InferenceOutcome {
+  readonly model: ModelName;
+  readonly requestId: string;
+  /** undefined for a success; the ApplicationFailure type (core/errors.ts) of a failure. */
+  readonly failureType: FailureType | undefined;
+}
 
 export interface InferenceTiming {
   readonly model: ModelName;
@@ -60,10 +66,14 @@ export interface InferenceTiming {
   readonly seconds: number;
 }
 
-/** What `runInference` heartbeats: the last finished step, so operators see progress in the Web UI. */
+/**
+ * What `runInference` heartbeats: the last finished step, so operators see progress in the Web UI, and the worker,
+ * so that the workflow knows which worker a request was on when its heartbeats stopped (poison-request quarantine).
+ */
 export interface InferenceHeartbeat {
   readonly step: number;
   readonly totalSteps: number;
+  readonly workerId: string;
 }
 
 /**
@@ -100,10 +110,30 @@ class ProgressPublisher {
   }
 }
 
-/** Backend failures become ApplicationFailures whose type the workflow maps to a client code (core/errors.ts). */
-function toActivityFailure(err: unknown): unknown {
-  if (!(err instanceof InferenceError)) return err;
-  return activityFailure(err.failureType, err.message, { cause: err });
+/** What every failure of a run carries in its details: the worker it failed on (poison-request quarantine). */
+export interface InferenceFailureDetails {
+  readonly workerId: string;
+}
+
+/**
+ * Backend failures become ApplicationFailures whose type the workflow maps to a client code (core/errors.ts), each
+ * naming the worker. A run cut short because this worker is shutting down (its grace time is over) is handed back
+ * as a retryable WorkerShutdown, so the workflow runs it elsewhere at once, instead of the server waiting out the
+ * heartbeat timeout. A cancellation the client asked for passes through untouched: the SDK reports it as cancelled.
+ */
+function toActivityFailure(err: unknown, ctx: Context, workerId: string): unknown {
+  const details: InferenceFailureDetails[] = [{ workerId }];
+  if (ctx.cancellationDetails?.workerShutdown) {
+    return activityFailure('WorkerShutdown', `Worker ${workerId} shut down during the run`, { details });
+  }
+  if (err instanceof InferenceError) return activityFailure(err.failureType, err.message, { cause: err, details });
+  if (err instanceof ApplicationFailure || isAbortError(err)) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return activityFailure('InferenceFailed', message, { details, ...(err instanceof Error ? { cause: err } : {}) });
+}
+
+function isAbortError(err: unknown): boolean {
+  return err instanceof Error && err.name === 'AbortError';
 }
 
 /**
@@ -136,16 +166,21 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
       const traceStage = stageTracer(input);
       await announceStatus(deps.eventLog, 'generating', input.gpuType);
       const progress = new ProgressPublisher(deps.eventLog, currentEventLogId(), progressIntervalMs, ctx.log);
-      let beat: InferenceHeartbeat = { step: 0, totalSteps: input.steps };
+      let beat: InferenceHeartbeat = { step: 0, totalSteps: input.steps, workerId: deps.workerId };
       const keepAlive = setInterval(() => ctx.heartbeat(beat), heartbeatIntervalMs);
       try {
         const generateStarted = performance.now();
         const images = await backend.generate(
-          { requestId: input.requestId, ...generationParams(input), ...(input.soloBatch ? { soloBatch: true } : {}) },
+          {
+            requestId: input.requestId,
+            ...generationParams(input),
+            ...(input.soloBatch ? { soloBatch: true } : {}),
+            ...(ctx.info.priority?.priorityKey ? { priority: ctx.info.priority.priorityKey } : {}),
+          },
           {
             signal: ctx.cancellationSignal,
             onProgress: (step, totalSteps) => {
-              beat = { step, totalSteps };
+              beat = { step, totalSteps, workerId: deps.workerId };
               progress.offer(step, totalSteps);
             },
             onStage: traceStage,
@@ -153,7 +188,7 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
         );
         const seconds = (performance.now() - generateStarted) / 1000;
         deps.onInferenceTimed?.({ model: input.model, gpuType: input.gpuType, backend: backend.name, seconds });
-        deps.onModelOutcome?.({ model: input.model, ok: true });
+        deps.onOutcome?.({ model: input.model, requestId: input.requestId, failureType: undefined });
         // Progress events precede what storage publishes next (`uploading`), so clients see them in order.
         await progress.flush();
         const stagingKeys: string[] = [];
@@ -177,10 +212,17 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
           durationMs: Math.round(performance.now() - started),
         };
       } catch (err) {
-        // An AbortError after cancellation is passed through untouched: the SDK reports it as cancelled.
-        const failure = toActivityFailure(err);
-        if (failure instanceof ApplicationFailure && MODEL_FAULTS.has(failure.type ?? '')) {
-          deps.onModelOutcome?.({ model: input.model, ok: false });
+        const failure = toActivityFailure(err, ctx, deps.workerId);
+        if (
+          failure instanceof ApplicationFailure &&
+          failure.type !== 'WorkerShutdown' &&
+          isFailureType(failure.type ?? undefined)
+        ) {
+          deps.onOutcome?.({
+            model: input.model,
+            requestId: input.requestId,
+            failureType: failure.type as FailureType,
+          });
         }
         throw failure;
       } finally {

@@ -59,6 +59,10 @@ export const FAILURE_TYPES = {
   OutOfMemory: { code: 'INFERENCE_FAILED', retryable: true },
   /** The backend failed for another reason. */
   InferenceFailed: { code: 'INFERENCE_FAILED', retryable: true },
+  /** The device itself failed (CUDA error, lost device): the worker restarts, and the request runs elsewhere. */
+  GpuError: { code: 'INFERENCE_FAILED', retryable: true },
+  /** The worker was shutting down (drain past its grace time) and handed the run back to run elsewhere. */
+  WorkerShutdown: { code: 'INFERENCE_FAILED', retryable: true },
   /** The object store refused a write or a read; it may answer the next attempt. */
   StorageFailed: { code: 'STORAGE_FAILED', retryable: true },
   /** The staged images are missing or not what inference reported: storing again cannot fix them. */

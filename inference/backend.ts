@@ -10,6 +10,8 @@ export interface InferenceJob extends GenerationParams {
   readonly requestId: string;
   /** Run alone, one image per pass: shares no batch (a retry after the device ran out of memory). */
   readonly soloBatch?: boolean;
+  /** Temporal priority key of the request (1 = first); a backend queueing jobs serves them in this order. */
+  readonly priority?: number;
 }
 
 /** The pipeline's stages, as a host may trace them. */
@@ -56,6 +58,12 @@ export interface InferenceBackend {
   supports(model: ModelName): boolean;
   generate(job: InferenceJob, hooks: InferenceHooks): Promise<GeneratedImage[]>;
   status(): BackendStatus;
+  /**
+   * Fetches the model's files again from their source, verifies them and loads the model afresh; resolves once it is
+   * ready, rejects (InferenceError) when the new copy fails too. The worker calls it after ModelCorrupted, while it
+   * takes no work. Absent on a backend with nothing to reload.
+   */
+  reloadModel?(model: ModelName): Promise<void>;
   /** Passes, busy time and what else the backend knows of its device, for the worker's metrics. */
   readonly telemetry?: BackendTelemetry;
   close(): Promise<void>;

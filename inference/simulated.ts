@@ -3,8 +3,9 @@
 // step, stops within one step when cancelled, and returns real PNGs of the requested size whose pixels are a
 // deterministic function of the seed and prompt (smooth gradients and soft shapes), so that the same request
 // always yields the same bytes, as a real pipeline with a fixed seed does. Like one GPU holding one pipeline, it
-// runs one job at a time: a worker may hold several requests (its slots), and they queue here in arrival order,
-// so throughput under load is what the modelled GPU would give. The images are drawn and encoded in worker threads
+// runs one job at a time: a worker may hold several requests (its slots), and they queue here, taking the GPU by
+// Temporal priority, then arrival, so throughput under load is what the modelled GPU would give and a tier's priority
+// holds inside the worker as it does in the task queue. The images are drawn and encoded in worker threads
 // (simulated-render-pool.ts): a 4096x4096 batch takes tens of seconds of CPU, and on the worker's main thread that
 // would stall heartbeats past Temporal's timeout. Load tests, chaos tests and the local stack run on it; real
 // inference is the ONNX backend (inference/onnx).
@@ -13,13 +14,14 @@ import { GPU_SPECS, type GpuType } from '../core/gpu';
 import { MODELS, type ModelName } from '../core/models';
 import {
   epochMs,
-  InferenceAbortedError,
+  InferenceError,
   type BackendStatus,
   type GeneratedImage,
   type InferenceBackend,
   type InferenceHooks,
   type InferenceJob,
 } from './backend';
+import { DEFAULT_PRIORITY_KEY, PriorityGate } from './gpu-gate';
 import { SimulatedGpuMemory } from './simulated-memory';
 import { SimulatedRenderPool } from './simulated-render-pool';
 import { WorkRecorder, type BackendTelemetry, type DeviceMemory } from './telemetry';
@@ -43,6 +45,12 @@ export interface SimulatedGpuBackendOptions {
    * the backend stands for one GPU, and the worker process has other work for the remaining cores. @default 1
    */
   readonly renderThreads?: number;
+  /**
+   * Fault injection for chaos runs (model_load_failure): the first N loads of each model on this backend fail
+   * checksum verification (InferenceError ModelCorrupted), as a corrupted copy in the model registry would. A model is
+   * loaded at its first request and again by reloadModel. @default 0 (off)
+   */
+  readonly injectModelLoadFailures?: number;
 }
 
 /**
@@ -65,11 +73,15 @@ export class SimulatedGpuBackend implements InferenceBackend {
   readonly gpuType: GpuType;
   private readonly speedup: number;
   private readonly utilization: number;
-  private readonly modelsUsed = new Set<ModelName>();
+  /** Models loaded (verified) on the simulated GPU. */
+  private readonly loaded = new Set<ModelName>();
+  /** Injected load failures left, per model. */
+  private readonly loadFailuresLeft = new Map<ModelName, number>();
+  private readonly injectedLoadFailures: number;
   /** `active`: jobs on the simulated GPU (0 or 1); `queued`: jobs waiting for it. */
   private readonly counters = { jobs: 0, images: 0, steps: 0, cancelled: 0, active: 0, queued: 0 };
-  /** Settles when the last job handed the GPU so far has left it. */
-  private gpuFree: Promise<void> = Promise.resolve();
+  /** The modelled GPU: one job at a time, by priority then arrival. */
+  private readonly gpu = new PriorityGate();
   private readonly renderer: SimulatedRenderPool;
   private closed = false;
   /** One lane: the modelled GPU, busy while a job holds it (its steps and its images' rendering). */
@@ -88,6 +100,7 @@ export class SimulatedGpuBackend implements InferenceBackend {
     this.speedup = speedup;
     this.utilization = utilization;
     this.renderer = new SimulatedRenderPool(options.renderThreads ?? 1);
+    this.injectedLoadFailures = options.injectModelLoadFailures ?? 0;
     this.memory = new SimulatedGpuMemory(options.gpuType);
     this.telemetry = {
       busyFraction: (now) => this.work.busy.fraction(now),
@@ -109,6 +122,7 @@ export class SimulatedGpuBackend implements InferenceBackend {
     this.memory.jobStarted(job);
     try {
       hooks.signal.throwIfAborted();
+      this.ensureLoaded(job.model);
       const stepMs = modelledStepMs(job, this.gpuType, this.utilization) / this.speedup;
       // Sleep to cumulative deadlines so that timer granularity (~1 ms) does not add up over many short steps.
       const start = performance.now();
@@ -125,7 +139,6 @@ export class SimulatedGpuBackend implements InferenceBackend {
       hooks.onStage?.('denoise', denoiseStart, renderStart);
       const images = await this.render(job, hooks.signal);
       hooks.onStage?.('png', renderStart, epochMs());
-      this.modelsUsed.add(job.model);
       this.counters.jobs++;
       this.counters.images += images.length;
       return images;
@@ -138,6 +151,27 @@ export class SimulatedGpuBackend implements InferenceBackend {
       leaveGpu();
       release();
     }
+  }
+
+  /** Loads (verifies) the model unless it is loaded; an injected fault fails the verification. */
+  private ensureLoaded(model: ModelName): void {
+    if (this.loaded.has(model)) return;
+    const left = this.loadFailuresLeft.get(model) ?? this.injectedLoadFailures;
+    if (left > 0) {
+      this.loadFailuresLeft.set(model, left - 1);
+      throw new InferenceError(
+        'ModelCorrupted',
+        `${model} failed checksum verification on the simulated ${this.gpuType} (injected fault, ${left - 1} left)`,
+      );
+    }
+    this.loaded.add(model);
+  }
+
+  /** Drops the model and loads it again (the worker calls this after ModelCorrupted). */
+  async reloadModel(model: ModelName): Promise<void> {
+    this.loaded.delete(model);
+    this.ensureLoaded(model);
+    return Promise.resolve();
   }
 
   /**
@@ -170,45 +204,24 @@ export class SimulatedGpuBackend implements InferenceBackend {
     return images;
   }
 
-  /**
-   * Waits, in arrival order, until the jobs ahead have left the GPU; returns the function that hands it on. A job
-   * cancelled while waiting rejects at once and passes its turn along when the job ahead finishes.
-   */
+  /** Waits for the device, by priority then arrival (gpu-gate.ts); returns the function that hands it on. */
   private async takeGpu(job: InferenceJob, signal: AbortSignal): Promise<() => void> {
-    const ahead = this.gpuFree;
-    let release!: () => void;
-    this.gpuFree = new Promise<void>((resolve) => (release = resolve));
     this.counters.queued++;
     try {
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = () =>
-          reject(
-            new InferenceAbortedError(`Request ${job.requestId} was cancelled while queued for the GPU`, {
-              cause: signal.reason,
-            }),
-          );
-        if (signal.aborted) return onAbort();
-        signal.addEventListener('abort', onAbort, { once: true });
-        void ahead.then(() => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        });
-      });
+      return await this.gpu.acquire(job.priority ?? DEFAULT_PRIORITY_KEY, signal, `Request ${job.requestId}`);
     } catch (err) {
       this.counters.cancelled++;
-      void ahead.then(release);
       throw err;
     } finally {
       this.counters.queued--;
     }
-    return release;
   }
 
   status(): BackendStatus {
     return {
       backend: this.name,
       ready: !this.closed,
-      loadedModels: [...this.modelsUsed].map((model) => ({
+      loadedModels: [...this.loaded].map((model) => ({
         model,
         memoryBytes: Math.round(MODELS[model].vramGb * 2 ** 30),
         executionProvider: `simulated:${this.gpuType}`,

@@ -279,6 +279,12 @@ export class OnnxBackend implements InferenceBackend {
     };
   }
 
+  /** Waits for the reload from the source that a corruption started, then loads the model on every thread again. */
+  async reloadModel(model: ModelName): Promise<void> {
+    await this.loader.reloadSettled(model);
+    await this.loader.ensureReady(model);
+  }
+
   /** Resolves when no reload of `model` from its source is in flight. */
   async modelReloadSettled(model: string): Promise<void> {
     await this.loader.reloadSettled(model);

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { backendsByModel, createInferenceActivities } from '../../activities';
 import { InferenceError, type BackendStatus, type InferenceBackend } from '../../inference/backend';
 import { SimulatedGpuBackend, modelledStepMs } from '../../inference/simulated';
-import type { InferenceHeartbeat } from '../../activities/inference';
+import type { InferenceHeartbeat, InferenceOutcome } from '../../activities/inference';
 import type { InferenceInput, InferenceOutput } from '../../core/activities';
 import type { FailureType } from '../../core/errors';
 import { MODEL_NAMES } from '../../core/models';
@@ -86,8 +86,8 @@ describe('runInference activity', () => {
     await rm(storeDir, { recursive: true, force: true });
   });
 
-  /** What the activities told the per-model circuit breaker, in order. */
-  let modelOutcomes: { model: string; ok: boolean }[] = [];
+  /** What the activities told the worker's health rules, in order. */
+  let outcomes: InferenceOutcome[] = [];
 
   function activities(backend: InferenceBackend, progressIntervalMs = 100, heartbeatIntervalMs = 1000) {
     return createInferenceActivities({
@@ -97,7 +97,7 @@ describe('runInference activity', () => {
       workerId: 'test-worker',
       progressIntervalMs,
       heartbeatIntervalMs,
-      onModelOutcome: (outcome) => modelOutcomes.push(outcome),
+      onOutcome: (outcome) => outcomes.push(outcome),
     });
   }
 
@@ -125,7 +125,15 @@ describe('runInference activity', () => {
     assert.ok(beats.every((b) => b.totalSteps === 20));
     assert.equal(out.backend, 'simulated');
     assert.equal(out.workerId, 'test-worker');
-    assert.deepEqual(modelOutcomes.at(-1), { model: 'sdxl', ok: true }, 'a success is told to the model breaker');
+    assert.deepEqual(
+      outcomes.at(-1),
+      { model: 'sdxl', requestId: req.requestId, failureType: undefined },
+      'a success is told to the health rules',
+    );
+    assert.ok(
+      beats.every((b) => b.workerId === 'test-worker'),
+      'heartbeats name the worker',
+    );
     assert.deepEqual(out.seeds, [42]);
     assert.deepEqual(out.stagingKeys, [`staging/user-1/${req.requestId}/run-1/0.png`]);
     const staged = await store.get(out.stagingKeys[0] as string);
@@ -213,7 +221,7 @@ describe('runInference activity', () => {
       ['ModelNotFound', true],
       ['InferenceFailed', false],
     ];
-    modelOutcomes = [];
+    outcomes = [];
     for (const [failureType, nonRetryable] of cases) {
       const req = input();
       await assert.rejects(
@@ -223,15 +231,15 @@ describe('runInference activity', () => {
           assert.equal(err.type, failureType);
           assert.equal(err.nonRetryable, nonRetryable, `${failureType} nonRetryable`);
           assert.match(err.message, /injected/);
+          assert.deepEqual(err.details, [{ workerId: 'test-worker' }], 'the failure names its worker');
           return true;
         },
       );
     }
-    // The model's circuit breaker hears of the faults of the model or its backend, not of running out of memory.
+    // The health rules hear of every failure with its type; they decide what counts against what.
     assert.deepEqual(
-      modelOutcomes.map((o) => o.ok),
-      [false, false, false],
-      JSON.stringify(modelOutcomes),
+      outcomes.map((o) => o.failureType),
+      cases.map(([type]) => type),
     );
   });
 

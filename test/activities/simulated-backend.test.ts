@@ -134,6 +134,25 @@ describe('simulated GPU backend', () => {
     );
   });
 
+  test('queued jobs take the GPU by Temporal priority, then arrival: a later turbo job passes earlier relax ones', async () => {
+    const backend = new SimulatedGpuBackend({ gpuType: 'a10g', speedup: modelledStepMs(job(), 'a10g') / 5 });
+    const order: string[] = [];
+    const hooks = (name: string) => ({
+      signal: new AbortController().signal,
+      onProgress: (step: number) => step === 1 && order.push(name),
+    });
+    const runs = [
+      backend.generate(job({ steps: 2, priority: 5 }), hooks('relax-running')),
+      backend.generate(job({ steps: 1, priority: 5 }), hooks('relax-1')),
+      backend.generate(job({ steps: 1, priority: 5 }), hooks('relax-2')),
+      backend.generate(job({ steps: 1, priority: 3 }), hooks('fast')),
+      backend.generate(job({ steps: 1, priority: 1 }), hooks('turbo')),
+      backend.generate(job({ steps: 1 }), hooks('default')),
+    ];
+    await Promise.all(runs);
+    assert.deepEqual(order, ['relax-running', 'turbo', 'fast', 'default', 'relax-1', 'relax-2']);
+  });
+
   test('a job cancelled while queued rejects at once with an AbortError and the queue moves on', async () => {
     const backend = new SimulatedGpuBackend({ gpuType: 'a10g', speedup: modelledStepMs(job(), 'a10g') / 20 });
     const log: string[] = [];
