@@ -122,9 +122,9 @@ function registerDeviceMemory(registry: Registry, args: GpuMetricsArgs): void {
   );
 }
 
-type MemorySource = () => Promise<DeviceMemory | undefined>;
+export type MemorySource = () => Promise<DeviceMemory | undefined>;
 
-function deviceMemorySource(args: GpuMetricsArgs): MemorySource | undefined {
+export function deviceMemorySource(args: GpuMetricsArgs): MemorySource | undefined {
   const onCuda = args.onnx?.executionProviders.some((ep) => ep === 'cuda' || ep === 'tensorrt') ?? false;
   const smi = onCuda ? findOnPath('nvidia-smi') : undefined;
   if (smi) {

@@ -13,7 +13,7 @@ export interface Readiness {
 }
 
 /**
- * Serves `/healthz` (the process answers: 200), `/readyz` (200 when `readiness().ready`, else 503; the body is the
+ * Serves `/healthz` (200 while the process answers and `liveness().ready` holds, else 503), `/readyz` (200 when `readiness().ready`, else 503; the body is the
  * readiness JSON either way) and, given `metrics`, `/metrics` (Prometheus text format). Resolves with the server, or
  * undefined when port is 0.
  */
@@ -23,6 +23,7 @@ export async function startHealthServer(
   readiness: () => Readiness | Promise<Readiness>,
   log: Logger,
   metrics?: MetricsEndpoint,
+  liveness?: () => Readiness,
 ): Promise<Server | undefined> {
   if (port === 0) return undefined;
   const server = createServer((req, res) => {
@@ -32,7 +33,10 @@ export async function startHealthServer(
     };
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(405, { error: 'method not allowed' });
-    if (path === '/healthz') return reply(200, { ok: true });
+    if (path === '/healthz') {
+      const live = liveness?.() ?? { ready: true };
+      return reply(live.ready ? 200 : 503, { ok: live.ready, ...live });
+    }
     if (path === '/metrics' && metrics) {
       serveMetrics(metrics, req.method, res).catch((err: unknown) => log.warn({ err }, 'serving /metrics failed'));
       return;

@@ -149,7 +149,8 @@ export function installTemporalRuntime(log: Logger, sdkMetrics?: SdkMetricsOptio
   });
 }
 
-export type SupervisorState = 'connecting' | 'running' | 'reconnecting' | 'stopping' | 'stopped';
+/** `held`: asked to take no work (paused, unhealthy, breaker open, reloading a model); no Worker polls. */
+export type SupervisorState = 'connecting' | 'running' | 'held' | 'reconnecting' | 'stopping' | 'stopped';
 
 export interface SupervisedWorkerOptions {
   /** Shown in logs, e.g. `control-worker`. */
@@ -167,6 +168,11 @@ export interface SupervisedWorkerOptions {
  * own (a Temporal server restart can end its pollers with a fatal error), it logs, waits (exponential back-off
  * up to `reconnectMaxBackoffMs`), reconnects and creates a fresh Worker. Work is never lost meanwhile: workflow
  * and activity tasks stay in Temporal and are retried or redelivered once a Worker polls again.
+ *
+ * `hold(reason)` takes the process out of its task queue without ending it: the Worker shuts down gracefully (it
+ * polls no more; tasks in flight get the shutdown grace time, then are handed back to run elsewhere), and no new
+ * Worker starts until every hold is released. An idle worker therefore never polls for work it could only fail,
+ * and a poll can never bring a task to a worker that is on its way out: shutting the Worker down ends its polls.
  */
 export class SupervisedWorker {
   private current: { worker: Worker; connection: NativeConnection } | undefined;
@@ -175,6 +181,11 @@ export class SupervisedWorker {
   private loop: Promise<void> | undefined;
   private restarts = 0;
   private lastError: string | undefined;
+  /** Why the process takes no work, by reason (`paused`, `unhealthy`, ...), with a detail for /readyz and logs. */
+  private readonly holds = new Map<string, string>();
+  private holdsReleased: AbortController = new AbortController();
+  /** Whether the current Worker was shut down because of a hold (not by a failure). */
+  private shutDownForHold = false;
   state: SupervisorState = 'connecting';
 
   constructor(private readonly options: SupervisedWorkerOptions) {}
@@ -196,8 +207,32 @@ export class SupervisedWorker {
       state: this.state,
       workerState: this.current?.worker.getState() ?? null,
       restarts: this.restarts,
+      holds: Object.fromEntries(this.holds),
       ...(this.lastError ? { lastError: this.lastError } : {}),
     };
+  }
+
+  /** The reasons the process takes no work right now; empty while it does. */
+  heldFor(): Record<string, string> {
+    return Object.fromEntries(this.holds);
+  }
+
+  /** Stops taking work for `reason` until `release(reason)`; in-flight tasks finish (within the grace time). */
+  hold(reason: string, detail: string = reason): void {
+    const first = this.holds.size === 0;
+    this.holds.set(reason, detail);
+    if (!first) return;
+    this.options.log.warn({ worker: this.options.name, reason, detail }, 'taking no new work');
+    this.holdsReleased = new AbortController();
+    this.shutDownForHold = this.current !== undefined;
+    this.shutdownCurrent();
+  }
+
+  /** Lifts one hold; once none is left, a Worker polls again. */
+  release(reason: string): void {
+    if (!this.holds.delete(reason) || this.holds.size > 0) return;
+    this.options.log.info({ worker: this.options.name, reason }, 'taking work again');
+    this.holdsReleased.abort();
   }
 
   /** Graceful stop: no new tasks, in-flight ones get the shutdown grace time, then the connection closes. */
@@ -205,7 +240,8 @@ export class SupervisedWorker {
     this.stopping = true;
     this.state = 'stopping';
     this.wake.abort();
-    this.current?.worker.shutdown();
+    this.holdsReleased.abort();
+    this.shutdownCurrent();
     await this.loop;
     this.state = 'stopped';
   }
@@ -217,9 +253,26 @@ export class SupervisedWorker {
     }
   }
 
+  private shutdownCurrent(): void {
+    const worker = this.current?.worker;
+    if (worker?.getState() === 'RUNNING') worker.shutdown();
+  }
+
+  /** While held: no connection, no Worker, until every hold is released or stop() is called. */
+  private async waitWhileHeld(): Promise<void> {
+    if (this.holds.size === 0 || this.stopping) return;
+    this.state = 'held';
+    await new Promise<void>((resolve) => {
+      if (this.holdsReleased.signal.aborted) return resolve();
+      this.holdsReleased.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+  }
+
   private async supervise(): Promise<void> {
     const { log, name } = this.options;
     for (let attempt = 0; !this.stopping;) {
+      await this.waitWhileHeld();
+      if (this.stopping) break;
       let connection: NativeConnection | undefined;
       try {
         connection = await NativeConnection.connect({ address: this.options.temporalAddress });
@@ -229,13 +282,16 @@ export class SupervisedWorker {
           namespace: this.options.temporalNamespace,
         });
         this.current = { worker, connection };
-        if (this.stopping) worker.shutdown();
+        this.shutDownForHold = this.holds.size > 0;
         const run = worker.run();
+        if (this.stopping || this.holds.size > 0) this.shutdownCurrent();
         this.state = 'running';
         this.lastError = undefined;
         log.info({ worker: name, taskQueue: worker.options.taskQueue, restarts: this.restarts }, 'worker running');
         attempt = 0;
         await run;
+        // Shut down for a hold: on purpose, so no back-off; the loop waits while any hold remains.
+        if (this.shutDownForHold && !this.stopping) continue;
         if (!this.stopping) log.warn({ worker: name }, 'worker stopped on its own; recreating it');
       } catch (err) {
         this.lastError = err instanceof Error ? err.message : String(err);
@@ -261,21 +317,21 @@ export class SupervisedWorker {
 
 /**
  * Runs `shutdown` on the first SIGINT or SIGTERM, then exits 0 (1 if it threw). A second signal exits at once:
- * the operator asked twice.
+ * the operator asked twice. Returns a function that starts the same shutdown from inside the process (a drain order,
+ * a GPU error), exiting with `exitCode` once it is done.
  */
-export function onShutdownSignal(log: Logger, shutdown: (signal: NodeJS.Signals) => Promise<void>): void {
+export function onShutdownSignal(
+  log: Logger,
+  shutdown: (reason: string) => Promise<void>,
+): (reason: string, exitCode?: number) => void {
   let shuttingDown = false;
-  const handler = (signal: NodeJS.Signals): void => {
-    if (shuttingDown) {
-      log.warn({ signal }, 'second signal: exiting without draining');
-      process.exit(1);
-    }
+  const begin = (reason: string, exitCode: number): void => {
     shuttingDown = true;
-    log.info({ signal }, 'shutting down: draining in-flight tasks');
-    shutdown(signal).then(
+    log.info({ reason }, 'shutting down: draining in-flight tasks');
+    shutdown(reason).then(
       () => {
-        log.info('shut down cleanly');
-        process.exit(0);
+        log.info({ exitCode }, 'shut down cleanly');
+        process.exit(exitCode);
       },
       (err: unknown) => {
         log.error({ err }, 'error during shutdown');
@@ -283,8 +339,18 @@ export function onShutdownSignal(log: Logger, shutdown: (signal: NodeJS.Signals)
       },
     );
   };
+  const handler = (signal: NodeJS.Signals): void => {
+    if (shuttingDown) {
+      log.warn({ signal }, 'second signal: exiting without draining');
+      process.exit(1);
+    }
+    begin(signal, 0);
+  };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  return (reason, exitCode = 0) => {
+    if (!shuttingDown) begin(reason, exitCode);
+  };
 }
 
 /** `--help`: prints the environment table and exits. Returns normally when not asked for help. */
