@@ -1,9 +1,10 @@
-// The gateway's plain HTTP routes: generated images from the object store, liveness and readiness probes, and the
-// Prometheus metrics of the process. Every other path answers 404 with a JSON body, so probes and clients never see
+// The gateway's plain HTTP routes: generated images from the object store, liveness and readiness probes, the
+// Prometheus metrics of the process, and the operators' admin API (admin.ts). Every other path answers 404 with a JSON body, so probes and clients never see
 // an HTML error page.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PROTOCOL_PATH } from '../core/protocol';
 import { serveMetrics, type MetricsEndpoint } from '../runtime/metrics';
+import { ADMIN_ROUTE_PREFIX, handleAdmin, type AdminDeps } from './admin';
 import { assertObjectKey, InvalidObjectKeyError, type ObjectStore } from '../runtime/object-store';
 import type { Logger } from '../runtime/logger';
 
@@ -35,6 +36,8 @@ export interface HttpRouteDeps {
   /** What GET /metrics serves (Prometheus text format). */
   readonly metrics: MetricsEndpoint;
   readonly log: Logger;
+  /** The admin API; absent: /admin/ is not a route. */
+  readonly admin?: AdminDeps;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -91,6 +94,10 @@ async function route(deps: HttpRouteDeps, req: IncomingMessage, res: ServerRespo
   }
   if (rawPath.startsWith(IMAGE_ROUTE_PREFIX)) {
     await serveImage(deps, req, res, rawPath.slice(IMAGE_ROUTE_PREFIX.length));
+    return;
+  }
+  if (rawPath.startsWith(ADMIN_ROUTE_PREFIX) && deps.admin) {
+    await handleAdmin(deps.admin, req, (status, body, headers) => sendJson(res, status, body, headers));
     return;
   }
   if (rawPath === PROTOCOL_PATH) {

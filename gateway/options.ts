@@ -39,6 +39,11 @@ export interface GatewayOptions extends SharedOptions {
   readonly hardMaxFrameBytes: number;
   /** How long shutdown waits for sockets to close and in-flight starts to finish. Milliseconds. @default 10000 */
   readonly shutdownGraceMs: number;
+  /**
+   * Bearer token of the admin API (/admin/: fleet registry, pause, resume, drain); at least 16 characters. Empty:
+   * the admin API answers 403 ADMIN_DISABLED. @default ''
+   */
+  readonly adminToken: string;
 }
 
 export const GATEWAY_OPTION_TABLE: OptionTable<GatewayOptions> = {
@@ -98,6 +103,15 @@ export const GATEWAY_OPTION_TABLE: OptionTable<GatewayOptions> = {
     doc: 'How long shutdown waits for sockets and in-flight starts, ms',
     default: 10_000,
     parse: parse.int(0, 600_000),
+  },
+  adminToken: {
+    env: 'ATELIER_ADMIN_TOKEN',
+    doc: 'Bearer token of the admin API at /admin/ (at least 16 characters; empty = admin API off)',
+    default: '',
+    parse: (raw, env) => {
+      if (raw !== '' && raw.length < 16) throw new TypeError(`${env} must be at least 16 characters`);
+      return raw;
+    },
   },
 };
 

@@ -19,6 +19,7 @@ import { StaticApiKeyStore, type ApiKeyStore } from './auth';
 import { withTimeout } from './async';
 import { ConnectionRegistry } from './connection-registry';
 import { createHttpHandler, type ReadinessReport } from './http';
+import { WorkerControlStore } from '../runtime/worker-control';
 import { GatewayMetrics } from './metrics';
 import { GenerationOrchestrator } from './orchestrator';
 import { urlHost, type GatewayOptions } from './options';
@@ -110,7 +111,18 @@ export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): 
   metrics.countConnectionsWith(() => registry.count);
   const readiness = readinessProbe(services, () => closing === null);
   const httpServer: Server = createServer(
-    createHttpHandler({ objectStore: services.objectStore, readiness, metrics: metrics.endpoint, log }),
+    createHttpHandler({
+      objectStore: services.objectStore,
+      readiness,
+      metrics: metrics.endpoint,
+      log,
+      admin: {
+        token: options.adminToken,
+        store: new WorkerControlStore(services.redis, options.redisPrefix),
+        region: options.region,
+        log,
+      },
+    }),
   );
   const wss = new WebSocketServer({
     noServer: true,

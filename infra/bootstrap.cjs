@@ -32,6 +32,7 @@ const COMMANDS = {
   start: 'dist/infra/start.js',
   test: 'dist/infra/run-tests.js',
   generate: 'dist/client/generate-cli.js',
+  admin: 'dist/client/admin-cli.js',
   provision: 'dist/infra/provision.js',
 };
 

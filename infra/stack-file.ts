@@ -9,7 +9,13 @@ import type { Supervisor } from './supervisor';
 export interface StackFile {
   readonly launcherPid: number;
   readonly writtenAt: string;
-  readonly gateway: { readonly httpUrl: string; readonly wsUrl: string; readonly apiKey: string };
+  readonly gateway: {
+    readonly httpUrl: string;
+    readonly wsUrl: string;
+    readonly apiKey: string;
+    /** Bearer token of the admin API (`npm run admin` reads it from here). */
+    readonly adminToken: string;
+  };
   readonly temporal: {
     readonly address: string;
     readonly namespace: string;
@@ -68,7 +74,12 @@ export async function recordStackFile(
     writeStackFile(handle.dataDir, {
       launcherPid: process.pid,
       writtenAt: new Date().toISOString(),
-      gateway: { httpUrl: handle.gatewayHttpUrl, wsUrl: handle.gatewayWsUrl, apiKey: handle.apiKey },
+      gateway: {
+        httpUrl: handle.gatewayHttpUrl,
+        wsUrl: handle.gatewayWsUrl,
+        apiKey: handle.apiKey,
+        adminToken: handle.adminToken,
+      },
       temporal: {
         address: handle.temporalAddress,
         namespace: handle.temporalNamespace,

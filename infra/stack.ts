@@ -7,6 +7,7 @@ import type { Logger } from '../runtime/logger';
 
 export { StackStartError, type LaunchContext } from './stack-context';
 import { freePort } from './ports';
+import { randomBytes } from 'node:crypto';
 import { delay, killChildrenOnExit } from './processes';
 import { repoRoot } from './repo-root';
 import { childEnvironment, ENTRY_POINTS, nodeChild, workerChildren } from './stack-children';
@@ -42,6 +43,8 @@ export interface StackHandle {
   readonly dataDir: string;
   /** A key the gateway accepts: the first of ATELIER_API_KEYS when the children have keys, else the dev key. */
   readonly apiKey: string;
+  /** Bearer token of the gateway's admin API: ATELIER_ADMIN_TOKEN when set, else one made for this start. */
+  readonly adminToken: string;
   /**
    * Name and pid of every running child (e.g. `gpu-worker[a10g]`, `temporal`, `redis` when we started them), for
    * chaos tests.
@@ -84,6 +87,7 @@ interface Launched {
   readonly redis: StackRedis;
   readonly children: Map<string, Supervisor>;
   readonly apiKey: string;
+  readonly adminToken: string;
   /** /metrics of our Node children, by name. */
   readonly metricsUrls: Record<string, string>;
   readonly prometheusUrl?: string | undefined;
@@ -132,6 +136,7 @@ function stackHandle(
     redisUrl: options.redisUrl,
     dataDir,
     apiKey: launched.apiKey,
+    adminToken: launched.adminToken,
     children: () => [
       ...[...all.values()].map((s) => ({ name: s.name, pid: s.pid })),
       ...(redis.pid !== undefined ? [{ name: 'redis', pid: redis.pid }] : []),
@@ -204,8 +209,14 @@ export async function launchStack(requested: StackOptions, ctx: LaunchContext): 
     const workers = workerChildren(options, baseEnv, health.ports, ctx);
     cleanups.push(async () => void (await Promise.all(workers.map((w) => w.stop()))));
     await Promise.all(workers.map((w) => w.start()));
+    const adminToken = { ...process.env, ...ctx.extraEnv }.ATELIER_ADMIN_TOKEN || randomBytes(24).toString('base64url');
     const gateway = nodeChild(
-      { name: 'gateway', script: ENTRY_POINTS.gateway.script, env: {}, stopGraceMs: 15_000 },
+      {
+        name: 'gateway',
+        script: ENTRY_POINTS.gateway.script,
+        env: { ATELIER_ADMIN_TOKEN: adminToken },
+        stopGraceMs: 15_000,
+      },
       baseEnv,
       ctx,
     );
@@ -220,6 +231,7 @@ export async function launchStack(requested: StackOptions, ctx: LaunchContext): 
       redis,
       children,
       apiKey: firstApiKey({ ...process.env, ...ctx.extraEnv }.ATELIER_API_KEYS) ?? DEV_API_KEY,
+      adminToken,
       metricsUrls: health.metricsUrls,
     };
     const prometheus = await superviseStackPrometheus(options, dataDir, launchedMetricsUrls(launched, temporal), ctx);

@@ -81,6 +81,7 @@ function banner(handle: StackHandle): string {
     `  Prometheus       ${handle.prometheusUrl ?? '(not running: PROMETHEUS_PORT=0, or not installed)'}`,
     `  Redis            ${redactUrl(handle.redisUrl)}`,
     `  API key          ${handle.apiKey}`,
+    `  Admin API        ${handle.gatewayHttpUrl}/admin/workers  (npm run admin -- workers; token in stack.json)`,
     `  Data             ${handle.dataDir} (stack.json lists every process)`,
     '',
     'Press Ctrl-C to stop.',

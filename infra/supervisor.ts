@@ -1,5 +1,7 @@
-// Keeps one child service of the local stack running: restarts it with back-off when it exits on its own, never
-// while it is being stopped. The launcher (infra/stack.ts) runs one per process: Temporal, workers, the gateway.
+// Keeps one child service of the local stack running: restarts it with back-off when it fails (a crash, a signal, a
+// non-zero exit such as a GPU worker's restart after a GPU error), never while it is being stopped. A clean exit (code
+// 0) that nobody here asked for is a drain an operator ordered: the service stays down, as a drained Kubernetes pod
+// of a scaled-down Deployment would. The launcher (infra/stack.ts) runs one per process: Temporal, workers, the gateway.
 import type { Logger } from '../runtime/logger';
 import type { ProcessExit } from './processes';
 
@@ -76,6 +78,10 @@ export class Supervisor {
     if (this.running !== running) return;
     this.running = undefined;
     if (!this.wanted) return;
+    if (exit.code === 0 && exit.signal === null) {
+      this.log.warn({ service: this.name, pid: running.pid }, `${this.name} exited cleanly (drained); not restarting`);
+      return;
+    }
     if (Date.now() - startedAt > 60_000) this.consecutiveFailures = 0;
     this.scheduleRestart(`exited unexpectedly (${exit.signal ?? `code ${exit.code}`})`);
   }

@@ -1,0 +1,132 @@
+// `npm run admin -- <command>`: the operators' command over the gateway's admin API (gateway/admin.ts).
+//
+//   npm run admin -- workers                              live GPU workers, paused fleets, replacement reports
+//   npm run admin -- pause fleet a10g [--region us-west]  the fleet finishes what it holds and takes nothing new
+//   npm run admin -- resume fleet a10g                    it takes work again
+//   npm run admin -- drain fleet a10g                     each of its live workers finishes and exits
+//   npm run admin -- pause|resume|drain worker <workerId>
+//
+// The gateway and token come from --url/--token, else ATELIER_ADMIN_URL/ATELIER_ADMIN_TOKEN, else the stack.json of
+// a stack started by `npm start` (in ATELIER_DATA_DIR, default .atelier). Exit status: 0 done, 1 refused by the
+// gateway, 2 bad usage, 3 gateway unreachable.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+export const ADMIN_EXIT = { OK: 0, REFUSED: 1, USAGE: 2, UNREACHABLE: 3 } as const;
+
+const USAGE = `Usage: npm run admin -- <command>
+
+Commands:
+  workers                                 list live GPU workers, paused fleets and replacement reports
+  pause  fleet <gpuType> [--region <r>]   the fleet finishes what it holds and takes nothing new
+  resume fleet <gpuType> [--region <r>]   the fleet takes work again
+  drain  fleet <gpuType> [--region <r>]   each live worker of the fleet finishes what it holds and exits
+  pause|resume|drain worker <workerId>    the same for one worker
+
+Options:
+  --url <http-url>    gateway (default: $ATELIER_ADMIN_URL, else the running stack's stack.json)
+  --token <token>     admin token (default: $ATELIER_ADMIN_TOKEN, else stack.json)
+  --region <region>   region of a fleet order (default: the gateway's)
+`;
+
+const StackFileSchema = z.object({ gateway: z.object({ httpUrl: z.string(), adminToken: z.string() }) });
+
+class UsageError extends Error {}
+
+async function endpoint(values: { url?: string; token?: string }): Promise<{ url: string; token: string }> {
+  let url = values.url ?? process.env.ATELIER_ADMIN_URL;
+  let token = values.token ?? process.env.ATELIER_ADMIN_TOKEN;
+  if (!url || !token) {
+    const file = path.join(process.env.ATELIER_DATA_DIR ?? '.atelier', 'stack.json');
+    const raw = await readFile(file, 'utf8').catch(() => undefined);
+    if (raw === undefined) throw new UsageError(`No --url/--token, and no running stack (${file} is missing)`);
+    const stack = StackFileSchema.parse(JSON.parse(raw));
+    url ??= stack.gateway.httpUrl;
+    token ??= stack.gateway.adminToken;
+  }
+  return { url: url.replace(/\/+$/, ''), token };
+}
+
+/** The method and path of a command, or a UsageError. */
+export function adminRequest(
+  positionals: readonly string[],
+  region: string | undefined,
+): { method: 'GET' | 'POST'; path: string } {
+  const [order, kind, target] = positionals;
+  if (order === 'workers' && positionals.length === 1) return { method: 'GET', path: '/admin/workers' };
+  if (!['pause', 'resume', 'drain'].includes(order ?? '') || !target || positionals.length !== 3) {
+    throw new UsageError(`Unknown command: ${positionals.join(' ') || '(none)'}`);
+  }
+  if (kind === 'fleet') {
+    const query = region ? `?region=${encodeURIComponent(region)}` : '';
+    return { method: 'POST', path: `/admin/fleets/${encodeURIComponent(target)}/${order}${query}` };
+  }
+  if (kind === 'worker') return { method: 'POST', path: `/admin/workers/${encodeURIComponent(target)}/${order}` };
+  throw new UsageError(`Expected "fleet" or "worker", got ${kind ?? '(none)'}`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        url: { type: 'string' },
+        token: { type: 'string' },
+        region: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+    return ADMIN_EXIT.USAGE;
+  }
+  if (parsed.values.help) {
+    process.stdout.write(USAGE);
+    return ADMIN_EXIT.OK;
+  }
+  let request;
+  let target;
+  try {
+    request = adminRequest(parsed.positionals, parsed.values.region);
+    target = await endpoint(parsed.values);
+  } catch (err) {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+    return ADMIN_EXIT.USAGE;
+  }
+  let res: Response;
+  try {
+    res = await fetch(`${target.url}${request.path}`, {
+      method: request.method,
+      headers: { authorization: `Bearer ${target.token}` },
+      signal: AbortSignal.timeout(15_000),
+    });
+  } catch (err) {
+    process.stderr.write(`Gateway unreachable at ${target.url}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return ADMIN_EXIT.UNREACHABLE;
+  }
+  const body = await res.text();
+  process.stdout.write(`${formatBody(body)}\n`);
+  return res.ok ? ADMIN_EXIT.OK : ADMIN_EXIT.REFUSED;
+}
+
+function formatBody(body: string): string {
+  try {
+    return JSON.stringify(JSON.parse(body), null, 2);
+  } catch {
+    return body;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (err: unknown) => {
+      process.stderr.write(`admin failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
