@@ -6,7 +6,7 @@
 import type { WorkerOptions } from '@temporalio/worker';
 import path from 'node:path';
 import { createControlActivities } from '../activities';
-import { RulesPromptScreen } from '../activities/safety';
+import { SAFETY_SCREEN_OPTIONS, createPromptScreen, type SafetyScreenOptions } from '../activities/safety-http';
 import { controlTaskQueue } from '../core/gpu';
 import { RedisEventLog } from '../runtime/event-log';
 import { createLogger, type Logger } from '../runtime/logger';
@@ -32,7 +32,7 @@ import {
 } from './worker-runtime';
 import { tracingWorkerOptions } from './worker-tracing';
 
-export interface ControlWorkerOptions extends CommonWorkerOptions, WorkflowBundleOptions {
+export interface ControlWorkerOptions extends CommonWorkerOptions, WorkflowBundleOptions, SafetyScreenOptions {
   /** Control activities (safety, storage, events) run at once by one worker. @default 200 */
   readonly maxConcurrentActivities: number;
   /** Workflow executions kept in memory between tasks (sticky cache). @default 1000 */
@@ -47,6 +47,7 @@ export interface ControlWorkerOptions extends CommonWorkerOptions, WorkflowBundl
 export const CONTROL_WORKER_OPTIONS: OptionTable<ControlWorkerOptions> = {
   ...COMMON_WORKER_OPTIONS,
   ...WORKFLOW_BUNDLE_OPTIONS,
+  ...SAFETY_SCREEN_OPTIONS,
   maxConcurrentActivities: {
     env: 'ATELIER_CONTROL_MAX_ACTIVITIES',
     doc: 'Control activities (safety, storage, events) run at once',
@@ -124,7 +125,7 @@ async function main(): Promise<void> {
 
   const redis = createRedis(options.redisUrl, 'control-worker', options.redisCommandTimeoutMs);
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
-  const screen = new RulesPromptScreen();
+  const screen = createPromptScreen(options, log);
   const activities = createControlActivities({
     screen,
     store: withInjectedLatency(new FsObjectStore(path.resolve(options.storageDir)), options.chaosStorageLatencyMs),
