@@ -67,6 +67,11 @@ export const FAILURE_TYPES = {
   StorageFailed: { code: 'STORAGE_FAILED', retryable: true },
   /** The staged images are missing or not what inference reported: storing again cannot fix them. */
   StagedImagesInvalid: { code: 'STORAGE_FAILED', retryable: false },
+  /**
+   * Raised by the workflow: the request failed on POISON_DISTINCT_WORKERS different workers, so it is the likely
+   * fault (a poison request); it ends without more retries and is marked Quarantined for operators.
+   */
+  Quarantined: { code: 'INFERENCE_FAILED', retryable: false },
   /** Raised by the workflow: no fleet the routing matrix allows started the GPU step within its bound. */
   NoCapacity: { code: 'NO_CAPACITY', retryable: false },
 } as const satisfies Record<string, { code: FailureCode; retryable: boolean }>;

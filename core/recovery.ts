@@ -8,6 +8,17 @@ import { FAILURE_TYPES, type FailureType } from './errors';
 import { GPU_SPECS, type GpuType } from './gpu';
 import { TIER_PRIORITY_KEY, type Tier } from './tiers';
 
+/**
+ * A request whose attempts failed on this many different workers is quarantined (issue 10: poison requests). Three,
+ * as the worker breaker's threshold: one failure is a worker's bad moment, three workers failing the same request is
+ * the request. Only failures that say something about the request count: a failed run or GPU error, or a worker that
+ * went silent while running it; not out-of-memory (it has its own path), not a corrupted model, not a shutdown.
+ */
+export const POISON_DISTINCT_WORKERS = 3;
+
+/** Failure types that count towards a poison request, besides a heartbeat timeout. */
+export const POISON_FAILURE_TYPES: ReadonlySet<FailureType> = new Set(['InferenceFailed', 'GpuError']);
+
 /** Retries of the GPU step after its first attempt (seed 001 MAX_RETRIES). */
 export const MAX_GPU_RETRIES = 3;
 

@@ -9,4 +9,15 @@ export const ModelKey = defineSearchAttributeKey('Model', SearchAttributeType.KE
 export const UserIdKey = defineSearchAttributeKey('UserId', SearchAttributeType.KEYWORD);
 export const RegionKey = defineSearchAttributeKey('Region', SearchAttributeType.KEYWORD);
 
-export const SEARCH_ATTRIBUTES = [GenerationStatusKey, TierKey, GpuTypeKey, ModelKey, UserIdKey, RegionKey] as const;
+/** Set (true) on a request that ended quarantined as a poison request: `Quarantined = true` in the Web UI. */
+export const QuarantinedKey = defineSearchAttributeKey('Quarantined', SearchAttributeType.BOOL);
+
+export const SEARCH_ATTRIBUTES = [
+  GenerationStatusKey,
+  TierKey,
+  GpuTypeKey,
+  ModelKey,
+  UserIdKey,
+  RegionKey,
+  QuarantinedKey,
+] as const;

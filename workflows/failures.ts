@@ -66,18 +66,21 @@ export function isRetryableFailure(err: unknown): boolean {
  */
 export function describeFailure(err: unknown, phase: Phase): GenerationFailure {
   let code: FailureCode | undefined;
+  let quarantined = false;
   let message = 'Unknown failure';
   let timeout: string | undefined;
   for (const e of causes(err)) {
     if (code === undefined && e instanceof ApplicationFailure && isFailureType(e.type ?? undefined)) {
       code = FAILURE_TYPES[e.type as FailureType].code;
+      quarantined = e.type === 'Quarantined';
     }
     if (e instanceof TimeoutFailure) timeout ??= (e.timeoutType ?? 'activity').toLowerCase().replace(/_/g, '-');
     if (e instanceof Error && e.message) message = e.message;
   }
   if (timeout && !message.includes('timeout')) message = `${message} (${timeout} timeout)`;
   const finalCode = code ?? PHASE_FAILURE_CODE[phase];
-  return { code: finalCode, message, retryable: CLIENT_MAY_RETRY[finalCode] };
+  // A quarantined request failed on several workers: resubmitting it would only fail more.
+  return { code: finalCode, message, retryable: CLIENT_MAY_RETRY[finalCode] && !quarantined };
 }
 
 /**

@@ -9,20 +9,36 @@
 // - Recovery (patch `gpu-recovery-v1`): the workflow retries a failed attempt itself, by seed 001's rules
 //   (core/recovery.ts): backoff, a priority boost per retry, out-of-memory alone on a larger-VRAM fleet. Histories
 //   recorded before the patch let the activity's retry policy retry, and failed the request when it gave up.
-import { ApplicationFailure, isCancellation, log, patched, sleep, upsertSearchAttributes } from '@temporalio/workflow';
+// - Quarantine (patch `poison-quarantine-v1`): a request that failed on POISON_DISTINCT_WORKERS different workers
+//   ends as a non-retryable Quarantined failure (client code INFERENCE_FAILED, retryable false) and is marked with the
+//   Quarantined search attribute, instead of using up its retries on more workers. The worker comes from the
+//   failure's details, or, for a worker that went silent, from its last heartbeat.
+import {
+  ApplicationFailure,
+  TimeoutFailure,
+  isCancellation,
+  log,
+  patched,
+  sleep,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
 import type { InferenceOutput } from '../core/activities';
 import { isFailureType, type FailureType } from '../core/errors';
 import type { GpuType } from '../core/gpu';
 import { generationParams } from '../core/generation-params';
-import { planRecovery } from '../core/recovery';
+import { planRecovery, POISON_DISTINCT_WORKERS, POISON_FAILURE_TYPES } from '../core/recovery';
 import type { GenerationRequest } from '../core/request';
 import type { RoutingDecision } from '../core/routing';
-import { GpuTypeKey } from '../core/search-attributes';
+import { GpuTypeKey, QuarantinedKey } from '../core/search-attributes';
 import { fleetActivities, GPU_SCHEDULE_TO_START } from './activity-options';
 import { causes, isScheduleToStartTimeout } from './failures';
 
 /** Patch id of the workflow-driven recovery of the GPU step. */
 export const GPU_RECOVERY_PATCH = 'gpu-recovery-v1';
+/** Patch id of the poison-request quarantine. */
+export const POISON_QUARANTINE_PATCH = 'poison-quarantine-v1';
+/** The workflow's newest patch: where record-histories.ts writes. */
+export const NEWEST_PATCH = POISON_QUARANTINE_PATCH;
 
 /** The ApplicationFailure type of a failed attempt, when it is one Atelier knows. */
 function failureTypeOf(err: unknown): FailureType | undefined {
@@ -33,6 +49,26 @@ function failureTypeOf(err: unknown): FailureType | undefined {
   return undefined;
 }
 
+/**
+ * The worker a failed attempt says something about the request on: the worker named in a failure of a poison type,
+ * or the one whose heartbeats stopped while it ran the request. Undefined for other failures.
+ */
+function poisonWorkerOf(err: unknown): string | undefined {
+  for (const e of causes(err)) {
+    if (e instanceof ApplicationFailure) {
+      if (!isFailureType(e.type ?? undefined) || !POISON_FAILURE_TYPES.has(e.type as FailureType)) return undefined;
+      return workerIdIn(e.details?.[0]);
+    }
+    if (e instanceof TimeoutFailure && e.timeoutType === 'HEARTBEAT') return workerIdIn(e.lastHeartbeatDetails);
+  }
+  return undefined;
+}
+
+function workerIdIn(details: unknown): string | undefined {
+  const id = (details as { workerId?: unknown } | undefined)?.workerId;
+  return typeof id === 'string' && id !== '' ? id : undefined;
+}
+
 function describeBound(bound: string | number): string {
   return typeof bound === 'number' ? `${bound} ms` : bound;
 }
@@ -41,6 +77,24 @@ function describeBound(bound: string | number): string {
  * Runs the request's inference on some fleet the routing matrix allows. `onFleet` is told whenever the request
  * moves to another fleet than the one it was on.
  */
+/** Ends the request as Quarantined once it has failed on enough different workers. */
+function quarantineIfPoison(req: GenerationRequest, err: unknown, failedOn: Set<string>): void {
+  const worker = poisonWorkerOf(err);
+  if (worker === undefined || !patched(POISON_QUARANTINE_PATCH)) return;
+  failedOn.add(worker);
+  if (failedOn.size < POISON_DISTINCT_WORKERS) return;
+  const workers = [...failedOn];
+  log.error('Poison request quarantined', { requestId: req.requestId, workers });
+  upsertSearchAttributes([{ key: QuarantinedKey, value: true }]);
+  throw ApplicationFailure.create({
+    type: 'Quarantined',
+    message: `Quarantined: the request failed on ${workers.length} different workers (${workers.join(', ')})`,
+    nonRetryable: true,
+    details: [{ quarantined: true, workers }],
+    cause: err instanceof Error ? err : undefined,
+  });
+}
+
 export async function runGpuStep(
   req: GenerationRequest,
   route: RoutingDecision,
@@ -53,6 +107,7 @@ export async function runGpuStep(
   let retries = 0;
   let soloBatch = false;
   let priorityKey: number | undefined;
+  const failedOn = new Set<string>();
   const moveTo = (next: GpuType): void => {
     gpuType = next;
     upsertSearchAttributes([{ key: GpuTypeKey, value: next }]);
@@ -89,6 +144,7 @@ export async function runGpuStep(
         continue;
       }
       if (isCancellation(err) || !patched(GPU_RECOVERY_PATCH)) throw err;
+      quarantineIfPoison(req, err, failedOn);
       const plan = planRecovery({
         tier: req.tier,
         fleets,

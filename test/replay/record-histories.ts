@@ -1,7 +1,7 @@
 // Records the histories that the replay test checks the workflow code against: runs each scenario on a real
 // Temporal dev server with the production workers (test/helpers/temporal.ts) and writes its history as JSON to
 // test/replay/histories/<version>/<scenario>.json, the format `temporal workflow show --output json` and the Web UI
-// export. <version> is the workflow's newest patch (GPU_RECOVERY_PATCH): each versioned change gets a folder of its
+// export. <version> is the workflow's newest patch (NEWEST_PATCH): each versioned change gets a folder of its
 // own, and the folders of older versions are never re-recorded, since histories of workflows that were in flight
 // before a change are what replay must keep passing (histories/classic: before any patch).
 //
@@ -12,14 +12,15 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { activityFailure } from '../../activities/failures';
 import { RulesPromptScreen, type PromptScreen } from '../../activities/safety';
-import { GPU_RECOVERY_PATCH } from '../../workflows/gpu-step';
+import { NEWEST_PATCH } from '../../workflows/gpu-step';
 import { historyToJsonText } from './history-json';
 import { stopOwnTestRedis } from '../helpers/redis';
 import { createTemporalTestEnv, startGenerationHarness, type GenerationHarness } from '../helpers/temporal';
 
-const HISTORIES_DIR = path.join(__dirname, 'histories', GPU_RECOVERY_PATCH);
+const HISTORIES_DIR = path.join(__dirname, 'histories', NEWEST_PATCH);
 const PENDING_SAFETY_PROMPT = 'a paper boat on a puddle (safety screen outage)';
 const FLAKY_INFERENCE_PROMPT = 'a red bicycle against a blue wall (first attempt fails)';
+const POISON_PROMPT = 'a hall of mirrors (fails on every worker)';
 
 /** Each scenario starts a request and settles it; the recorder only needs the handle. The replay test expects each. */
 const SCENARIOS: Record<string, (h: GenerationHarness) => Promise<WorkflowHandle>> = {
@@ -59,6 +60,12 @@ const SCENARIOS: Record<string, (h: GenerationHarness) => Promise<WorkflowHandle
     await handle.result();
     return handle;
   },
+  async quarantine(h) {
+    // Fails on a different worker each attempt: quarantined at the third (POISON_DISTINCT_WORKERS).
+    const handle = await h.start(h.request({ prompt: POISON_PROMPT }));
+    await handle.result().catch(() => undefined);
+    return handle;
+  },
   async cancel(h) {
     const req = h.request({ model: 'sd3', width: 1024, height: 1024, steps: 28 });
     const handle = await h.start(req);
@@ -92,6 +99,7 @@ async function main(): Promise<void> {
 
   const env = await createTemporalTestEnv();
   const failedOnce = new Set<string>();
+  let poisonAttempts = 0;
   const h = await startGenerationHarness(env, {
     gpus: { a10g: { speedup: 1000 }, 'a100-80gb': { speedup: 1000 }, a100: { speedup: 1 } },
     screen: screenWithOutage(),
@@ -101,6 +109,10 @@ async function main(): Promise<void> {
         if (input.prompt === FLAKY_INFERENCE_PROMPT && !failedOnce.has(input.requestId)) {
           failedOnce.add(input.requestId);
           throw activityFailure('OutOfMemory', 'CUDA out of memory (injected on the first attempt)');
+        }
+        if (input.prompt === POISON_PROMPT) {
+          const workerId = `recorder-worker-${++poisonAttempts}`;
+          throw activityFailure('InferenceFailed', 'the UNet returned NaN (injected)', { details: [{ workerId }] });
         }
         return activities.runInference(input);
       },

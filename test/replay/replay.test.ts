@@ -21,6 +21,8 @@ const VERSIONS: Record<string, readonly string[]> = {
   // fleet-failover: the GPU step's bounded wait moving a request on, added with the bound (no patch needed).
   'lean-pipeline-v1': [...EXPECTED, 'fleet-failover'],
   'gpu-recovery-v1': [...EXPECTED, 'fleet-failover'],
+  // quarantine: a poison request ending Quarantined after failing on three workers.
+  'poison-quarantine-v1': [...EXPECTED, 'fleet-failover', 'quarantine'],
 };
 
 describe('replay of recorded generateImage histories', () => {
