@@ -9,6 +9,9 @@
 
 export type BreakerState = 'CLOSED' | 'OPEN' | 'HALF_OPEN';
 
+/** Breaker states as numbers, for Prometheus gauges: 0 closed, 1 half-open, 2 open. */
+export const BREAKER_STATE_VALUE: Readonly<Record<BreakerState, number>> = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 };
+
 export interface BreakerPolicy {
   /** Consecutive failures that open a closed breaker. */
   readonly failureThreshold: number;
@@ -76,13 +79,29 @@ export function recordFailure(snapshot: BreakerSnapshot, policy: BreakerPolicy, 
  * above 10%, and only once the window holds at least `minRequests`: two failures out of the first five requests after
  * a quiet night are not an outage, and shedding the relax tier for them would be.
  */
+export const GLOBAL_BREAKER = { windowMs: 60_000, threshold: 0.1, minRequests: 20 } as const;
+
+/** Requests that ended, and how many of them failed, within a window. */
+export interface OutcomeCounts {
+  readonly total: number;
+  readonly failed: number;
+}
+
+/** Whether the global breaker is open for these counts: above the threshold, with enough requests to judge. */
+export function failureRateOpen(
+  counts: OutcomeCounts,
+  policy: { readonly threshold: number; readonly minRequests: number } = GLOBAL_BREAKER,
+): boolean {
+  return counts.total >= policy.minRequests && counts.failed / counts.total > policy.threshold;
+}
+
 export class FailureRateWindow {
   private readonly buckets = new Map<number, { total: number; failed: number }>();
 
   constructor(
-    readonly windowMs = 60_000,
-    readonly threshold = 0.1,
-    readonly minRequests = 20,
+    readonly windowMs: number = GLOBAL_BREAKER.windowMs,
+    readonly threshold: number = GLOBAL_BREAKER.threshold,
+    readonly minRequests: number = GLOBAL_BREAKER.minRequests,
   ) {}
 
   record(failed: boolean, now: number): void {
@@ -108,8 +127,7 @@ export class FailureRateWindow {
 
   /** Whether the global breaker is open at `now`. */
   isOpen(now: number): boolean {
-    const { total, failed } = this.counts(now);
-    return total >= this.minRequests && failed / total > this.threshold;
+    return failureRateOpen(this.counts(now), this);
   }
 
   private prune(now: number): void {

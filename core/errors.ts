@@ -20,6 +20,8 @@ export const REJECT_CODES = {
   RATE_LIMITED: 'Too many requests from this user; "retryAfterMs" says when to try again.',
   MODEL_CIRCUIT_OPEN:
     'The model is failing on the GPU fleets and new requests for it are paused; "retryAfterMs" says when to try again.',
+  RELAX_SHED:
+    'More than 10% of requests are failing, so the relax tier is paused to keep the interactive tiers going; "retryAfterMs" says when to try again.',
   UNKNOWN_REQUEST: 'A cancel named a request that this user never submitted.',
   SERVICE_UNAVAILABLE: 'The request could not be started because the orchestrator is unreachable; retry later.',
 } as const;

@@ -15,7 +15,7 @@ import { eventToFrame, readableRequestId, readClientFrame } from './frames';
 import type { GatewayMetrics, RequestTimer } from './metrics';
 import { OrchestratorUnavailableError, type GenerationOrchestrator } from './orchestrator';
 import type { RequestRateLimiter } from './rate-limit';
-import type { ModelBreakers } from '../runtime/model-breakers';
+import type { BreakerGate } from './breaker-gate';
 
 /** What a connection needs from the gateway that owns it. */
 export interface ConnectionContext {
@@ -29,8 +29,8 @@ export interface ConnectionContext {
   readonly eventLog: RedisEventLog;
   readonly subscriber: EventSubscriber;
   readonly rateLimiter: RequestRateLimiter;
-  /** Seed 001's per-model breakers: new requests for a model whose breaker is open are refused. */
-  readonly modelBreakers: Pick<ModelBreakers, 'openFor'>;
+  /** Seed 001's global and per-model breakers: what they refuse (breaker-gate.ts). */
+  readonly breakers: Pick<BreakerGate, 'refusal'>;
   readonly log: Logger;
   /** Registers work that shutdown must let finish (a workflow start and its `accepted` event). */
   readonly trackInFlight: (work: Promise<unknown>) => void;
@@ -131,7 +131,11 @@ export class ClientConnection {
       return;
     }
 
-    if (await this.refusedByModelBreaker(request)) return;
+    const refusal = await this.ctx.breakers.refusal(request);
+    if (refusal) {
+      this.reject(request.requestId, refusal.code, refusal.message, { retryAfterMs: refusal.retryAfterMs });
+      return;
+    }
 
     const started = this.startAndAnnounce(request);
     this.ctx.trackInFlight(started);
@@ -142,34 +146,6 @@ export class ClientConnection {
       ? this.ctx.metrics.requestTimer({ tier: request.tier, model: request.model }, receivedAt)
       : undefined;
     await this.followRequest(start.workflowId, request.requestId, timer);
-  }
-
-  /**
-   * Refuses a new request for a model whose circuit breaker is open (MODEL_CIRCUIT_OPEN, with retryAfterMs). A
-   * resubmission of a request already accepted goes through: it re-attaches to work that exists. When the breaker
-   * cannot be read, the request goes through too: an unreadable breaker is no reason to refuse.
-   */
-  private async refusedByModelBreaker(request: GenerationRequest): Promise<boolean> {
-    let retryAfterMs: number | undefined;
-    try {
-      retryAfterMs = await this.ctx.modelBreakers.openFor(request.model);
-      if (retryAfterMs === undefined) return false;
-      const workflowId = generationWorkflowId(request.userId, request.requestId);
-      if ((await this.ctx.eventLog.newestSeq(workflowId)) !== undefined) return false;
-    } catch (err) {
-      this.ctx.log.warn(
-        { err, model: request.model },
-        'Could not read the model circuit breaker; allowing the request',
-      );
-      return false;
-    }
-    this.reject(
-      request.requestId,
-      'MODEL_CIRCUIT_OPEN',
-      `${request.model} is failing on the GPU fleets and is paused; retry in ${retryAfterMs} ms`,
-      { retryAfterMs },
-    );
-    return true;
   }
 
   /**

@@ -20,6 +20,8 @@ import { withTimeout } from './async';
 import { ConnectionRegistry } from './connection-registry';
 import { createHttpHandler, type ReadinessReport } from './http';
 import { WorkerControlStore } from '../runtime/worker-control';
+import { GlobalFailureRate } from '../runtime/global-breaker';
+import { BreakerGate } from './breaker-gate';
 import { GatewayMetrics } from './metrics';
 import { GenerationOrchestrator } from './orchestrator';
 import { urlHost, type GatewayOptions } from './options';
@@ -103,7 +105,7 @@ export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): 
       eventLog: services.eventLog,
       subscriber: services.subscriber,
       rateLimiter: services.rateLimiter,
-      modelBreakers: services.modelBreakers,
+      breakers: services.breakers,
       shutdownSignal: startRetries.signal,
       metrics,
     },
@@ -165,7 +167,7 @@ interface GatewayServices {
   readonly subscriber: EventSubscriber;
   readonly sessions: RedisSessionStore;
   readonly rateLimiter: RequestRateLimiter;
-  readonly modelBreakers: ModelBreakers;
+  readonly breakers: BreakerGate;
   readonly objectStore: ObjectStore;
   readonly apiKeys: ApiKeyStore;
   readonly orchestrator: GenerationOrchestrator;
@@ -196,7 +198,12 @@ function createServices(options: GatewayOptions, deps: GatewayDeps, log: Logger)
     subscriber,
     sessions,
     rateLimiter,
-    modelBreakers: new ModelBreakers(redis, options.redisPrefix, log),
+    breakers: new BreakerGate({
+      modelBreakers: new ModelBreakers(redis, options.redisPrefix, log),
+      globalRate: new GlobalFailureRate(redis, options.redisPrefix),
+      eventLog,
+      log,
+    }),
     objectStore,
     apiKeys,
     orchestrator,

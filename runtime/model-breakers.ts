@@ -3,7 +3,7 @@
 // for a model whose breaker is open. Transitions are logged where they happen.
 import type { Logger } from './logger';
 import type { Redis } from 'ioredis';
-import { MODEL_BREAKER, breakerRetryAfterMs } from '../core/circuit-breaker';
+import { MODEL_BREAKER, breakerRetryAfterMs, type BreakerState } from '../core/circuit-breaker';
 import type { ModelName } from '../core/models';
 import { RedisBreakerStore } from './breaker-store';
 
@@ -28,6 +28,11 @@ export class ModelBreakers {
       },
       (err: unknown) => this.log.warn({ err, model }, 'Could not record an outcome in the model circuit breaker'),
     );
+  }
+
+  /** The model's breaker state now (HALF_OPEN once an open breaker's time is up). */
+  async state(model: ModelName, now = Date.now()): Promise<BreakerState> {
+    return (await this.store.reading(model, now)).state;
   }
 
   /** When the model's breaker is open: how long until it lets test traffic through; undefined when it allows work. */

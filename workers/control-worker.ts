@@ -17,6 +17,9 @@ import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { startTracing, type Tracing } from '../runtime/tracing';
 import { createRedis } from '../runtime/redis';
 import { RegionQueueSampler } from './region-metrics';
+import { registerBreakerMetrics } from './breaker-metrics';
+import { GlobalFailureRate, OutcomeCountingEventLog } from '../runtime/global-breaker';
+import { ModelBreakers } from '../runtime/model-breakers';
 import { setUpWorkerMetrics } from './worker-metrics';
 import {
   COMMON_WORKER_OPTIONS,
@@ -126,10 +129,21 @@ async function main(): Promise<void> {
   const redis = createRedis(options.redisUrl, 'control-worker', options.redisCommandTimeoutMs);
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
   const screen = createPromptScreen(options, log);
+  const globalRate = new GlobalFailureRate(redis, options.redisPrefix);
   const activities = createControlActivities({
     screen,
     store: withInjectedLatency(new FsObjectStore(path.resolve(options.storageDir)), options.chaosStorageLatencyMs),
-    eventLog: new RedisEventLog(redis, { prefix: options.redisPrefix }),
+    // Each request's outcome also feeds seed 001's global breaker as its terminal event is first written.
+    eventLog: new OutcomeCountingEventLog(
+      new RedisEventLog(redis, { prefix: options.redisPrefix }),
+      globalRate,
+      (err) => log.warn({ err }, 'could not count an outcome for the global circuit breaker'),
+    ),
+  });
+  registerBreakerMetrics(metrics.registry, {
+    modelBreakers: new ModelBreakers(redis, options.redisPrefix, log),
+    globalRate,
+    log,
   });
   const prefixAgreement = new PrefixAgreement({ redis, prefix: options.redisPrefix, role: 'control-worker', log });
   prefixAgreement.start();

@@ -5,6 +5,7 @@ import os from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { InferenceOutcome } from '../activities/inference';
+import { BREAKER_STATE_VALUE } from '../core/circuit-breaker';
 import { HEALTH_CHECK } from '../core/worker-health';
 import type { ModelName } from '../core/models';
 import type { InferenceBackend } from '../inference/backend';
@@ -21,9 +22,6 @@ import type { SupervisedWorker } from './worker-runtime';
 
 /** Process exit code after a GPU error: the launcher (or orchestrator) restarts the worker. EX_TEMPFAIL. */
 export const EXIT_GPU_ERROR = 75;
-
-/** Breaker states as numbers for Prometheus: 0 closed, 1 half-open, 2 open. */
-export const BREAKER_STATE_VALUE = { CLOSED: 0, HALF_OPEN: 1, OPEN: 2 } as const;
 
 export interface MembershipDeps {
   readonly identity: { readonly workerId: string; readonly region: string; readonly gpuType: string };

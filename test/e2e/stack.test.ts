@@ -283,6 +283,8 @@ describe('local stack end to end', () => {
       'atelier_queue_backlog',
       'atelier_queue_backlog_age_seconds',
       'atelier_requests_pending_safety',
+      'atelier_circuit_breaker_state',
+      'atelier_worker_taking_work',
       'temporal_activity_schedule_to_start_latency_seconds',
       'temporal_workflow_task_schedule_to_start_latency_seconds',
       'temporal_worker_task_slots_used',
@@ -318,6 +320,13 @@ describe('local stack end to end', () => {
     const completed = /^atelier_request_e2e_seconds_count\{[^}]*outcome="completed"[^}]*\} (\d+)$/gm;
     const count = [...(texts.gateway ?? '').matchAll(completed)].reduce((sum, m) => sum + Number(m[1]), 0);
     assert.ok(count >= 5, `completed requests timed end to end: ${count}`);
+    // Seed 001's breakers: the shared ones on the control worker (every model, and global), each GPU worker's own.
+    assert.match(
+      texts['control-worker'] ?? '',
+      /^atelier_circuit_breaker_state\{[^}]*breaker="model"[^}]*name="sdxl"/m,
+    );
+    assert.match(texts['control-worker'] ?? '', /^atelier_circuit_breaker_state\{[^}]*breaker="global"/m);
+    assert.match(texts['gpu-worker[a10g]'] ?? '', /^atelier_circuit_breaker_state\{[^}]*breaker="worker"[^}]*\} 0$/m);
 
     // The stack's Prometheus scrapes every process (all targets up) and answers a query for every metric.
     const query = async (promql: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> => {
