@@ -11,14 +11,25 @@ import type { GlobalFailureRate } from '../runtime/global-breaker';
 import type { ModelBreakers } from '../runtime/model-breakers';
 import { BREAKER_STATE_VALUE } from '../core/circuit-breaker';
 
-export function registerBreakerMetrics(
-  registry: Registry,
-  deps: {
-    readonly modelBreakers: Pick<ModelBreakers, 'state'>;
-    readonly globalRate: Pick<GlobalFailureRate, 'read'>;
-    readonly log: Logger;
-  },
-): void {
+export interface SharedBreakers {
+  readonly modelBreakers: Pick<ModelBreakers, 'state'>;
+  readonly globalRate: Pick<GlobalFailureRate, 'read'>;
+  readonly log: Logger;
+}
+
+/** Every shared breaker's state now, for the control worker's /readyz (shown, never gating). */
+export async function readSharedBreakers(deps: SharedBreakers): Promise<Record<string, unknown>> {
+  try {
+    const models: Record<string, string> = {};
+    for (const model of MODEL_NAMES) models[model] = await deps.modelBreakers.state(model);
+    const global = await deps.globalRate.read();
+    return { models, global: { state: global.open ? 'OPEN' : 'CLOSED', ...global } };
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+export function registerBreakerMetrics(registry: Registry, deps: SharedBreakers): void {
   atelierGauge<'breaker' | 'name'>(registry, {
     name: 'atelier_circuit_breaker_state',
     help: "Circuit breaker state: 0 closed, 1 half-open, 2 open (seed 001's per-model and global breakers)",

@@ -17,7 +17,7 @@ import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { startTracing, type Tracing } from '../runtime/tracing';
 import { createRedis } from '../runtime/redis';
 import { RegionQueueSampler } from './region-metrics';
-import { registerBreakerMetrics } from './breaker-metrics';
+import { readSharedBreakers, registerBreakerMetrics } from './breaker-metrics';
 import { GlobalFailureRate, OutcomeCountingEventLog } from '../runtime/global-breaker';
 import { ModelBreakers } from '../runtime/model-breakers';
 import { setUpWorkerMetrics } from './worker-metrics';
@@ -140,11 +140,8 @@ async function main(): Promise<void> {
       (err) => log.warn({ err }, 'could not count an outcome for the global circuit breaker'),
     ),
   });
-  registerBreakerMetrics(metrics.registry, {
-    modelBreakers: new ModelBreakers(redis, options.redisPrefix, log),
-    globalRate,
-    log,
-  });
+  const breakers = { modelBreakers: new ModelBreakers(redis, options.redisPrefix, log), globalRate, log };
+  registerBreakerMetrics(metrics.registry, breakers);
   const prefixAgreement = new PrefixAgreement({ redis, prefix: options.redisPrefix, role: 'control-worker', log });
   prefixAgreement.start();
   // The health endpoint comes up first: bundling the sources (dev) takes seconds, and /readyz says so meanwhile.
@@ -152,8 +149,9 @@ async function main(): Promise<void> {
   const health = await startHealthServer(
     options.healthHost,
     options.healthPort,
-    () => ({
+    async () => ({
       ready: started.worker?.running === true && redis.status === 'ready',
+      breakers: await readSharedBreakers(breakers),
       worker: started.worker?.describe() ?? { state: 'loading workflow bundle' },
       redis: redis.status,
       redisPrefix: prefixAgreement.status,

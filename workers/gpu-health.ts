@@ -1,12 +1,12 @@
 // A GPU worker's health probes (seed 001 HEALTH_CHECK_CONFIG), run every interval (10 s):
 //   liveness:  the process answers (the endpoint itself) and, under CUDA, the device is there and its memory readable
 //              (an nvidia-smi reading); a failing device makes /healthz 503, so the orchestrator restarts the process;
-//   readiness: models loaded or loadable (every backend ready), VRAM sufficient (the device holds the weights of every model
-//              the worker serves: a worker placed on too small a GPU or MIG slice must not take work it would fail with
-//              out-of-memory; memory in use is no measure, since onnxruntime's arena keeps what it once took), Redis
-//              answering; Temporal's connection
-//              is shown too but never gates, because the supervisor already reconnects and a held worker has none.
-// Three consecutive failures of a gating probe make the worker unhealthy: it holds (takes no new work) until the probe
+//   readiness: models loaded or loadable (every backend ready); VRAM sufficient (the device holds the weights of every
+//              model the worker serves: a worker placed on too small a GPU or MIG slice must not take work it would
+//              fail with out-of-memory; memory in use is no measure, since onnxruntime's arena keeps what it once
+//              took); Redis answering; Temporal's frontend answering (on a connection of its own, so a worker held
+//              out of its queue still probes it, and a worker cut off from Temporal stops polling into nowhere).
+// Three consecutive failures of a probe make the worker unhealthy: it holds (takes no new work) until the probe
 // passes again. /readyz names the failing probe.
 import { HEALTH_CHECK, probeUnhealthy, recordProbe, type ProbeRecord } from '../core/worker-health';
 import type { ModelName } from '../core/models';
@@ -16,7 +16,7 @@ import type { Logger } from '../runtime/logger';
 import type { MemorySource } from './gpu-metrics';
 import type { SupervisedWorker } from './worker-runtime';
 
-export type ProbeName = 'device' | 'models' | 'vram' | 'redis';
+export type ProbeName = 'device' | 'models' | 'vram' | 'redis' | 'temporal';
 
 export interface GpuHealthDeps {
   readonly supervised: Pick<SupervisedWorker, 'hold' | 'release' | 'state' | 'running' | 'heldFor'>;
@@ -24,6 +24,8 @@ export interface GpuHealthDeps {
   /** The models this worker serves. */
   readonly models: readonly ModelName[];
   readonly redis: { ping(): Promise<string> };
+  /** Asks Temporal's frontend something cheap within a deadline; rejects when it does not answer. */
+  readonly temporal?: () => Promise<void>;
   /** Device memory: nvidia-smi under CUDA, the simulated GPU's model, or none (CPU). */
   readonly memory: MemorySource | undefined;
   /** Whether inference runs on a CUDA device (then the device probe runs). */
@@ -82,6 +84,7 @@ export class GpuHealth {
       this.probe('models', () => this.modelsProbe()),
       this.deps.memory ? this.probe('vram', () => this.vramProbe()) : undefined,
       this.probe('redis', () => this.redisProbe()),
+      this.deps.temporal ? this.probe('temporal', () => this.temporalProbe()) : undefined,
     ]);
     const now = Date.now();
     for (const result of results) {
@@ -127,6 +130,11 @@ export class GpuHealth {
     const tooBig = this.deps.models.filter((m) => modelWeightsGb(m) * gib > memory.totalBytes);
     if (tooBig.length === 0) return undefined;
     return `the device has ${(memory.totalBytes / gib).toFixed(1)} GiB; ${tooBig.join(', ')} need more`;
+  }
+
+  private async temporalProbe(): Promise<string | undefined> {
+    await this.deps.temporal?.();
+    return undefined;
   }
 
   private async redisProbe(): Promise<string | undefined> {

@@ -1,6 +1,7 @@
 // A GPU worker's membership of its fleet, assembled: health probes (gpu-health.ts), recovery from faults
 // (gpu-faults.ts), operator orders and the registry (gpu-control.ts), what /healthz and /readyz say, and the metrics
 // operators alert on: the worker's breaker, whether it takes work, and its reports for replacement.
+import { Connection } from '@temporalio/client';
 import os from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
@@ -39,6 +40,8 @@ export interface MembershipDeps {
   /** Ends the process after an ordered drain, with this exit code. */
   readonly shutdown: (reason: string, exitCode?: number) => void;
   readonly intervalMs?: number;
+  /** Temporal's frontend, probed on a connection of the probe's own. Absent: no Temporal probe (tests). */
+  readonly temporal?: { readonly address: string };
 }
 
 export interface Membership {
@@ -66,7 +69,18 @@ export function createMembership(deps: MembershipDeps): Membership {
       .catch((err: unknown) => log.warn({ err }, 'could not record the replacement report'));
   };
   const intervalMs = deps.intervalMs ?? HEALTH_CHECK.intervalMs;
-  const health = new GpuHealth({ ...deps, models: [...deps.byModel.keys()], intervalMs });
+  const temporalProbe = deps.temporal ? frontendProbe(deps.temporal.address, intervalMs) : undefined;
+  const health = new GpuHealth({
+    supervised,
+    backends: deps.backends,
+    models: [...deps.byModel.keys()],
+    redis: deps.redis,
+    memory: deps.memory,
+    onCuda: deps.onCuda,
+    log,
+    intervalMs,
+    ...(temporalProbe ? { temporal: temporalProbe.check } : {}),
+  });
   const faults = new GpuFaults({
     supervised,
     backends: deps.byModel,
@@ -122,8 +136,34 @@ export function createMembership(deps: MembershipDeps): Membership {
     },
     async stop() {
       health.stop();
+      await temporalProbe?.close();
       faults.stop();
       await control.stop();
+    },
+  };
+}
+
+/**
+ * A probe of Temporal's frontend on a client connection of its own (made at the first probe, kept after): one cheap
+ * call, GetSystemInfo, that must answer within half the probe interval.
+ */
+function frontendProbe(
+  address: string,
+  intervalMs: number,
+): { check: () => Promise<void>; close: () => Promise<void> } {
+  let connection: Promise<Connection> | undefined;
+  const timeoutMs = Math.max(500, Math.floor(intervalMs / 2));
+  return {
+    async check() {
+      connection ??= Connection.connect({ address, connectTimeout: timeoutMs }).catch((err: unknown) => {
+        connection = undefined;
+        throw err;
+      });
+      const conn = await connection;
+      await conn.withDeadline(Date.now() + timeoutMs, () => conn.workflowService.getSystemInfo({}));
+    },
+    async close() {
+      await (await connection?.catch(() => undefined))?.close();
     },
   };
 }

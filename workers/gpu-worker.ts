@@ -180,6 +180,7 @@ async function main(): Promise<void> {
     log,
     shutdown,
     intervalMs: options.healthIntervalMs,
+    temporal: { address: options.temporalAddress },
   });
   outcomes.to = membership;
   const readiness = membership.readiness;

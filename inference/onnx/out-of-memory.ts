@@ -12,6 +12,19 @@ export function isOutOfMemoryMessage(message: string): boolean {
 }
 
 /**
+ * The device itself failing, as the CUDA provider reports it: a CUDA or library status other than running out of
+ * memory ("CUDA failure 700: an illegal memory access was encountered", "cudaErrorLaunchFailure",
+ * "CUDNN_STATUS_EXECUTION_FAILED"), a device-side assert, a lost device. No request can fix these; seed 001's
+ * `gpu_error` recovery restarts the worker process.
+ */
+const DEVICE_FAULT =
+  /CUDA failure \d+|cudaError\w+|CUDNN_STATUS_\w+|CUBLAS_STATUS_\w+|illegal memory access|device-side assert|unspecified launch failure|uncorrectable ECC|fallen off the bus/i;
+
+export function isDeviceFaultMessage(message: string): boolean {
+  return !isOutOfMemoryMessage(message) && DEVICE_FAULT.test(message);
+}
+
+/**
  * The error an injected fault raises (tests, chaos runs): worded like onnxruntime's own allocator failure, so it goes
  * through the same detection as a real one.
  */

@@ -5,6 +5,7 @@ import type { BatchKey } from './batcher';
 import type { PassTimings } from './pass';
 import type { MemberPass, MemberState, RequestState } from './request-state';
 import { InferenceThreadError, type InferenceThread } from './thread-pool';
+import { isDeviceFaultMessage } from './out-of-memory';
 
 export interface RunningPass extends MemberPass {
   readonly id: number;
@@ -40,6 +41,9 @@ export function passFailure(key: BatchKey, err: Error, outOfMemory: boolean): In
   if (outOfMemory) {
     const message = `${key.model} ${key.width}x${key.height}: out of memory for a single image: ${err.message}`;
     return new InferenceError('OutOfMemory', message, { cause: err });
+  }
+  if (isDeviceFaultMessage(err.message)) {
+    return new InferenceError('GpuError', `${key.model}: the device failed: ${err.message}`, { cause: err });
   }
   const incompatible = err instanceof InferenceThreadError && err.incompatibleExport;
   return new InferenceError(incompatible ? 'ModelNotFound' : 'InferenceFailed', `${key.model}: ${err.message}`, {

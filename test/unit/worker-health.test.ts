@@ -124,6 +124,27 @@ describe('health probes (seed 001: 3 consecutive failures)', () => {
     assert.equal(health.live, true, 'Redis is a readiness matter, not liveness');
   });
 
+  test('a worker cut off from Temporal stops polling after three failed probes of the frontend', async () => {
+    const supervised = new FakeSupervisor();
+    let reachable = false;
+    const health = new GpuHealth({
+      supervised: supervised as never,
+      backends: [],
+      models: [],
+      redis: { ping: () => Promise.resolve('PONG') },
+      temporal: () => (reachable ? Promise.resolve() : Promise.reject(new Error('deadline exceeded'))),
+      memory: undefined,
+      onCuda: false,
+      log,
+    });
+    for (let i = 0; i < 3; i++) await health.probeOnce();
+    assert.deepEqual(health.unhealthy(), ['temporal']);
+    assert.ok(supervised.holds.has('unhealthy'));
+    reachable = true;
+    await health.probeOnce();
+    assert.equal(supervised.holds.size, 0);
+  });
+
   test('VRAM: a device too small for a served model fails readiness; a lost CUDA device fails liveness', async () => {
     const supervised = new FakeSupervisor();
     const health = new GpuHealth({
