@@ -9,6 +9,9 @@ import type { ExperimentFigures } from '../../infra/chaos-report';
 import { startStack, repoRoot, type StackHandle } from '../../infra/test-stack';
 
 export { reportExperiment } from '../../infra/chaos-report';
+import { arrivalSchedule, runArrivals } from '../../bench/load/arrivals';
+import { generateFrame, seededRandom } from '../../bench/load/mix';
+import { parseLoadOptions } from '../../bench/load/options';
 import { connectTestSocket, type TestSocket } from '../helpers/ws-client';
 import { within } from '../helpers/deadline';
 
@@ -71,6 +74,45 @@ export async function sendAcceptedBurst(
     assert.equal(accepted.type, 'accepted', JSON.stringify(accepted));
   }
   return ids;
+}
+
+/** Requests bench:load's generator sent during an experiment: accepted ones must be answered like any other. */
+export interface BackgroundLoad {
+  readonly accepted: string[];
+  readonly refused: { readonly requestId: string; readonly code: unknown }[];
+}
+
+/**
+ * bench:load's load generator running beside an experiment: its open-loop paced arrivals and its default request
+ * mix (bench/load), `rate` requests per second for `seconds`, on the experiment's socket. Resolves once every one
+ * sent was accepted or refused. A refusal (a breaker, SERVICE_UNAVAILABLE during an outage) is the service saying no
+ * in time, which is allowed; an accepted request then counts like the experiment's own.
+ */
+export async function benchLoad(
+  socket: TestSocket,
+  label: string,
+  rate: number,
+  seconds: number,
+): Promise<BackgroundLoad> {
+  const options = parseLoadOptions([]);
+  assert.ok(options, "bench:load's default options");
+  const random = seededRandom(0x5eed);
+  const ids: string[] = [];
+  await runArrivals(arrivalSchedule({ kind: 'paced', rate, count: Math.round(rate * seconds) }), (i) => {
+    const requestId = `${label}-load-${Date.now()}-${i}`;
+    ids.push(requestId);
+    socket.send(generateFrame(requestId, options.mix, random));
+  });
+  const load: BackgroundLoad = { accepted: [], refused: [] };
+  for (const requestId of ids) {
+    const first = await socket.waitFor(
+      (f) => f.requestId === requestId && (f.type === 'accepted' || f.type === 'rejected'),
+      120_000,
+    );
+    if (first.type === 'accepted') load.accepted.push(requestId);
+    else load.refused.push({ requestId, code: first.code });
+  }
+  return load;
 }
 
 /** Each request reached its client completed, with exactly one terminal event: lost 0, duplicates 0. */

@@ -4,7 +4,14 @@
 // what clients saw. Every accepted request must reach its client exactly once, completed.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertEachCompletedOnce, countOutcomes, reportExperiment, sendAcceptedBurst, useChaosStack } from './harness';
+import {
+  assertEachCompletedOnce,
+  benchLoad,
+  countOutcomes,
+  reportExperiment,
+  sendAcceptedBurst,
+  useChaosStack,
+} from './harness';
 
 describe('Redis crash and restart with requests in flight', () => {
   const chaos = useChaosStack();
@@ -14,11 +21,14 @@ describe('Redis crash and restart with requests in flight', () => {
     const ids = await sendAcceptedBurst(socket, 'redis', 6, (i) => (i % 2 ? 'relax' : 'fast'));
     await socket.waitFor((f) => f.type === 'progress', 60_000);
 
+    // bench:load's generator keeps sending through the crash: refusals (SERVICE_UNAVAILABLE) are allowed, losses not.
+    const load = benchLoad(socket, 'redis', 1, 8);
     const crashedAt = Date.now();
     await stack.crashRedis();
     await new Promise((r) => setTimeout(r, 2000));
     await stack.startRedis();
 
+    ids.push(...(await load).accepted);
     await assertEachCompletedOnce(socket, ids);
     const recoveryMs = Date.now() - crashedAt;
     const [after] = await sendAcceptedBurst(socket, 'redis-after', 1);

@@ -3,7 +3,14 @@
 // every request still gets its images, exactly once, and they download.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertEachCompletedOnce, countOutcomes, reportExperiment, sendAcceptedBurst, useChaosStack } from './harness';
+import {
+  assertEachCompletedOnce,
+  benchLoad,
+  countOutcomes,
+  reportExperiment,
+  sendAcceptedBurst,
+  useChaosStack,
+} from './harness';
 
 const LATENCY_MS = 500;
 
@@ -14,7 +21,10 @@ describe('storage_latency: +500 ms on every storage operation', () => {
     const { socket } = chaos;
     const started = Date.now();
     const ids = await sendAcceptedBurst(socket, 'slow-storage', 4);
-    await assertEachCompletedOnce(socket, ids);
+    // bench:load's generator alongside: every one of its requests is stored through the slow store too.
+    const load = await benchLoad(socket, 'slow-storage', 2, 5);
+    assert.deepEqual(load.refused, [], 'nothing refused for slow storage');
+    await assertEachCompletedOnce(socket, [...ids, ...load.accepted]);
     const elapsedMs = Date.now() - started;
     for (const id of ids) {
       const completed = socket.framesFor(id).find((f) => f.type === 'completed');
@@ -27,6 +37,7 @@ describe('storage_latency: +500 ms on every storage operation', () => {
       assert.ok(fetchMs >= LATENCY_MS, `the gateway read went through the slow store (${fetchMs} ms, ${url})`);
     }
     // Its recovery figure: the whole burst, sent to the last image delivered, with every storage call 500 ms slower.
-    reportExperiment('storage_latency', { ...countOutcomes((id) => socket.framesFor(id), ids), recoveryMs: elapsedMs });
+    const all = [...ids, ...load.accepted];
+    reportExperiment('storage_latency', { ...countOutcomes((id) => socket.framesFor(id), all), recoveryMs: elapsedMs });
   });
 });

@@ -4,7 +4,14 @@
 // must reach its client exactly once, completed: lost = 0, duplicate terminals = 0, and none failed.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertEachCompletedOnce, countOutcomes, reportExperiment, sendAcceptedBurst, useChaosStack } from './harness';
+import {
+  assertEachCompletedOnce,
+  benchLoad,
+  countOutcomes,
+  reportExperiment,
+  sendAcceptedBurst,
+  useChaosStack,
+} from './harness';
 
 /** Seed 001: a dead worker is detected within 30 s, and no request fails. */
 const DETECTION_TARGET_MS = 30_000;
@@ -19,6 +26,8 @@ describe('worker_termination: SIGKILL a GPU worker mid-inference', () => {
     const victim = await socket.waitFor((f) => f.type === 'progress', 60_000);
     const worker = stack.children().find((c) => c.name === 'gpu-worker[a10g]');
     assert.ok(worker?.pid, `the a10g worker runs: ${JSON.stringify(stack.children())}`);
+    // bench:load's generator keeps sending while the worker dies and its replacement starts.
+    const load = benchLoad(socket, 'kill', 1, 10);
     const killedAt = Date.now();
     stack.killChild('gpu-worker[a10g]', 'SIGKILL');
 
@@ -27,6 +36,7 @@ describe('worker_termination: SIGKILL a GPU worker mid-inference', () => {
     // the retried generation itself.
     const recoveryMs = Date.now() - killedAt;
     assert.equal(victimDone.type, 'completed', JSON.stringify(victimDone));
+    ids.push(...(await load).accepted);
     await assertEachCompletedOnce(socket, ids);
     assert.ok(
       recoveryMs < DETECTION_TARGET_MS + 30_000,
