@@ -5,17 +5,14 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   atelierCacheDir,
-  defaultLog,
   errorMessage,
   execFileAsync,
   exeSuffix,
-  findOnPath,
   checkExecutable,
-  ProvisionError,
   runStreaming,
   type ProvisionOptions,
 } from './provision-common';
-import { withInstallLock } from './provision-lock';
+import { resolvePinnedBinary } from './provision-binary';
 
 /** Temporal CLI release the project is tested with (Temporal Server 1.29). */
 export const TEMPORAL_CLI_VERSION = '1.5.1';
@@ -33,70 +30,20 @@ export function cachedTemporalCliPath(env: NodeJS.ProcessEnv = process.env): str
  * with install instructions when all of that fails.
  */
 export async function resolveTemporalCli(opts: ProvisionOptions = {}): Promise<string> {
-  const env = opts.env ?? process.env;
-  const log = opts.log ?? defaultLog;
-
-  const explicit = env.TEMPORAL_CLI_PATH;
-  if (explicit !== undefined && explicit !== '') {
-    const problem = await checkTemporalCli(explicit);
-    if (problem) {
-      throw new ProvisionError(
-        `TEMPORAL_CLI_PATH=${explicit} is not a working Temporal CLI: ${problem}. ` +
-          `Point it at a Temporal CLI ${TEMPORAL_CLI_VERSION} binary, or unset it to let Atelier find or install one.`,
-      );
-    }
-    return explicit;
-  }
-
-  const onPath = await findOnPath('temporal', env);
-  if (onPath) {
-    const problem = await checkTemporalCli(onPath);
-    if (!problem) return onPath;
-    log(`ignoring ${onPath} from PATH: ${problem}`);
-  }
-
-  const cached = cachedTemporalCliPath(env);
-  if (!(await checkTemporalCli(cached))) return cached;
-
-  if (opts.install === false) throw new ProvisionError(temporalInstallInstructions(cached));
-
-  return withInstallLock(path.join(path.dirname(cached), '.temporal-install.lock'), log, () =>
-    installTemporalCli(cached, env, log),
+  return resolvePinnedBinary(
+    {
+      label: 'Temporal CLI',
+      envVar: 'TEMPORAL_CLI_PATH',
+      command: 'temporal',
+      version: TEMPORAL_CLI_VERSION,
+      cachedPath: cachedTemporalCliPath,
+      check: (binary) => checkTemporalCli(binary),
+      goInstall: goInstallTemporalCli,
+      download: downloadTemporalCli,
+      instructions: temporalInstallInstructions,
+    },
+    opts,
   );
-}
-
-/** Installs into `cached` with `go install`, else from the release archive; call it holding the install lock. */
-async function installTemporalCli(
-  cached: string,
-  env: NodeJS.ProcessEnv,
-  log: (line: string) => void,
-): Promise<string> {
-  // Another process may have installed it while we waited for the lock.
-  if (!(await checkTemporalCli(cached))) return cached;
-  const attempts: string[] = [];
-  const go = await findOnPath('go', env);
-  if (go) {
-    try {
-      await goInstallTemporalCli(go, cached, env, log);
-      const problem = await checkTemporalCli(cached);
-      if (!problem) return cached;
-      attempts.push(`go install produced a binary that does not run: ${problem}`);
-    } catch (err) {
-      attempts.push(`go install failed: ${errorMessage(err)}`);
-      log(`go install failed: ${errorMessage(err)}`);
-    }
-  } else {
-    attempts.push('Go is not installed');
-  }
-  try {
-    await downloadTemporalCli(cached, log);
-    const problem = await checkTemporalCli(cached);
-    if (!problem) return cached;
-    attempts.push(`the downloaded binary does not run: ${problem}`);
-  } catch (err) {
-    attempts.push(`download failed: ${errorMessage(err)}`);
-  }
-  throw new ProvisionError(`${temporalInstallInstructions(cached)}\nTried: ${attempts.join('; ')}.`);
 }
 
 function temporalInstallInstructions(cached: string): string {

@@ -7,16 +7,13 @@ import path from 'node:path';
 import {
   atelierCacheDir,
   checkExecutable,
-  defaultLog,
   errorMessage,
   execFileAsync,
   exeSuffix,
-  findOnPath,
-  ProvisionError,
   runStreaming,
   type ProvisionOptions,
 } from './provision-common';
-import { withInstallLock } from './provision-lock';
+import { resolvePinnedBinary } from './provision-binary';
 
 /** Toxiproxy release the chaos suite is tested with. */
 export const TOXIPROXY_VERSION = '2.12.0';
@@ -35,70 +32,21 @@ export function cachedToxiproxyServerPath(env: NodeJS.ProcessEnv = process.env):
  * {@link ProvisionError} with install instructions when all of that fails.
  */
 export async function resolveToxiproxyServer(opts: ProvisionOptions = {}): Promise<string> {
-  const env = opts.env ?? process.env;
-  const log = opts.log ?? defaultLog;
-
-  const explicit = env.TOXIPROXY_SERVER_PATH;
-  if (explicit !== undefined && explicit !== '') {
-    const problem = await checkToxiproxyServer(explicit);
-    if (problem) {
-      throw new ProvisionError(
-        `TOXIPROXY_SERVER_PATH=${explicit} is not a working toxiproxy-server: ${problem}. ` +
-          `Point it at a toxiproxy-server ${TOXIPROXY_VERSION} binary, or unset it to let Atelier find or install one.`,
-      );
-    }
-    return explicit;
-  }
-
-  const onPath = await findOnPath('toxiproxy-server', env);
-  if (onPath) {
-    const problem = await checkToxiproxyServer(onPath);
-    if (!problem) return onPath;
-    log(`ignoring ${onPath} from PATH: ${problem}`);
-  }
-
-  const cached = cachedToxiproxyServerPath(env);
-  if (!(await checkToxiproxyServer(cached, TOXIPROXY_VERSION))) return cached;
-
-  if (opts.install === false) throw new ProvisionError(toxiproxyInstallInstructions(cached));
-
-  return withInstallLock(path.join(path.dirname(cached), '.toxiproxy-install.lock'), log, () =>
-    installToxiproxyServer(cached, env, log),
+  return resolvePinnedBinary(
+    {
+      label: 'toxiproxy-server',
+      envVar: 'TOXIPROXY_SERVER_PATH',
+      command: 'toxiproxy-server',
+      version: TOXIPROXY_VERSION,
+      cachedPath: cachedToxiproxyServerPath,
+      // The cache must hold the pinned release: one filled for an older pin is rebuilt rather than kept.
+      check: (binary, cached) => checkToxiproxyServer(binary, cached ? TOXIPROXY_VERSION : undefined),
+      goInstall: goInstallToxiproxyServer,
+      download: downloadToxiproxyServer,
+      instructions: toxiproxyInstallInstructions,
+    },
+    opts,
   );
-}
-
-/** Installs into `cached` with `go install`, else from the release binary; call it holding the install lock. */
-async function installToxiproxyServer(
-  cached: string,
-  env: NodeJS.ProcessEnv,
-  log: (line: string) => void,
-): Promise<string> {
-  // Another process may have installed it while we waited for the lock.
-  if (!(await checkToxiproxyServer(cached, TOXIPROXY_VERSION))) return cached;
-  const attempts: string[] = [];
-  const go = await findOnPath('go', env);
-  if (go) {
-    try {
-      await goInstallToxiproxyServer(go, cached, env, log);
-      const problem = await checkToxiproxyServer(cached, TOXIPROXY_VERSION);
-      if (!problem) return cached;
-      attempts.push(`go install produced a binary that does not run: ${problem}`);
-    } catch (err) {
-      attempts.push(`go install failed: ${errorMessage(err)}`);
-      log(`go install failed: ${errorMessage(err)}`);
-    }
-  } else {
-    attempts.push('Go is not installed');
-  }
-  try {
-    await downloadToxiproxyServer(cached, log);
-    const problem = await checkToxiproxyServer(cached, TOXIPROXY_VERSION);
-    if (!problem) return cached;
-    attempts.push(`the downloaded binary does not run: ${problem}`);
-  } catch (err) {
-    attempts.push(`download failed: ${errorMessage(err)}`);
-  }
-  throw new ProvisionError(`${toxiproxyInstallInstructions(cached)}\nTried: ${attempts.join('; ')}.`);
 }
 
 function toxiproxyInstallInstructions(cached: string): string {

@@ -8,6 +8,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
 import { SEARCH_ATTRIBUTES } from '../../core/search-attributes';
 import { TIER_PRIORITY_KEY } from '../../core/tiers';
 import { freePort } from '../../infra/ports';
@@ -105,7 +106,8 @@ describe('startTemporalDevServer', () => {
     for (const key of SEARCH_ATTRIBUTES) {
       const type = listed.customAttributes[key.name];
       assert.ok(type !== undefined, `search attribute ${key.name} is not registered`);
-      assert.equal(String(type), String(2), `${key.name} should be a Keyword`); // INDEXED_VALUE_TYPE_KEYWORD = 2
+      // INDEXED_VALUE_TYPE_KEYWORD = 2, INDEXED_VALUE_TYPE_BOOL = 5
+      assert.equal(String(type), String(encodeSearchAttributeIndexedValueType(key.type)), `${key.name}: ${key.type}`);
     }
   });
 

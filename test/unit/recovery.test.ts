@@ -63,6 +63,21 @@ describe('request recovery (seed 001 RequestRecovery)', () => {
     });
   });
 
+  test('GPU error and a worker shut down mid-run: a standard retry (the worker restarts or is gone)', () => {
+    for (const failureType of ['GpuError', 'WorkerShutdown'] as const) {
+      const plan = planRecovery({ ...base, failureType });
+      assert.deepEqual(
+        plan.action === 'retry' && [plan.path, plan.gpuType, plan.soloBatch],
+        ['standard', 'a10g', false],
+        failureType,
+      );
+    }
+    assert.deepEqual(planRecovery({ ...base, failureType: 'Quarantined' }), {
+      action: 'give-up',
+      reason: 'non-retryable',
+    });
+  });
+
   test('a failure no retry can fix ends the request at once', () => {
     for (const failureType of ['ModelNotFound', 'UnsafePrompt', 'StagedImagesInvalid', 'NoCapacity'] as const) {
       assert.deepEqual(planRecovery({ ...base, failureType }), { action: 'give-up', reason: 'non-retryable' });
