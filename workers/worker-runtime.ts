@@ -190,7 +190,7 @@ export class SupervisedWorker {
 
   constructor(private readonly options: SupervisedWorkerOptions) {}
 
-  /** Starts the supervision loop; resolves once the first Worker runs, or when stop() comes first. */
+  /** Starts the supervision loop; resolves once the first Worker runs, or when a hold or stop() comes first. */
   start(): Promise<void> {
     this.loop ??= this.supervise();
     return this.waitUntilRunning();
@@ -248,7 +248,8 @@ export class SupervisedWorker {
 
   private async waitUntilRunning(): Promise<void> {
     while (!this.running) {
-      if (this.stopping) return;
+      // Held from the start (a worker joining a paused fleet): started, and deliberately not polling.
+      if (this.stopping || this.holds.size > 0) return;
       await sleep(50);
     }
   }
