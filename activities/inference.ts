@@ -19,7 +19,7 @@ import type { ObjectStore } from '../runtime/object-store';
 import { activityFailure } from './failures';
 import { currentEventLogId } from './notification';
 import { announceStatus } from './request-events';
-import { activityRunId, stagingImageKey } from './object-keys';
+import { activityRunId, stagingImageKey } from '../runtime/object-keys';
 import { InferenceError, type InferenceBackend, type InferenceHooks } from '../inference/backend';
 import { atelierTracer } from '../runtime/tracer';
 

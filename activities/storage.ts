@@ -1,8 +1,9 @@
-// Moves a request's staged PNGs to their final, content-addressed keys with their metadata, then removes the
-// staging copies. Idempotent by request: a retry (after a crash at any point) yields the same keys and never a
-// second copy, because final keys depend only on the request and the bytes, and a manifest written last records
-// the finished result for retries that find the staging copies already gone. It says `uploading` when it starts
-// and publishes the request's `completed` terminal once the images are stored (activities/request-events.ts).
+// Moves a request's staged PNGs to their final keys (from the run and the bytes: runtime/object-keys.ts) with
+// their metadata, then removes the staging copies. Idempotent by request: a retry (after a crash at any point)
+// yields the same keys and never a second copy, because final keys depend only on the run and the bytes, and a
+// manifest written last records the finished result for retries that find the staging copies already gone. It
+// says `uploading` when it starts and publishes the request's `completed` terminal once the images are stored
+// (activities/request-events.ts).
 //
 // Nothing from elsewhere is trusted: the staging keys the GPU worker returned must be exactly the keys of this
 // request's run, and a manifest counts only when it is bound to this very request (its workflow run, prompt hash,
@@ -20,7 +21,7 @@ import {
   legacyStagingImageKey,
   promptHash,
   stagingImageKey,
-} from './object-keys';
+} from '../runtime/object-keys';
 import { announceStatus, announceTerminal } from './request-events';
 
 export interface StorageDeps {
@@ -147,7 +148,7 @@ async function storeStagedImages(
       throw unrecoverable(`Staged image ${stagingKey} is not a ${input.width}x${input.height} PNG`);
     }
     const sha256 = sha256Hex(staged.body);
-    const key = finalImageKey(input.userId, input.requestId, index, sha256);
+    const key = finalImageKey(input.userId, input.requestId, binding.runId, index, sha256);
     const seed = input.seeds[index] as number;
     // put() of the same bytes under the same key keeps the first createdAt: a re-run is invisible to readers.
     await store.put(key, staged.body, {

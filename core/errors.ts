@@ -17,7 +17,12 @@ export const REJECT_CODES = {
   UNKNOWN_TIER: 'The tier is not turbo, fast or relax.',
   INVALID_SIZE: "Width or height is outside the model's range or not a multiple of 8.",
   INVALID_PROMPT: 'The prompt is empty or longer than 2000 characters.',
+  TIER_NOT_ALLOWED: 'The API key\'s plan does not include the requested tier; "details" lists the tiers it allows.',
   RATE_LIMITED: 'Too many requests from this user; "retryAfterMs" says when to try again.',
+  IN_FLIGHT_LIMIT:
+    'This user already has as many requests in flight as the plan allows; "retryAfterMs" estimates when one ends.',
+  OVERLOADED:
+    'The service holds as many requests in flight as it accepts (seed 003\'s 503); "retryAfterMs" estimates when a place frees.',
   MODEL_CIRCUIT_OPEN:
     'The model is failing on the GPU fleets and new requests for it are paused; "retryAfterMs" says when to try again.',
   RELAX_SHED:

@@ -70,6 +70,12 @@ export interface GenerationRequest extends GenerationParams {
    * operator tooling that start workflows directly may set it.
    */
   readonly gpuStartTimeoutMs?: number;
+  /**
+   * The user's share of a GPU queue against other users with queued work (Temporal fairness weight, core/fairness.ts):
+   * twice the weight, twice the dispatches while both have a backlog. Never set from a client frame: it comes from
+   * the user's plan. Absent, 1 (every user an equal share); workflows started before it existed have none.
+   */
+  readonly fairnessWeight?: number;
 }
 
 export interface ValidationProblem {

@@ -2,10 +2,20 @@
 // with its static driver (keys from ATELIER_API_KEYS). A database-backed driver implements the same interface.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { DEFAULT_PLAN, type Plan } from '../core/plans';
+import { TIERS } from '../core/tiers';
 
 export interface AuthenticatedUser {
   readonly userId: string;
+  /** What the key may do (core/plans.ts). */
+  readonly plan: Plan;
 }
+
+/**
+ * The plan of static development keys (ATELIER_API_KEYS) unless the gateway's options say otherwise: every tier, seed
+ * 003's 100 requests a minute and 50 in flight.
+ */
+export const STATIC_KEY_PLAN: Plan = { ...DEFAULT_PLAN, tiers: [...TIERS] };
 
 export interface ApiKeyStore {
   /** The user an API key belongs to, or null for an unknown key. */
@@ -35,7 +45,10 @@ function sha256(value: string): Buffer {
 export class StaticApiKeyStore implements ApiKeyStore {
   private readonly entries: readonly { digest: Buffer; userId: string }[];
 
-  constructor(keys: ReadonlyArray<{ apiKey: string; userId: string }>) {
+  constructor(
+    keys: ReadonlyArray<{ apiKey: string; userId: string }>,
+    private readonly plan: Plan = STATIC_KEY_PLAN,
+  ) {
     for (const { apiKey, userId } of keys) {
       if (apiKey.length === 0) throw new ApiKeyConfigError('An API key must not be empty');
       if (!USER_ID_PATTERN.test(userId)) {
@@ -46,7 +59,7 @@ export class StaticApiKeyStore implements ApiKeyStore {
   }
 
   /** Parses `key:userId,key2:userId2`. The user id is after the last `:`, so keys may contain `:`. */
-  static parse(spec: string): StaticApiKeyStore {
+  static parse(spec: string, plan: Plan = STATIC_KEY_PLAN): StaticApiKeyStore {
     const keys = spec
       .split(',')
       .map((s) => s.trim())
@@ -61,7 +74,7 @@ export class StaticApiKeyStore implements ApiKeyStore {
         return { apiKey: pair.slice(0, colon), userId: pair.slice(colon + 1) };
       });
     if (keys.length === 0) throw new ApiKeyConfigError('ATELIER_API_KEYS lists no keys');
-    return new StaticApiKeyStore(keys);
+    return new StaticApiKeyStore(keys, plan);
   }
 
   async authenticate(apiKey: string): Promise<AuthenticatedUser | null> {
@@ -70,7 +83,7 @@ export class StaticApiKeyStore implements ApiKeyStore {
     for (const entry of this.entries) {
       if (timingSafeEqual(presented, entry.digest) && match === null) match = entry.userId;
     }
-    return match === null ? null : { userId: match };
+    return match === null ? null : { userId: match, plan: this.plan };
   }
 }
 

@@ -3,16 +3,15 @@
 //   the failing system spends what it has on the interactive tiers; turbo and fast go on;
 // - per model (open after 5 failures, 60 s): the model's new requests are refused, MODEL_CIRCUIT_OPEN with
 //   retryAfterMs. No other model is substituted: a different model makes different images than the client asked for.
-// A resubmission of a request already accepted passes (it re-attaches to work that exists), and a breaker that cannot
-// be read lets the request through: an unreadable breaker is no reason to refuse. Readings are cached for a second
+// A resubmission of a request already accepted never reaches these checks (gateway/admission.ts), and a breaker that
+// cannot be read lets the request through: an unreadable breaker is no reason to refuse. Readings are cached for a second
 // per model, so a burst costs Redis one read per model, not one per request.
 import type { RejectCode } from '../core/errors';
 import type { ModelName } from '../core/models';
-import { generationWorkflowId, type GenerationRequest } from '../core/request';
+import type { GenerationRequest } from '../core/request';
 import type { Logger } from '../runtime/logger';
 import type { ModelBreakers } from '../runtime/model-breakers';
 import type { GlobalBreakerReading, GlobalFailureRate } from '../runtime/global-breaker';
-import type { RedisEventLog } from '../runtime/event-log';
 
 /** How long a relax client is told to wait while the global breaker is open: about a quarter of its window. */
 export const RELAX_SHED_RETRY_AFTER_MS = 15_000;
@@ -27,7 +26,6 @@ export interface Refusal {
 export interface BreakerGateDeps {
   readonly modelBreakers: Pick<ModelBreakers, 'openFor'>;
   readonly globalRate: Pick<GlobalFailureRate, 'read'> | undefined;
-  readonly eventLog: Pick<RedisEventLog, 'newestSeq'>;
   readonly log: Logger;
   readonly now?: () => number;
 }
@@ -41,17 +39,8 @@ export class BreakerGate {
     this.now = deps.now ?? Date.now;
   }
 
-  /** Why a new request must be refused now; undefined to let it through. */
-  async refusal(request: GenerationRequest): Promise<Refusal | undefined> {
-    const refusal = await this.breakerRefusal(request);
-    if (!refusal) return undefined;
-    // A re-attach to an accepted request is not new work.
-    const workflowId = generationWorkflowId(request.userId, request.requestId);
-    const accepted = await this.deps.eventLog.newestSeq(workflowId).catch(() => undefined);
-    return accepted === undefined ? refusal : undefined;
-  }
-
-  private async breakerRefusal(request: GenerationRequest): Promise<Refusal | undefined> {
+  /** Why a new request must be refused now; undefined to let it through. (Re-attaches never get here: admission.ts.) */
+  async breakerRefusal(request: GenerationRequest): Promise<Refusal | undefined> {
     if (request.tier === 'relax' && (await this.globalReading())?.open) {
       return {
         code: 'RELAX_SHED',

@@ -1,6 +1,7 @@
 // The gateway's open client connections: each admitted socket gets its ClientConnection and a session record in
 // Redis, heartbeats find dead peers and keep live sessions from expiring, and shutdown closes the sockets and waits
 // for the disconnect cleanups that still need Redis. It also tracks the workflow starts shutdown lets finish.
+import type { AuthenticatedUser } from './auth';
 import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { CLOSE_CODES } from '../core/protocol';
@@ -10,7 +11,10 @@ import { ClientConnection, type ConnectionContext } from './connection';
 import type { RedisSessionStore } from './session-store';
 
 /** The part of a connection's context that every connection of this gateway shares. */
-export type SharedConnectionContext = Omit<ConnectionContext, 'connectionId' | 'userId' | 'log' | 'trackInFlight'>;
+export type SharedConnectionContext = Omit<
+  ConnectionContext,
+  'connectionId' | 'userId' | 'plan' | 'log' | 'trackInFlight'
+>;
 
 export interface ConnectionRegistryOptions {
   /** Recorded in each session, so operators see which instance a user is connected through. */
@@ -48,13 +52,15 @@ export class ConnectionRegistry {
   }
 
   /** Serves an admitted socket from now until it closes. */
-  add(ws: WebSocket, userId: string): void {
+  add(ws: WebSocket, user: AuthenticatedUser): void {
+    const { userId, plan } = user;
     const connectionId = randomUUID();
     const log = this.options.log.child({ connectionId, userId });
     const conn = new ClientConnection(ws, {
       ...this.options.context,
       connectionId,
       userId,
+      plan,
       log,
       trackInFlight: (work) => this.trackInFlight(work),
     });

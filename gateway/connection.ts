@@ -14,29 +14,40 @@ import { atelierTracer } from '../runtime/tracer';
 import { eventToFrame, readableRequestId, readClientFrame } from './frames';
 import type { GatewayMetrics, RequestTimer } from './metrics';
 import { OrchestratorUnavailableError, type GenerationOrchestrator } from './orchestrator';
-import type { RequestRateLimiter } from './rate-limit';
-import type { BreakerGate } from './breaker-gate';
+import type { RateDecision } from './rate-limit';
+import type { Admission } from './admission';
+import type { Plan } from '../core/plans';
 
 /** What a connection needs from the gateway that owns it. */
 export interface ConnectionContext {
   readonly connectionId: string;
   readonly userId: string;
   readonly region: string;
-  /** Base of image URLs in `completed` frames. */
-  readonly publicBaseUrl: () => string;
+  /** The URL of a stored image in `completed` frames (capability or signed: image-urls.ts). */
+  readonly imageUrl: (key: string) => string;
   readonly maxBufferedBytes: number;
   readonly orchestrator: GenerationOrchestrator;
   readonly eventLog: RedisEventLog;
   readonly subscriber: EventSubscriber;
-  readonly rateLimiter: RequestRateLimiter;
-  /** Seed 001's global and per-model breakers: what they refuse (breaker-gate.ts). */
-  readonly breakers: Pick<BreakerGate, 'refusal'>;
+  /** The user's API-key plan: tiers, rate, in-flight cap. */
+  readonly plan: Plan;
+  /** Every check between a valid frame and the workflow start (admission.ts). */
+  readonly admission: Pick<Admission, 'admit'>;
+  /** Cancels have their own budget, and one for a request the user never had costs no Temporal call. */
+  readonly cancels: CancelChecks;
   readonly log: Logger;
   /** Registers work that shutdown must let finish (a workflow start and its `accepted` event). */
   readonly trackInFlight: (work: Promise<unknown>) => void;
   /** Aborted when shutdown gives up waiting; stops start retries. */
   readonly shutdownSignal: AbortSignal;
   readonly metrics: GatewayMetrics;
+}
+
+export interface CancelChecks {
+  /** Takes one cancel from the user's cancel budget. */
+  consume(userId: string): Promise<RateDecision>;
+  /** Whether the user has, or had, this request (its log or live entry exists); true when that cannot be read. */
+  knows(userId: string, workflowId: string): Promise<boolean>;
 }
 
 /** This connection's subscription to one request's log. */
@@ -114,32 +125,25 @@ export class ClientConnection {
       this.reject(readableRequestId(frame), code, message, details ? { details: { ...details } } : {});
       return;
     }
-    const request = validation.value;
+    // The plan's fairness weight rides with the request to every GPU attempt (core/fairness.ts); 1 is the default.
+    const weight = this.ctx.plan.fairnessWeight;
+    const request = weight === 1 ? validation.value : { ...validation.value, fairnessWeight: weight };
 
-    let decision;
-    try {
-      decision = await this.ctx.rateLimiter.consume(this.ctx.userId);
-    } catch (err) {
-      // Both Redis and the in-memory stand-in failed: let the request through rather than refuse all traffic.
-      this.ctx.log.error({ err, userId: this.ctx.userId }, 'Rate limiter failed; allowing the request');
-      decision = { allowed: true as const };
-    }
-    if (!decision.allowed) {
-      this.reject(request.requestId, 'RATE_LIMITED', `Rate limit exceeded; retry in ${decision.retryAfterMs} ms`, {
-        retryAfterMs: decision.retryAfterMs,
+    const admission = await this.ctx.admission.admit(request, this.ctx.plan);
+    if (!admission.admitted) {
+      const { code, message, retryAfterMs, details } = admission;
+      this.reject(request.requestId, code, message, {
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+        ...(details ? { details } : {}),
       });
-      return;
-    }
-
-    const refusal = await this.ctx.breakers.refusal(request);
-    if (refusal) {
-      this.reject(request.requestId, refusal.code, refusal.message, { retryAfterMs: refusal.retryAfterMs });
       return;
     }
 
     const started = this.startAndAnnounce(request);
     this.ctx.trackInFlight(started);
     const start = await started;
+    // Not started: the in-flight place it took is free again (a re-attach took none).
+    if (start === null) await admission.release();
     // A client that left meanwhile re-sends the same requestId after reconnecting and re-attaches then.
     if (start === null || this.closed) return;
     const timer = start.isNew
@@ -212,7 +216,7 @@ export class ClientConnection {
 
   private deliver(workflowId: string, follow: RequestFollow, event: SequencedEvent): void {
     if (follow.ended) return;
-    this.send(eventToFrame(follow.requestId, event, this.ctx.publicBaseUrl()));
+    this.send(eventToFrame(follow.requestId, event, this.ctx.imageUrl));
     follow.timer?.delivered(event);
     if (isTerminalEvent(event)) {
       if (this.follows.get(workflowId) === follow) this.follows.delete(workflowId);
@@ -235,6 +239,18 @@ export class ClientConnection {
       this.reject(undefined, 'INVALID_REQUEST', 'cancel needs the requestId of a request', {
         details: { requestId: 'letters, digits and ._:- only, at most 128' },
       });
+      return;
+    }
+    const budget = await this.ctx.cancels.consume(this.ctx.userId).catch(() => ({ allowed: true as const }));
+    if (!budget.allowed) {
+      this.reject(requestId, 'RATE_LIMITED', `Too many cancels; retry in ${budget.retryAfterMs} ms`, {
+        retryAfterMs: budget.retryAfterMs,
+      });
+      return;
+    }
+    const workflowId = generationWorkflowId(this.ctx.userId, requestId);
+    if (!(await this.ctx.cancels.knows(this.ctx.userId, workflowId))) {
+      this.reject(requestId, 'UNKNOWN_REQUEST', `No request ${JSON.stringify(requestId)} was submitted by this user.`);
       return;
     }
     let outcome;

@@ -47,13 +47,12 @@ export function readableRequestId(frame: Record<string, unknown>): string | unde
   return typeof id === 'string' && REQUEST_ID_PATTERN.test(id) ? id : undefined;
 }
 
-/** Public URL of a stored image. Keys consist of URL-safe path characters (see assertObjectKey). */
-export function imageUrl(publicBaseUrl: string, key: string): string {
-  return `${publicBaseUrl}/v1/images/${key}`;
-}
-
-/** The frame a client receives for one event of its request's log. */
-export function eventToFrame(requestId: string, event: SequencedEvent, publicBaseUrl: string): ServerFrame {
+/**
+ * The frame a client receives for one event of its request's log. `imageUrl` makes the URL of a stored image
+ * (image-urls.ts): built as the frame goes out, so a signed URL's lifetime starts when the client hears of it,
+ * and a replay after a re-attach carries fresh URLs.
+ */
+export function eventToFrame(requestId: string, event: SequencedEvent, imageUrl: (key: string) => string): ServerFrame {
   const seq = event.seq;
   switch (event.type) {
     case 'accepted':
@@ -64,7 +63,7 @@ export function eventToFrame(requestId: string, event: SequencedEvent, publicBas
       return { type: 'progress', requestId, step: event.step, totalSteps: event.totalSteps, seq };
     case 'completed': {
       const images: ImageResult[] = event.images.map((img) => ({
-        url: imageUrl(publicBaseUrl, img.key),
+        url: imageUrl(img.key),
         width: img.width,
         height: img.height,
         seed: img.seed,

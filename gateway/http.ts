@@ -1,19 +1,15 @@
-// The gateway's plain HTTP routes: generated images from the object store, liveness and readiness probes, the
-// Prometheus metrics of the process, and the operators' admin API (admin.ts). Every other path answers 404 with a JSON body, so probes and clients never see
-// an HTML error page.
+// The gateway's plain HTTP routes: generated images from the object store (images.ts), liveness and readiness
+// probes, the Prometheus metrics of the process, and the operators' admin API (admin.ts). Every other path answers
+// 404 with a JSON body, so probes and clients never see an HTML error page. Error bodies never carry internal
+// details (file paths, host names, stack traces): those go to the log.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PROTOCOL_PATH } from '../core/protocol';
 import { serveMetrics, type MetricsEndpoint } from '../runtime/metrics';
 import { ADMIN_ROUTE_PREFIX, handleAdmin, type AdminDeps } from './admin';
-import { assertObjectKey, InvalidObjectKeyError, type ObjectStore } from '../runtime/object-store';
+import type { ObjectStore } from '../runtime/object-store';
 import type { Logger } from '../runtime/logger';
-
-export const IMAGE_ROUTE_PREFIX = '/v1/images/';
-/**
- * Only final images are public (activities/object-keys.ts `finalImageKey`). Staging copies, conditioning uploads
- * and anything else in the store answer 404 as if absent.
- */
-export const PUBLIC_KEY_PREFIX = 'images/';
+import type { ImageAccess } from './image-urls';
+import { IMAGE_ROUTE_PREFIX, serveImage } from './images';
 
 export interface DependencyCheck {
   readonly ok: boolean;
@@ -32,6 +28,8 @@ export interface ReadinessReport {
 
 export interface HttpRouteDeps {
   readonly objectStore: ObjectStore;
+  /** Which image URLs are served (image-urls.ts). */
+  readonly images: ImageAccess;
   readonly readiness: () => Promise<ReadinessReport>;
   /** What GET /metrics serves (Prometheus text format). */
   readonly metrics: MetricsEndpoint;
@@ -52,8 +50,9 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 }
 
 export function createHttpHandler(deps: HttpRouteDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const routes = { ...deps, readiness: publicReadiness(deps.readiness, deps.log) };
   return (req, res) => {
-    route(deps, req, res).catch((err: unknown) => {
+    route(routes, req, res).catch((err: unknown) => {
       deps.log.error({ err, url: req.url }, 'HTTP handler failed');
       if (!res.headersSent) sendJson(res, 500, { error: 'INTERNAL', message: 'Internal error' });
       else res.destroy();
@@ -93,7 +92,7 @@ async function route(deps: HttpRouteDeps, req: IncomingMessage, res: ServerRespo
     return;
   }
   if (rawPath.startsWith(IMAGE_ROUTE_PREFIX)) {
-    await serveImage(deps, req, res, rawPath.slice(IMAGE_ROUTE_PREFIX.length));
+    await serveImage(deps, req, res, rawPath, sendJson);
     return;
   }
   if (rawPath.startsWith(ADMIN_ROUTE_PREFIX) && deps.admin) {
@@ -112,60 +111,29 @@ async function route(deps: HttpRouteDeps, req: IncomingMessage, res: ServerRespo
   sendJson(res, 404, { error: 'NOT_FOUND', message: `No route for ${req.method ?? 'GET'} ${rawPath.slice(0, 200)}` });
 }
 
-async function serveImage(
-  deps: HttpRouteDeps,
-  req: IncomingMessage,
-  res: ServerResponse,
-  encodedKey: string,
-): Promise<void> {
-  let key: string;
-  try {
-    key = assertObjectKey(decodeURIComponent(encodedKey));
-  } catch (err) {
-    if (err instanceof URIError || err instanceof InvalidObjectKeyError) {
-      sendJson(res, 400, { error: 'BAD_KEY', message: 'Invalid image key' });
-      return;
+/**
+ * /readyz as anyone who reaches the port sees it: whether each dependency answers, not why not. The messages of
+ * failed checks name hosts and ports (`connect ECONNREFUSED 10.0.3.7:6379`), so they go to the log instead, once
+ * each time they change rather than on every probe.
+ */
+function publicReadiness(readiness: () => Promise<ReadinessReport>, log: Logger): () => Promise<ReadinessReport> {
+  let logged = '';
+  const hidden = 'not answering (details in the gateway log)';
+  return async () => {
+    const report = await readiness();
+    const { redis, temporal } = report.checks;
+    const problems = JSON.stringify({ redis: redis.error, temporal: temporal.error });
+    if (problems !== logged && (redis.error !== undefined || temporal.error !== undefined)) {
+      log.warn({ redis: redis.error, temporal: temporal.error }, 'Readiness check failed');
     }
-    throw err;
-  }
-  if (!key.startsWith(PUBLIC_KEY_PREFIX)) {
-    sendJson(res, 404, { error: 'NOT_FOUND', message: `No image ${key}` });
-    return;
-  }
-  const object = req.method === 'HEAD' ? await headOnly(deps.objectStore, key) : await deps.objectStore.get(key);
-  if (!object) {
-    sendJson(res, 404, { error: 'NOT_FOUND', message: `No image ${key}` });
-    return;
-  }
-  const etag = `"${object.info.sha256}"`;
-  const headers = {
-    ETag: etag,
-    // Keys are never reused for different content (an image's key names its request and index), so caches may
-    // keep a response forever.
-    'Cache-Control': 'public, max-age=31536000, immutable',
-    'Content-Type': object.info.contentType || 'image/png',
+    logged = problems;
+    return {
+      ...report,
+      checks: {
+        ...report.checks,
+        redis: redis.ok ? redis : { ok: false, error: hidden },
+        temporal: temporal.ok ? temporal : { ok: false, error: hidden },
+      },
+    };
   };
-  if (ifNoneMatch(req.headers['if-none-match'], etag)) {
-    res.writeHead(304, headers);
-    res.end();
-    return;
-  }
-  res.writeHead(200, { ...headers, 'Content-Length': object.info.size });
-  res.end(object.body ?? undefined);
-}
-
-async function headOnly(
-  store: ObjectStore,
-  key: string,
-): Promise<{ body: null; info: NonNullable<Awaited<ReturnType<ObjectStore['head']>>> } | null> {
-  const info = await store.head(key);
-  return info ? { body: null, info } : null;
-}
-
-function ifNoneMatch(header: string | undefined, etag: string): boolean {
-  if (header === undefined) return false;
-  return header
-    .split(',')
-    .map((t) => t.trim().replace(/^W\//, ''))
-    .some((t) => t === etag || t === '*');
 }

@@ -14,10 +14,11 @@ export interface RequestRateLimiter {
 export class RedisRequestRateLimiter implements RequestRateLimiter {
   private readonly limiter: RateLimiterRedis;
 
-  constructor(redis: Redis, prefix: string, perMinute: number) {
+  /** `keyPrefix` names the counters: `<deployment prefix>ratelimit:generate` unless told otherwise. */
+  constructor(redis: Redis, prefix: string, perMinute: number, keyPrefix = `${prefix}ratelimit:generate`) {
     this.limiter = new RateLimiterRedis({
       storeClient: redis,
-      keyPrefix: `${prefix}ratelimit:generate`,
+      keyPrefix,
       points: perMinute,
       duration: 60,
       // ioredis queues commands while disconnected; fail over to the insurance limiter at once instead.
@@ -36,5 +37,28 @@ export class RedisRequestRateLimiter implements RequestRateLimiter {
         return { allowed: false, retryAfterMs: Math.max(1, Math.ceil(err.msBeforeNext)) };
       throw err;
     }
+  }
+}
+
+/**
+ * Per-user rate limits where each user's budget comes from their plan: one Redis-backed limiter per distinct rate,
+ * made on first use. All of them count in the same per-user key, so a user whose plan changes keeps what they spent.
+ */
+export class PlanRateLimiter {
+  private readonly limiters = new Map<number, RedisRequestRateLimiter>();
+
+  constructor(
+    private readonly redis: Redis,
+    /** Key prefix of the counters, e.g. `atelier:ratelimit:generate`. */
+    private readonly keyPrefix: string,
+  ) {}
+
+  consume(userId: string, perMinute: number): Promise<RateDecision> {
+    let limiter = this.limiters.get(perMinute);
+    if (!limiter) {
+      limiter = new RedisRequestRateLimiter(this.redis, '', perMinute, this.keyPrefix);
+      this.limiters.set(perMinute, limiter);
+    }
+    return limiter.consume(userId);
   }
 }

@@ -3,59 +3,22 @@
 // the registry of open connections (connection-registry.ts), and runs the ordered shutdown. `createGateway(options,
 // deps)` is what main.ts runs and what tests start in-process against real Redis and a real Temporal.
 import { createServer, type Server } from 'node:http';
+import { createServices, type GatewayDeps, type GatewayServices } from './services';
 import type { AddressInfo } from 'node:net';
-import type { Client, Connection } from '@temporalio/client';
-import type { Registry } from 'prom-client';
 import { WebSocketServer } from 'ws';
 import { PROTOCOL_PATH } from '../core/protocol';
-import { RedisEventLog, type EventSubscriber } from '../runtime/event-log';
 import { createLogger, type Logger } from '../runtime/logger';
-import { FsObjectStore, type ObjectStore } from '../runtime/object-store';
-import { withInjectedLatency } from '../runtime/delayed-object-store';
-import { ModelBreakers } from '../runtime/model-breakers';
-import { PrefixAgreement } from '../runtime/prefix-agreement';
-import { createRedis, type Redis } from '../runtime/redis';
-import { StaticApiKeyStore, type ApiKeyStore } from './auth';
+import type { Redis } from '../runtime/redis';
 import { withTimeout } from './async';
 import { ConnectionRegistry } from './connection-registry';
 import { createHttpHandler, type ReadinessReport } from './http';
+import { createImageAccess } from './image-urls';
 import { WorkerControlStore } from '../runtime/worker-control';
-import { GlobalFailureRate } from '../runtime/global-breaker';
-import { BreakerGate } from './breaker-gate';
 import { GatewayMetrics } from './metrics';
-import { GenerationOrchestrator } from './orchestrator';
 import { urlHost, type GatewayOptions } from './options';
-import { RedisRequestRateLimiter, type RequestRateLimiter } from './rate-limit';
-import { RedisSessionStore } from './session-store';
 import { createUpgradeHandler } from './upgrade';
 
-/** Collaborators a caller may hand in instead of the ones built from options. Handed-in ones are not closed. */
-export interface GatewayDeps {
-  /**
-   * Temporal client (tests pass TestWorkflowEnvironment's).
-   * @default a lazily connecting client for options.temporalAddress
-   */
-  readonly temporalClient?: Client;
-  /** @default FsObjectStore(options.storageDir) */
-  readonly objectStore?: ObjectStore;
-  /** @default StaticApiKeyStore.parse(options.apiKeys) */
-  readonly apiKeys?: ApiKeyStore;
-  /** @default a Redis-backed limiter with options.rateLimitPerMinute */
-  readonly rateLimiter?: RequestRateLimiter;
-  /** @default createLogger('gateway') */
-  readonly logger?: Logger;
-  /**
-   * Announce this gateway under its Redis prefix and check that the control workers use the same one; a mismatch
-   * is logged as an error and makes /readyz fail, since no request event could reach clients. In-process tests
-   * whose workers do not announce themselves turn it off. @default true
-   */
-  readonly checkRedisPrefix?: boolean;
-  /**
-   * The process's Prometheus registry, served at /metrics. Each gateway made without one gets its own, so gateways
-   * sharing a test process keep their figures apart. @default a new registry labelled process="gateway"
-   */
-  readonly metricsRegistry?: Registry;
-}
+export type { GatewayDeps } from './services';
 
 export interface GatewayAddress {
   readonly host: string;
@@ -91,6 +54,7 @@ export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): 
   const startRetries = new AbortController();
   let address: GatewayAddress | null = null;
   let closing: Promise<void> | null = null;
+  const images = createImageAccess(options);
 
   const registry = new ConnectionRegistry({
     gatewayId: options.gatewayId,
@@ -99,13 +63,13 @@ export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): 
     log,
     context: {
       region: options.region,
-      publicBaseUrl: () => address?.publicBaseUrl ?? options.publicBaseUrl,
+      imageUrl: (key) => images.url(address?.publicBaseUrl ?? options.publicBaseUrl, key),
       maxBufferedBytes: options.maxBufferedBytes,
       orchestrator: services.orchestrator,
       eventLog: services.eventLog,
       subscriber: services.subscriber,
-      rateLimiter: services.rateLimiter,
-      breakers: services.breakers,
+      admission: services.admission,
+      cancels: services.cancels,
       shutdownSignal: startRetries.signal,
       metrics,
     },
@@ -115,6 +79,7 @@ export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): 
   const httpServer: Server = createServer(
     createHttpHandler({
       objectStore: services.objectStore,
+      images,
       readiness,
       metrics: metrics.endpoint,
       log,
@@ -139,7 +104,7 @@ export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): 
       apiKeys: services.apiKeys,
       isClosing: () => closing !== null,
       shutdownReason: SHUTDOWN_REASON,
-      onAdmitted: (ws, userId) => registry.add(ws, userId),
+      onAdmitted: (ws, user) => registry.add(ws, user),
       log,
     }),
   );
@@ -160,61 +125,6 @@ export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): 
   };
 }
 
-/** The gateway's collaborators, each handed in through deps or built from options. */
-interface GatewayServices {
-  readonly redis: Redis;
-  readonly eventLog: RedisEventLog;
-  readonly subscriber: EventSubscriber;
-  readonly sessions: RedisSessionStore;
-  readonly rateLimiter: RequestRateLimiter;
-  readonly breakers: BreakerGate;
-  readonly objectStore: ObjectStore;
-  readonly apiKeys: ApiKeyStore;
-  readonly orchestrator: GenerationOrchestrator;
-  /** Set when the Temporal client is our own, so shutdown closes it. */
-  readonly ownTemporalConnection: Connection | null;
-  readonly prefixAgreement: PrefixAgreement | undefined;
-}
-
-function createServices(options: GatewayOptions, deps: GatewayDeps, log: Logger): GatewayServices {
-  const redis: Redis = createRedis(options.redisUrl, 'gateway', options.redisCommandTimeoutMs);
-  const eventLog = new RedisEventLog(redis, { prefix: options.redisPrefix });
-  const subscriber = eventLog.createSubscriber(
-    createRedis(options.redisUrl, 'gateway-sub', options.redisCommandTimeoutMs),
-  );
-  // Pongs refresh a session every heartbeat; it expires only after about three without one.
-  const sessionTtlSeconds = Math.ceil((3 * options.heartbeatIntervalMs) / 1000);
-  const sessions = new RedisSessionStore(redis, options.redisPrefix, sessionTtlSeconds);
-  const rateLimiter =
-    deps.rateLimiter ?? new RedisRequestRateLimiter(redis, options.redisPrefix, options.rateLimitPerMinute);
-  const objectStore =
-    deps.objectStore ?? withInjectedLatency(new FsObjectStore(options.storageDir), options.chaosStorageLatencyMs);
-  const apiKeys = deps.apiKeys ?? StaticApiKeyStore.parse(options.apiKeys);
-  const temporal = temporalClientFor(options, deps);
-  const orchestrator = new GenerationOrchestrator(temporal.client, { retryWindowMs: options.startRetryMs, log });
-  return {
-    redis,
-    eventLog,
-    subscriber,
-    sessions,
-    rateLimiter,
-    breakers: new BreakerGate({
-      modelBreakers: new ModelBreakers(redis, options.redisPrefix, log),
-      globalRate: new GlobalFailureRate(redis, options.redisPrefix),
-      eventLog,
-      log,
-    }),
-    objectStore,
-    apiKeys,
-    orchestrator,
-    ownTemporalConnection: temporal.ownConnection,
-    prefixAgreement:
-      deps.checkRedisPrefix === false
-        ? undefined
-        : new PrefixAgreement({ redis, prefix: options.redisPrefix, role: 'gateway', log }),
-  };
-}
-
 /** What listening and shutdown act on. */
 interface GatewayParts {
   readonly options: GatewayOptions;
@@ -224,16 +134,6 @@ interface GatewayParts {
   readonly registry: ConnectionRegistry;
   readonly httpServer: Server;
   readonly wss: WebSocketServer;
-}
-
-/** The handed-in Temporal client, or one of our own (whose connection shutdown closes). */
-function temporalClientFor(
-  options: GatewayOptions,
-  deps: GatewayDeps,
-): { client: Client; ownConnection: Connection | null } {
-  if (deps.temporalClient) return { client: deps.temporalClient, ownConnection: null };
-  const lazy = GenerationOrchestrator.connectLazily(options.temporalAddress, options.temporalNamespace);
-  return { client: lazy.client, ownConnection: lazy.connection };
 }
 
 function readinessProbe(

@@ -1,12 +1,14 @@
 // Admission of WebSocket clients: an HTTP upgrade is accepted only on the protocol path, only while the gateway is
-// not shutting down, and only with a known API key. Refusals are plain HTTP answers written on the raw socket, with
+// not shutting down, and only with a known API key. A source address that keeps presenting bad keys is throttled
+// (429 with Retry-After) before its key is even looked up, so guessing keys costs the guesser time, not the gateway. Refusals are plain HTTP answers written on the raw socket, with
 // a JSON body saying why, so that clients can tell "wrong URL" from "try again" from "bad key".
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { PROTOCOL_PATH } from '../core/protocol';
 import type { Logger } from '../runtime/logger';
-import { apiKeyFromRequest, type ApiKeyStore } from './auth';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
+import { apiKeyFromRequest, type ApiKeyStore, type AuthenticatedUser } from './auth';
 
 export interface UpgradeHandlerOptions {
   /** Completes the WebSocket handshake of admitted requests. */
@@ -17,17 +19,22 @@ export interface UpgradeHandlerOptions {
   /** Message of the 503 answer while shutting down. */
   readonly shutdownReason: string;
   /** Receives each socket that passed authentication, with the user its API key belongs to. */
-  readonly onAdmitted: (ws: WebSocket, userId: string) => void;
+  readonly onAdmitted: (ws: WebSocket, user: AuthenticatedUser) => void;
   readonly log: Logger;
+  /** Failed authentications a source address may make per minute before it is answered 429. @default 20 */
+  readonly failedAuthPerMinute?: number;
 }
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 /** The listener for the HTTP server's `upgrade` event. */
 export function createUpgradeHandler(options: UpgradeHandlerOptions): UpgradeHandler {
+  // Per gateway instance, in memory: a guesser spreading over instances gets instances x budget, which still bounds
+  // it, and a failed key never costs a Redis round trip.
+  const failures = new RateLimiterMemory({ points: options.failedAuthPerMinute ?? 20, duration: 60 });
   return (req, socket, head) => {
     socket.on('error', () => socket.destroy());
-    admit(options, req, socket, head).catch((err: unknown) => {
+    admit(options, failures, req, socket, head).catch((err: unknown) => {
       options.log.error({ err }, 'Upgrade failed');
       refuseUpgrade(socket, 500, { error: 'INTERNAL', message: 'Internal error' });
     });
@@ -36,6 +43,7 @@ export function createUpgradeHandler(options: UpgradeHandlerOptions): UpgradeHan
 
 async function admit(
   options: UpgradeHandlerOptions,
+  failures: RateLimiterMemory,
   req: IncomingMessage,
   socket: Duplex,
   head: Buffer,
@@ -50,9 +58,21 @@ async function admit(
     refuseUpgrade(socket, 503, body, { 'Retry-After': '1' });
     return;
   }
+  const source = req.socket.remoteAddress ?? 'unknown';
+  const throttled = await failures.get(source);
+  if (throttled && throttled.remainingPoints <= 0) {
+    const retryAfterS = Math.max(1, Math.ceil(throttled.msBeforeNext / 1000));
+    const body = {
+      error: 'TOO_MANY_FAILED_AUTHENTICATIONS',
+      message: `Too many bad API keys; retry in ${retryAfterS} s`,
+    };
+    refuseUpgrade(socket, 429, body, { 'Retry-After': String(retryAfterS) });
+    return;
+  }
   const apiKey = apiKeyFromRequest(req);
   const user = apiKey === null ? null : await options.apiKeys.authenticate(apiKey);
   if (!user) {
+    await failures.penalty(source);
     const body = {
       error: 'UNAUTHORIZED',
       message: 'Missing or unknown API key: send "Authorization: Bearer <key>" or ?api_key=<key>',
@@ -65,7 +85,7 @@ async function admit(
     socket.destroy();
     return;
   }
-  options.wss.handleUpgrade(req, socket, head, (ws) => options.onAdmitted(ws, user.userId));
+  options.wss.handleUpgrade(req, socket, head, (ws) => options.onAdmitted(ws, user));
 }
 
 /** Answers an upgrade request on the raw socket (there is no ServerResponse for upgrades) and closes it. */

@@ -1,6 +1,7 @@
 // Temporal for the local stack and the tests: runs the Temporal CLI dev server (Temporal Server 1.29 with SQLite)
-// configured the way Atelier needs it: our custom search attributes registered, and the priority-aware task
-// matcher switched on so a turbo request overtakes queued relax requests on a GPU task queue. Tests that use
+// configured the way Atelier needs it: our custom search attributes registered, and the priority- and fairness-aware
+// task matcher switched on so a turbo request overtakes queued relax requests on a GPU task queue, and one user's
+// backlog does not hold other users' requests of the same tier behind it. Tests that use
 // `TestWorkflowEnvironment.createLocal` get the same configuration from `localTestServerConfig()`.
 import { Connection } from '@temporalio/client';
 import type { SearchAttributeType } from '@temporalio/common';
@@ -72,12 +73,26 @@ export class TemporalStartError extends Error {
  *
  * - `matching.useNewMatcher`: task-queue priority (`priority.priorityKey`, how tiers are ordered) is only honoured by
  *   the priority-enabled matcher, which Temporal Server 1.29 ships switched off (the dev server does not turn it on).
- * - `matching.numTaskqueue{Read,Write}Partitions` = 1: priority is ordered within a partition; with the default 4
- *   partitions a relax task in one partition can be dispatched before a turbo task in another. One partition makes
- *   the order exact on a single-host dev server; production clusters tune partitions for throughput instead.
+ * - `matching.enableFairness`: fairness (`priority.fairnessKey` / `fairnessWeight`, the user and their plan's
+ *   weight on every GPU attempt, core/fairness.ts) is only honoured by the fair backlog, also off by default in 1.29.
+ *   Within a priority level it gives each key's task a "pass" that advances by 1000/weight per task of that key, and
+ *   dispatches the lowest pass first (stride scheduling): a user's first task lands at or near the head, the
+ *   next ones interleave with other users' by weight, so 200 queued requests of one user no longer hold a request of
+ *   another user behind them (test/workflow/fairness.test.ts). It implies the new matcher, except on sticky queues
+ *   (one worker's cached workflows), which it leaves out; `matching.useNewMatcher` stays for those. Its
+ *   companions keep their defaults: `matching.priorityLevels` (5, the tiers' range), `matching.fairnessCounter` (how
+ *   passes are tracked per key: an exact map, a count-min sketch past many keys) and
+ *   `matching.fairnessKeyRateLimitCacheSize` (per-key rate limits, which Atelier does not set). In 1.29 the fair
+ *   backlog is another table (tasks_v2): a queue's tasks written before the switch are not read after it (1.30
+ *   migrates them; a workflow task queued without fairness was not dispatched after a restart with it), so switch
+ *   it with no request in flight in the local data dir (`.atelier/temporal.db`), or delete that.
+ * - `matching.numTaskqueue{Read,Write}Partitions` = 1: priority and fairness are ordered within a partition; with the
+ *   default 4 partitions a relax task in one partition can be dispatched before a turbo task in another. One
+ *   partition makes the order exact on a single-host dev server; production clusters tune partitions for throughput.
  */
 const DEV_DYNAMIC_CONFIG: Readonly<Record<string, boolean | number | string>> = {
   'matching.useNewMatcher': true,
+  'matching.enableFairness': true,
   'matching.numTaskqueueReadPartitions': 1,
   'matching.numTaskqueueWritePartitions': 1,
 };

@@ -12,6 +12,7 @@ import { GLOBAL_BREAKER, failureRateOpen, type OutcomeCounts } from '../core/cir
 import type { FailureCode } from '../core/errors';
 import { isTerminalEvent, type RequestEvent } from '../core/events';
 import type { RequestEventAppender, RequestEventPublisher } from './event-log';
+import type { LiveRequests } from './live-requests';
 
 /** Failure codes that are the service failing, not the request being refused or withdrawn. */
 export const SERVICE_FAILURE_CODES: ReadonlySet<FailureCode> = new Set([
@@ -66,21 +67,27 @@ export class GlobalFailureRate {
 
 /**
  * The control worker's event log, counting each request's outcome into the global breaker when its terminal event is
- * first written (a retried activity or a replayed workflow writing it again is deduplicated, and not counted again).
- * Counting never fails the publish: a lost count is a rounding error in a 60 s window, a lost terminal is not.
+ * first written (a retried activity or a replayed workflow writing it again is deduplicated, and not counted again),
+ * and taking the request out of the live-request sets at every terminal write (idempotent, so a release lost to a
+ * Redis blip is made good by the next attempt). Neither ever fails the publish: a lost count is a rounding error in a
+ * 60 s window, a lost terminal is not.
  */
 export class OutcomeCountingEventLog implements RequestEventPublisher {
   constructor(
     private readonly inner: RequestEventAppender,
     private readonly rate: Pick<GlobalFailureRate, 'record'>,
     private readonly onError: (err: unknown) => void,
+    private readonly live?: Pick<LiveRequests, 'release'>,
   ) {}
 
   async publish(logId: string, event: RequestEvent, dedupeKey?: string): Promise<number> {
     const { seq, published } = await this.inner.append(logId, event, dedupeKey);
-    if (published && isTerminalEvent(event)) {
-      const failed = event.type === 'failed' && SERVICE_FAILURE_CODES.has(event.code);
-      this.rate.record(failed).catch(this.onError);
+    if (isTerminalEvent(event)) {
+      this.live?.release(logId).catch(this.onError);
+      if (published) {
+        const failed = event.type === 'failed' && SERVICE_FAILURE_CODES.has(event.code);
+        this.rate.record(failed).catch(this.onError);
+      }
     }
     return seq;
   }

@@ -2,8 +2,9 @@
 // activity (staging) and the gateway (serving) use; `FsObjectStore` is the default driver, one a newcomer can run
 // on one machine. An S3 driver implements the same interface.
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 
 export interface ObjectInfo {
   readonly key: string;
@@ -20,7 +21,13 @@ export interface ObjectInfo {
 export interface ObjectStore {
   /** Stores a body under a key (replacing any previous one) and returns its info. */
   put(key: string, body: Buffer, metadata?: Record<string, string>, contentType?: string): Promise<ObjectInfo>;
+  /** The whole body in memory: for small objects the workers read (staged PNGs, manifests). */
   get(key: string): Promise<{ body: Buffer; info: ObjectInfo } | null>;
+  /**
+   * The body as a stream of exactly `info.size` bytes, for serving objects without holding them in memory. The
+   * caller must consume or destroy the stream (destroying it releases what it holds open).
+   */
+  getStream(key: string): Promise<{ body: Readable; info: ObjectInfo } | null>;
   head(key: string): Promise<ObjectInfo | null>;
   /** Removes a key; removing a missing key is not an error. */
   delete(key: string): Promise<void>;
@@ -92,6 +99,25 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
+  async getStream(key: string): Promise<{ body: Readable; info: ObjectInfo } | null> {
+    // The metadata and the body are two files, and a put of another body under the key replaces the body first:
+    // the open handle keeps the body it opened, so its size must match the metadata read after opening it, or
+    // the reader raced a put and tries again (keys the gateway serves are written once, so this is rare).
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const handle = await openIfPresent(this.paths(key).body);
+      if (!handle) return null;
+      const opened = await Promise.all([this.head(key), handle.stat()]).catch(async (err: unknown) => {
+        await handle.close().catch(() => undefined);
+        throw err;
+      });
+      const [info, { size }] = opened;
+      if (info && size === info.size) return { body: handle.createReadStream(), info };
+      await handle.close();
+      if (!info) return null;
+    }
+    throw new Error(`Object ${key} kept changing while it was being opened`);
+  }
+
   async head(key: string): Promise<ObjectInfo | null> {
     try {
       return JSON.parse(await readFile(this.paths(key).meta, 'utf8')) as ObjectInfo;
@@ -123,6 +149,15 @@ async function atomicWrite(file: string, body: Buffer): Promise<void> {
   const tmp = `${file}.${randomUUID()}.tmp`;
   await writeFile(tmp, body);
   await rename(tmp, file);
+}
+
+async function openIfPresent(file: string): Promise<FileHandle | null> {
+  try {
+    return await open(file, 'r');
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    throw err;
+  }
 }
 
 function isNotFound(err: unknown): boolean {

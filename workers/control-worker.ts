@@ -19,6 +19,7 @@ import { createRedis } from '../runtime/redis';
 import { RegionQueueSampler } from './region-metrics';
 import { readSharedBreakers, registerBreakerMetrics } from './breaker-metrics';
 import { GlobalFailureRate, OutcomeCountingEventLog } from '../runtime/global-breaker';
+import { LiveRequests } from '../runtime/live-requests';
 import { ModelBreakers } from '../runtime/model-breakers';
 import { setUpWorkerMetrics } from './worker-metrics';
 import {
@@ -137,7 +138,8 @@ async function main(): Promise<void> {
     eventLog: new OutcomeCountingEventLog(
       new RedisEventLog(redis, { prefix: options.redisPrefix }),
       globalRate,
-      (err) => log.warn({ err }, 'could not count an outcome for the global circuit breaker'),
+      (err) => log.warn({ err }, 'could not count an outcome or release a live request'),
+      new LiveRequests(redis, options.redisPrefix),
     ),
   });
   const breakers = { modelBreakers: new ModelBreakers(redis, options.redisPrefix, log), globalRate, log };

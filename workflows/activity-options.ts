@@ -10,6 +10,7 @@ import {
 } from '@temporalio/workflow';
 import type { createControlActivities, createInferenceActivities } from '../activities';
 import { FAILURE_TYPES, type FailureType } from '../core/errors';
+import type { Fairness } from '../core/fairness';
 import { controlTaskQueue, gpuTaskQueue, type GpuType } from '../core/gpu';
 import type { Tier } from '../core/tiers';
 
@@ -126,15 +127,23 @@ export interface GpuAttemptOptions {
   readonly retry?: number;
   /** Temporal priority of a retry (core/recovery.ts); the first attempt inherits the workflow's. */
   readonly priorityKey?: number;
+  /**
+   * The request's user and weight (core/fairness.ts), the order within a priority. Temporal merges an activity's
+   * priority with its workflow's field by field, so the tier's key still comes from the workflow.
+   */
+  readonly fairness?: Fairness;
 }
 
 /** The inference activity on one GPU fleet's task queue of a region. */
 export function fleetActivities(region: string, gpuType: GpuType, attempt: GpuAttemptOptions = {}) {
-  const { scheduleToStartTimeout, retry = 0, priorityKey } = attempt;
+  const { scheduleToStartTimeout, retry = 0, priorityKey, fairness } = attempt;
+  const priority = { ...(priorityKey === undefined ? {} : { priorityKey }), ...fairness };
   return proxyActivities<InferenceActivities>({
     ...INFERENCE_OPTIONS,
     ...(scheduleToStartTimeout === undefined ? {} : { scheduleToStartTimeout }),
-    ...(priorityKey === undefined ? {} : { priority: { priorityKey } }),
+    // Replay needs no patch for this: it compares a scheduled activity's id and type with the command, never its
+    // priority, so histories recorded without fairness keys replay unchanged (test/replay).
+    ...(Object.keys(priority).length === 0 ? {} : { priority }),
     taskQueue: gpuTaskQueue(region, gpuType),
     // Replay compares activity ids, not task queues: naming the fleet in the id makes a routing change that
     // would move an in-flight request to another fleet fail replay, instead of passing unnoticed. A retry the

@@ -9,6 +9,9 @@
 // - Recovery (patch `gpu-recovery-v1`): the workflow retries a failed attempt itself, by seed 001's rules
 //   (core/recovery.ts): backoff, a priority boost per retry, out-of-memory alone on a larger-VRAM fleet. Histories
 //   recorded before the patch let the activity's retry policy retry, and failed the request when it gave up.
+// - Fairness: every attempt carries the request's user as its Temporal fairness key, weighted by the user's plan
+//   (core/fairness.ts), so within a tier each user with queued work gets their share of the fleet instead of waiting
+//   behind another user's backlog. No patch: replay compares activity ids and types, not priorities.
 // - Quarantine (patch `poison-quarantine-v1`): a request that failed on POISON_DISTINCT_WORKERS different workers
 //   ends as a non-retryable Quarantined failure (client code INFERENCE_FAILED, retryable false) and is marked with the
 //   Quarantined search attribute, instead of using up its retries on more workers. The worker comes from the
@@ -24,6 +27,7 @@ import {
 } from '@temporalio/workflow';
 import type { InferenceOutput } from '../core/activities';
 import { isFailureType, type FailureType } from '../core/errors';
+import { requestFairness } from '../core/fairness';
 import type { GpuType } from '../core/gpu';
 import { generationParams } from '../core/generation-params';
 import { planRecovery, POISON_DISTINCT_WORKERS, POISON_FAILURE_TYPES } from '../core/recovery';
@@ -107,6 +111,7 @@ export async function runGpuStep(
   let retries = 0;
   let soloBatch = false;
   let priorityKey: number | undefined;
+  const fairness = requestFairness(req);
   const failedOn = new Set<string>();
   const moveTo = (next: GpuType): void => {
     gpuType = next;
@@ -119,6 +124,7 @@ export async function runGpuStep(
         scheduleToStartTimeout: bound,
         retry: retries,
         priorityKey,
+        fairness,
       });
       const input = {
         requestId: req.requestId,

@@ -109,8 +109,9 @@ function spawnEnvironment(
     ATELIER_GPU_TYPES: options.gpuTypes.join(','),
     ATELIER_SIM_SPEEDUP: String(options.simSpeedup),
     ATELIER_API_KEYS: keys.join(','),
-    // The default 120 per user per minute would throttle the benchmark, not measure it.
+    // The defaults (100 per user per minute, 50 in flight per user) would throttle the benchmark, not measure it.
     ATELIER_RATE_LIMIT_PER_MINUTE: '1000000',
+    ATELIER_MAX_IN_FLIGHT_PER_USER: '100000',
     LOG_LEVEL: 'warn',
     NO_COLOR: '1',
     ...observeEnvironment(options, prometheus, otlpUrl),
@@ -201,15 +202,20 @@ export function attachStack(file: string, options: LoadOptions, say: (line: stri
   const env = stackFile.env;
   say(
     `attached to ${file}: ATELIER_SIM_SPEEDUP=${env.ATELIER_SIM_SPEEDUP ?? '1 (default)'}, ` +
-      `ATELIER_RATE_LIMIT_PER_MINUTE=${env.ATELIER_RATE_LIMIT_PER_MINUTE ?? '120 (default)'}, ` +
+      `ATELIER_RATE_LIMIT_PER_MINUTE=${env.ATELIER_RATE_LIMIT_PER_MINUTE ?? '100 (default)'}, ` +
+      `ATELIER_MAX_IN_FLIGHT_PER_USER=${env.ATELIER_MAX_IN_FLIGHT_PER_USER ?? '50 (default)'}, ` +
       `ATELIER_GPU_TYPES=${env.ATELIER_GPU_TYPES ?? '(default)'}`,
   );
-  if (Number(env.ATELIER_RATE_LIMIT_PER_MINUTE ?? 120) < 100_000) {
+  if (Number(env.ATELIER_RATE_LIMIT_PER_MINUTE ?? 100) < 100_000) {
     say('  warning: at this rate limit the gateway will answer most of the load with RATE_LIMITED');
+  }
+  if (Number(env.ATELIER_MAX_IN_FLIGHT_PER_USER ?? 50) < 10_000) {
+    say('  warning: at this in-flight cap the gateway will answer bursts with IN_FLIGHT_LIMIT');
   }
   const keys = userApiKeys(options.users).map((key, i) => `${key}:bench-user-${i}`);
   say(
     `  for benchmarking start it with: ATELIER_SIM_SPEEDUP=${options.simSpeedup} ATELIER_RATE_LIMIT_PER_MINUTE=1000000 ` +
+      'ATELIER_MAX_IN_FLIGHT_PER_USER=100000 ' +
       `ATELIER_API_KEYS=${keys.join(',')} npm start`,
   );
   return {

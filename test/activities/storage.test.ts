@@ -10,7 +10,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { renderSimulatedImage } from '../../inference/simulated';
-import { promptHash, stagingImageKey } from '../../activities/object-keys';
+import { finalImageKey, isFinalImageKey, promptHash, stagingImageKey } from '../../runtime/object-keys';
 import { createStorageActivities } from '../../activities/storage';
 import { MemoryEventLog } from '../helpers/memory-event-log';
 import type { StoreImagesInput, StoreImagesOutput } from '../../core/activities';
@@ -66,7 +66,7 @@ describe('storeImages activity', () => {
     };
   }
 
-  test('moves staged images to content-addressed final keys with metadata and removes staging', async () => {
+  test('moves staged images to their final keys (from the run and the bytes) with metadata and removes staging', async () => {
     const req = await stage('req-a', 2);
     const staged = await Promise.all(req.stagingKeys.map(async (k) => (await store.get(k))?.body));
     const out = await storeImages(req);
@@ -75,7 +75,10 @@ describe('storeImages activity', () => {
     for (const [i, image] of out.images.entries()) {
       const body = staged[i] as Buffer;
       assert.equal(image.sha256, sha256Hex(body));
-      assert.equal(image.key, `images/user-1/req-a/${i}-${image.sha256.slice(0, 16)}.png`);
+      assert.equal(image.key, finalImageKey('user-1', 'req-a', 'run-1', i, image.sha256));
+      assert.match(image.key, new RegExp(`^images/user-1/req-a/${i}-[0-9a-f]{32}\\.png$`));
+      assert.ok(isFinalImageKey(image.key), image.key);
+      assert.ok(!image.key.includes(image.sha256.slice(0, 16)), 'the key does not reveal the content hash');
       assert.deepEqual([image.width, image.height, image.seed, image.bytes], [256, 192, 100 + i, body.length]);
       const stored = await store.get(image.key);
       assert.ok(stored, `${image.key} stored`);
@@ -158,6 +161,14 @@ describe('storeImages activity', () => {
     assert.equal(stored?.info.metadata.promptSha256, promptHash('a blue whale'));
     // And a retry of the new run gets the new run's result back, from the manifest now bound to it.
     assert.deepEqual(await storeImages(later, 'run-new'), fresh);
+  });
+
+  test('the same bytes stored by another run of the same request get another key', async () => {
+    const first = await storeImages(await stage('req-same', 1, undefined, { runId: 'run-x' }), 'run-x');
+    const second = await storeImages(await stage('req-same', 1, undefined, { runId: 'run-y' }), 'run-y');
+    assert.equal(first.images[0]?.sha256, second.images[0]?.sha256, 'identical bytes');
+    assert.notEqual(first.images[0]?.key, second.images[0]?.key);
+    assert.ok(await store.head(first.images[0]?.key ?? ''), "the earlier run's image stays where it was");
   });
 
   test("staging keys that are not this request's run's are refused (another user's image, a path escape)", async () => {

@@ -1,6 +1,7 @@
 // Full request flow through the gateway with real workers (the production control worker and GPU workers with the
 // simulated backend) on a real Temporal dev server: delivery order from accepted to completed, image download,
-// cancel, re-attach after completion, AtelierClient reconnecting across a gateway restart, and the CLI.
+// cancel, re-attach after completion, AtelierClient reconnecting across a gateway restart, and the CLI (with
+// capability and with signed image URLs).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -281,6 +282,70 @@ void describe('gateway with real workers', () => {
       assert.equal(await runGenerate(wrongKey, refused), EXIT.UNREACHABLE);
       assert.match(refused.text(), /401/);
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  void test('with signed image URLs, AtelierClient and the CLI download through the signed URLs of completed', async () => {
+    const signed = await startTestGateway(
+      {
+        region: harness.region,
+        redisPrefix: harness.redis.prefix,
+        imageAccess: 'signed',
+        imageUrlSecrets: 'k1:0123456789abcdef0123456789abcdef',
+      },
+      { temporalClient: env.client, objectStore: harness.store },
+    );
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'atelier-cli-'));
+    try {
+      const client = await AtelierClient.connect({ url: signed.address.wsUrl, apiKey: KEY });
+      const done = await client.generate({
+        prompt: 'a signed harbour',
+        model: 'sdxl',
+        tier: 'fast',
+        width: 256,
+        height: 256,
+        steps: 2,
+      });
+      await client.close();
+      const image = done.type === 'completed' ? done.images[0] : undefined;
+      assert.ok(image, JSON.stringify(done));
+      const url = new URL(image.url);
+      assert.deepEqual([...url.searchParams.keys()], ['exp', 'kid', 'sig']);
+      const res = await fetch(url);
+      assert.equal(res.status, 200);
+      assert.deepEqual(decodePng(Buffer.from(await res.arrayBuffer())).width, 256);
+      // The same key without its signature is refused.
+      const bare = await fetch(`${url.origin}${url.pathname}`);
+      assert.equal(bare.status, 401);
+      assert.equal(((await bare.json()) as { error: string }).error, 'IMAGE_SIGNATURE_REQUIRED');
+
+      const out = path.join(dir, 'signed.png');
+      const cmd = parseGenerateArgs(
+        [
+          'a',
+          'signed',
+          'lighthouse',
+          '--width',
+          '256',
+          '--height',
+          '256',
+          '--steps',
+          '2',
+          '--out',
+          out,
+          '--url',
+          signed.address.wsUrl,
+          '--key',
+          KEY,
+        ],
+        {},
+      ) as GenerateCommand;
+      const stderr = captureStream();
+      assert.equal(await runGenerate(cmd, stderr), EXIT.OK, stderr.text());
+      assert.equal(decodePng(await readFile(out)).width, 256);
+    } finally {
+      await signed.stop();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -2,15 +2,16 @@
 // CLI's argument handling and output names.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ApiKeyConfigError, StaticApiKeyStore } from '../../gateway/auth';
+import { ApiKeyConfigError, STATIC_KEY_PLAN, StaticApiKeyStore } from '../../gateway/auth';
 import { outputPath, parseGenerateArgs, progressLine, UsageError } from '../../client/generate-cli';
 import { resolveGatewayOptions } from '../../gateway/options';
 
 void test('static API keys map to their users; unknown, empty-prefix and near-miss keys do not', async () => {
   const store = StaticApiKeyStore.parse('k1:alice, with:colon:bob ,k3:carol');
-  assert.deepEqual(await store.authenticate('k1'), { userId: 'alice' });
-  assert.deepEqual(await store.authenticate('with:colon'), { userId: 'bob' });
-  assert.deepEqual(await store.authenticate('k3'), { userId: 'carol' });
+  assert.equal((await store.authenticate('k1'))?.userId, 'alice');
+  assert.equal((await store.authenticate('with:colon'))?.userId, 'bob');
+  assert.equal((await store.authenticate('k3'))?.userId, 'carol');
+  assert.deepEqual((await store.authenticate('k1'))?.plan, STATIC_KEY_PLAN, 'static keys get the static plan');
   for (const key of ['', 'k', 'k1 ', 'K1', 'k1:alice', 'k2']) assert.equal(await store.authenticate(key), null, key);
 });
 
@@ -27,14 +28,15 @@ void test('gateway options: defaults, public URL derived from host and port, cle
   const o = resolveGatewayOptions({});
   assert.equal(o.port, 8080);
   assert.equal(o.publicBaseUrl, 'http://127.0.0.1:8080');
-  assert.equal(o.rateLimitPerMinute, 120);
+  assert.equal(o.rateLimitPerMinute, 100, 'seed 003');
   assert.equal(o.apiKeys, 'dev-key:dev');
   assert.equal(
     resolveGatewayOptions({ ATELIER_PUBLIC_URL: 'https://img.example.com/' }).publicBaseUrl,
     'https://img.example.com',
   );
   assert.equal(
-    resolveGatewayOptions({ ATELIER_GATEWAY_HOST: '0.0.0.0', ATELIER_GATEWAY_PORT: '9000' }).publicBaseUrl,
+    resolveGatewayOptions({ ATELIER_GATEWAY_HOST: '0.0.0.0', ATELIER_GATEWAY_PORT: '9000', ATELIER_API_KEYS: 'k9:me' })
+      .publicBaseUrl,
     'http://127.0.0.1:9000',
   );
   assert.throws(
@@ -98,5 +100,22 @@ void test('the progress line shows a bar proportional to the step', () => {
   assert.equal(
     progressLine({ type: 'failed', requestId: 'r', code: 'CANCELLED', message: 'by client', retryable: false, seq: 9 }),
     'failed CANCELLED: by client',
+  );
+});
+
+void test('the development key is refused beyond loopback; loopback and real keys are fine', () => {
+  assert.throws(
+    () => resolveGatewayOptions({ ATELIER_GATEWAY_HOST: '0.0.0.0' }),
+    /Refusing to serve the development API key/,
+  );
+  assert.throws(
+    () => resolveGatewayOptions({ ATELIER_GATEWAY_HOST: '10.0.0.5', ATELIER_API_KEYS: 'mine:me,dev-key:dev' }),
+    /development API key/,
+  );
+  for (const host of ['127.0.0.1', '127.3.2.1', '::1', 'localhost'])
+    assert.equal(resolveGatewayOptions({ ATELIER_GATEWAY_HOST: host }).host, host);
+  assert.equal(
+    resolveGatewayOptions({ ATELIER_GATEWAY_HOST: '0.0.0.0', ATELIER_API_KEYS: 'k-7f3a:me' }).host,
+    '0.0.0.0',
   );
 });

@@ -1,5 +1,5 @@
-// The gateway's breaker checks without Redis (gateway/breaker-gate.ts): readings cached a second per model, a
-// breaker that cannot be read lets requests through, and a re-attach to an accepted request is never refused.
+// The gateway's breaker checks without Redis (gateway/breaker-gate.ts): readings cached a second per model, and a
+// breaker that cannot be read lets requests through. (A re-attach never reaches them: test/unit/admission.test.ts.)
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { GenerationRequest } from '../../core/request';
@@ -17,12 +17,11 @@ describe('BreakerGate', () => {
     const gate = new BreakerGate({
       modelBreakers: { openFor: () => (reads++, Promise.resolve(5_000)) },
       globalRate: undefined,
-      eventLog: { newestSeq: () => Promise.resolve(undefined) },
       log,
       now: () => now,
     });
     for (let i = 0; i < 5; i++) {
-      assert.deepEqual(await gate.refusal(request()), {
+      assert.deepEqual(await gate.breakerRefusal(request()), {
         code: 'MODEL_CIRCUIT_OPEN',
         message: 'sdxl is failing on the GPU fleets and is paused; retry in 5000 ms',
         retryAfterMs: 5_000,
@@ -30,26 +29,23 @@ describe('BreakerGate', () => {
     }
     assert.equal(reads, 1);
     now += 1_000;
-    await gate.refusal(request());
+    await gate.breakerRefusal(request());
     assert.equal(reads, 2, 'read again after a second');
   });
 
-  test('an unreadable breaker, or a re-attach, lets the request through; the global breaker sheds relax only', async () => {
+  test('an unreadable breaker lets the request through; the global breaker sheds relax only', async () => {
     const unreadable = new BreakerGate({
       modelBreakers: { openFor: () => Promise.reject(new Error('redis timeout')) },
       globalRate: { read: () => Promise.reject(new Error('redis timeout')) },
-      eventLog: { newestSeq: () => Promise.resolve(undefined) },
       log,
     });
-    assert.equal(await unreadable.refusal(request({ tier: 'relax' })), undefined);
+    assert.equal(await unreadable.breakerRefusal(request({ tier: 'relax' })), undefined);
     const failing = new BreakerGate({
       modelBreakers: { openFor: () => Promise.resolve(undefined) },
       globalRate: { read: () => Promise.resolve({ total: 40, failed: 10, open: true }) },
-      eventLog: { newestSeq: (id: string) => Promise.resolve(id.includes('accepted') ? 7 : undefined) },
       log,
     });
-    assert.equal((await failing.refusal(request({ tier: 'relax' })))?.code, 'RELAX_SHED');
-    assert.equal(await failing.refusal(request({ tier: 'fast' })), undefined);
-    assert.equal(await failing.refusal(request({ tier: 'relax', requestId: 'accepted' })), undefined, 're-attach');
+    assert.equal((await failing.breakerRefusal(request({ tier: 'relax' })))?.code, 'RELAX_SHED');
+    assert.equal(await failing.breakerRefusal(request({ tier: 'fast' })), undefined);
   });
 });

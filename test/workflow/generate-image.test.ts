@@ -108,7 +108,7 @@ describe('generateImage workflow', () => {
     assert.deepEqual([png.width, png.height], [640, 512]);
     assert.equal(stored.info.metadata.requestId, req.requestId);
     assert.equal(stored.info.metadata.seed, '42');
-    assert.match(image.key, new RegExp(`^images/user-1/${req.requestId}/0-[0-9a-f]{16}\\.png$`));
+    assert.match(image.key, new RegExp(`^images/user-1/${req.requestId}/0-[0-9a-f]{32}\\.png$`));
     const runId = (await handle.describe()).runId;
     assert.equal(await h.store.head(`staging/user-1/${req.requestId}/${runId}/0.png`), null, 'staging copy removed');
 

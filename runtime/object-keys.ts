@@ -40,12 +40,31 @@ export function legacyStagingImageKey(userId: string, requestId: string, index: 
   return `staging/${requestKeyPath(userId, requestId)}/${index}.png`;
 }
 
-/** Final key of image `index`; the content hash makes a key immutable, so caches may keep it forever. */
-export function finalImageKey(userId: string, requestId: string, index: number, sha256: string): string {
-  return `images/${requestKeyPath(userId, requestId)}/${index}-${sha256.slice(0, 16)}.png`;
+/**
+ * Final key of image `index` of one run: `images/<user>/<requestId>/<index>-<token>.png`. The gateway serves final
+ * keys to anyone who presents one (README "Image access"), so the key is the capability and the token is its secret
+ * part: 128 bits of sha256 over the workflow run id (a random UUID that no client of a completed request is told)
+ * and the image's own sha256. The user, the requestId and even the prompt and seed (which fix the bytes) are not
+ * enough to name it. It is still a function of the run and the bytes only, so a retry of the storage activity in
+ * the same run writes the same key, and a key never names two different bodies (caches may keep it forever).
+ */
+export function finalImageKey(userId: string, requestId: string, runId: string, index: number, sha256: string): string {
+  const token = createHash('sha256').update(`${runId}\n${sha256}`).digest('hex').slice(0, 32);
+  return `images/${requestKeyPath(userId, requestId)}/${index}-${token}.png`;
 }
 
-/** Written last by the storage activity: its presence means every final image is in place. */
+/**
+ * Whether a key has the shape of a final image, today's 32-hex token or the 16-hex content hash of keys stored
+ * before tokens. Only these are ever served: manifests, staging copies and uploads never are.
+ */
+export function isFinalImageKey(key: string): boolean {
+  return /^images\/[^/]+\/[^/]+\/\d{1,3}-(?:[0-9a-f]{16}|[0-9a-f]{32})\.png$/.test(key);
+}
+
+/**
+ * Written last by the storage activity: its presence means every final image is in place. It lists the request's
+ * image keys, so it is never served (isFinalImageKey).
+ */
 export function imageManifestKey(userId: string, requestId: string): string {
   return `images/${requestKeyPath(userId, requestId)}/manifest.json`;
 }
