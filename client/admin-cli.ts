@@ -5,6 +5,9 @@
 //   npm run admin -- resume fleet a10g                    it takes work again
 //   npm run admin -- drain fleet a10g                     each of its live workers finishes and exits
 //   npm run admin -- pause|resume|drain worker <workerId>
+//   npm run admin -- keys                                 API keys and their plans (never their secrets)
+//   npm run admin -- keys create <userId> [--tiers fast,relax] [--rate 100] [--max-in-flight 50] [--weight 1]
+//   npm run admin -- keys rotate|revoke <keyId>
 //
 // The gateway and token come from --url/--token, else ATELIER_ADMIN_URL/ATELIER_ADMIN_TOKEN, else the stack.json of
 // a stack started by `npm start` (in ATELIER_DATA_DIR, default .atelier). Exit status: 0 done, 1 refused by the
@@ -24,11 +27,18 @@ Commands:
   resume fleet <gpuType> [--region <r>]   the fleet takes work again
   drain  fleet <gpuType> [--region <r>]   each live worker of the fleet finishes what it holds and exits
   pause|resume|drain worker <workerId>    the same for one worker
+  keys                                    list API keys and their plans
+  keys create <userId> [plan options]     a new key (its secret is printed once)
+  keys rotate <keyId>                     a new secret for the key; the old one stops working at once
+  keys revoke <keyId>                     the key stops working at once
 
 Options:
   --url <http-url>    gateway (default: $ATELIER_ADMIN_URL, else the running stack's stack.json)
   --token <token>     admin token (default: $ATELIER_ADMIN_TOKEN, else stack.json)
   --region <region>   region of a fleet order (default: the gateway's)
+
+Plan options of keys create (unset: the default plan, fast and relax, 100/min, 50 in flight, weight 1):
+  --tiers <list>  --rate <per minute>  --max-in-flight <n>  --weight <fairness weight>
 `;
 
 const StackFileSchema = z.object({ gateway: z.object({ httpUrl: z.string(), adminToken: z.string() }) });
@@ -49,11 +59,58 @@ async function endpoint(values: { url?: string; token?: string }): Promise<{ url
   return { url: url.replace(/\/+$/, ''), token };
 }
 
-/** The method and path of a command, or a UsageError. */
-export function adminRequest(
-  positionals: readonly string[],
-  region: string | undefined,
-): { method: 'GET' | 'POST'; path: string } {
+export interface PlanFlags {
+  readonly region?: string;
+  readonly tiers?: string;
+  readonly rate?: string;
+  readonly 'max-in-flight'?: string;
+  readonly weight?: string;
+}
+
+/** The plan fields given on the command line; the gateway validates them and fills the rest. */
+function planFromFlags(flags: PlanFlags): Record<string, unknown> {
+  const number = (name: keyof PlanFlags): number | undefined => {
+    const raw = flags[name];
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (!Number.isFinite(n)) throw new UsageError(`--${name} ${raw}: not a number`);
+    return n;
+  };
+  const plan = {
+    tiers: flags.tiers?.split(',').map((t) => t.trim()),
+    ratePerMinute: number('rate'),
+    maxInFlight: number('max-in-flight'),
+    fairnessWeight: number('weight'),
+  };
+  return Object.fromEntries(Object.entries(plan).filter(([, v]) => v !== undefined));
+}
+
+function keysRequest(positionals: readonly string[], flags: PlanFlags): AdminRequest {
+  const [, verb, target] = positionals;
+  if (verb === undefined) return { method: 'GET', path: '/admin/keys' };
+  if (verb === 'create' && target && positionals.length === 3) {
+    return { method: 'POST', path: '/admin/keys', body: { userId: target, plan: planFromFlags(flags) } };
+  }
+  if (verb === 'rotate' && target && positionals.length === 3) {
+    return { method: 'POST', path: `/admin/keys/${encodeURIComponent(target)}/rotate` };
+  }
+  if (verb === 'revoke' && target && positionals.length === 3) {
+    return { method: 'DELETE', path: `/admin/keys/${encodeURIComponent(target)}` };
+  }
+  throw new UsageError(`Unknown command: ${positionals.join(' ')}`);
+}
+
+export interface AdminRequest {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly path: string;
+  readonly body?: unknown;
+}
+
+/** The method, path and body of a command, or a UsageError. */
+export function adminRequest(positionals: readonly string[], flags: PlanFlags | string | undefined): AdminRequest {
+  const options: PlanFlags = typeof flags === 'string' ? { region: flags } : (flags ?? {});
+  const region = options.region;
+  if (positionals[0] === 'keys') return keysRequest(positionals, options);
   const [order, kind, target] = positionals;
   if (order === 'workers' && positionals.length === 1) return { method: 'GET', path: '/admin/workers' };
   if (!['pause', 'resume', 'drain'].includes(order ?? '') || !target || positionals.length !== 3) {
@@ -77,6 +134,10 @@ async function main(argv: string[]): Promise<number> {
         url: { type: 'string' },
         token: { type: 'string' },
         region: { type: 'string' },
+        tiers: { type: 'string' },
+        rate: { type: 'string' },
+        'max-in-flight': { type: 'string' },
+        weight: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -91,7 +152,7 @@ async function main(argv: string[]): Promise<number> {
   let request;
   let target;
   try {
-    request = adminRequest(parsed.positionals, parsed.values.region);
+    request = adminRequest(parsed.positionals, parsed.values);
     target = await endpoint(parsed.values);
   } catch (err) {
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
@@ -101,7 +162,11 @@ async function main(argv: string[]): Promise<number> {
   try {
     res = await fetch(`${target.url}${request.path}`, {
       method: request.method,
-      headers: { authorization: `Bearer ${target.token}` },
+      headers: {
+        authorization: `Bearer ${target.token}`,
+        ...(request.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(request.body !== undefined ? { body: JSON.stringify(request.body) } : {}),
       signal: AbortSignal.timeout(15_000),
     });
   } catch (err) {

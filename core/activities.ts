@@ -30,6 +30,11 @@ export interface InferenceInput extends GenerationParams {
   readonly gpuType: GpuType;
   /** Run alone, one image per pass (a retry after running out of device memory; core/recovery.ts). */
   readonly soloBatch?: boolean;
+  /**
+   * The request's deadline, ms since epoch (GenerationRequest.deadlineAt): the worker stops the run there on its own
+   * clock, instead of a heartbeat after the workflow's cancel. Absent: no deadline.
+   */
+  readonly deadlineAt?: number;
 }
 
 export interface InferenceOutput {

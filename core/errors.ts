@@ -38,7 +38,8 @@ export const FAILURE_CODES = {
   MODEL_UNAVAILABLE: 'No worker could load the model (missing or corrupted files on every attempt).',
   INFERENCE_FAILED: 'Inference failed after all retries.',
   STORAGE_FAILED: 'The images could not be stored after all retries.',
-  TIMED_OUT: 'The request did not finish within its deadline.',
+  TIMED_OUT:
+    'The request did not finish within its deadline: its "deadlineMs", or 24 h waiting for the safety screen.',
   NO_CAPACITY: 'No GPU fleet that can serve the request started it in time; retry later.',
   INTERNAL: 'An unexpected error; quote the correlationId to the operators.',
 } as const;
@@ -81,6 +82,11 @@ export const FAILURE_TYPES = {
   Quarantined: { code: 'INFERENCE_FAILED', retryable: false },
   /** Raised by the workflow: no fleet the routing matrix allows started the GPU step within its bound. */
   NoCapacity: { code: 'NO_CAPACITY', retryable: false },
+  /**
+   * The request's deadline (`deadlineMs`) passed before it started or finished: raised by the workflow, or by the GPU
+   * worker that stopped the run at the deadline. Nothing about this request can be done in time any more.
+   */
+  DeadlineExceeded: { code: 'TIMED_OUT', retryable: false },
 } as const satisfies Record<string, { code: FailureCode; retryable: boolean }>;
 
 export type FailureType = keyof typeof FAILURE_TYPES;

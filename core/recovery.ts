@@ -3,7 +3,7 @@
 // priority one step higher per retry, so a retried request does not queue behind new ones); OUT_OF_MEMORY runs again
 // alone (batch size 1) on a larger-VRAM fleet from the routing alternatives; MODEL_CORRUPTION and timeouts retry on
 // the same fleet (the worker that found a corrupted model re-verifies it and reloads before it takes work again);
-// failures no retry can fix end the request.
+// failures no retry can fix end the request, and so does a retry that could not start before the request's deadline.
 import { FAILURE_TYPES, type FailureType } from './errors';
 import { GPU_SPECS, type GpuType } from './gpu';
 import { TIER_PRIORITY_KEY, type Tier } from './tiers';
@@ -44,6 +44,8 @@ export interface RecoveryState {
   readonly failureType: FailureType | undefined;
   /** Whether the request already runs alone in its batch. */
   readonly soloBatch: boolean;
+  /** Time left before the request's deadline, ms; undefined when it has none. */
+  readonly msLeft?: number;
 }
 
 export type RecoveryPlan =
@@ -57,7 +59,7 @@ export type RecoveryPlan =
       /** Why this path, for logs: `oom`, `model-corruption`, `standard`. */
       readonly path: 'oom' | 'model-corruption' | 'standard';
     }
-  | { readonly action: 'give-up'; readonly reason: 'non-retryable' | 'retries-exhausted' };
+  | { readonly action: 'give-up'; readonly reason: 'non-retryable' | 'retries-exhausted' | 'deadline' };
 
 /** The first allowed fleet with more device memory than `current`, or `current` when there is none. */
 export function largerFleet(fleets: readonly GpuType[], current: GpuType): GpuType {
@@ -72,6 +74,8 @@ export function planRecovery(state: RecoveryState): RecoveryPlan {
   }
   if (state.retries >= MAX_GPU_RETRIES) return { action: 'give-up', reason: 'retries-exhausted' };
   const retry = state.retries + 1;
+  // A retry whose backoff alone runs past the deadline could never finish in time: end the request now.
+  if (state.msLeft !== undefined && retryBackoffMs(retry) >= state.msLeft) return { action: 'give-up', reason: 'deadline' };
   const common = {
     action: 'retry',
     retry,

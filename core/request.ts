@@ -13,6 +13,12 @@ export const MAX_IMAGES_PER_REQUEST = 8;
 export const MAX_LORAS = 5;
 export const MAX_CONTROLNETS = 4;
 export const SEED_MAX = 0xffff_ffff;
+/**
+ * Bounds of a request's `deadlineMs`, a budget counted from acceptance. Under a second no request can even be screened
+ * and queued; a day is the longest anything waits (the safety screen's patience) and the re-attach window.
+ */
+export const DEADLINE_MIN_MS = 1000;
+export const DEADLINE_MAX_MS = 24 * 60 * 60 * 1000;
 /** Client idempotency keys: printable, no spaces, bounded. */
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
@@ -45,6 +51,16 @@ export const generateFrameSchema = z.strictObject({
   guidanceScale: z.number().min(0).max(30).optional(),
   loras: z.array(loraSchema).max(MAX_LORAS).optional(),
   controlnets: z.array(controlnetSchema).max(MAX_CONTROLNETS).optional(),
+  /**
+   * How long the client will wait for the result, ms from acceptance: a budget rather than an instant, so a client
+   * whose clock is off cannot send a deadline that has already passed, or one a day away, by mistake.
+   */
+  deadlineMs: z
+    .number()
+    .int()
+    .min(DEADLINE_MIN_MS, `at least ${DEADLINE_MIN_MS} ms`)
+    .max(DEADLINE_MAX_MS, `at most ${DEADLINE_MAX_MS} ms (24 h)`)
+    .optional(),
 });
 
 export type GenerateFrame = z.infer<typeof generateFrameSchema>;
@@ -76,6 +92,12 @@ export interface GenerationRequest extends GenerationParams {
    * the user's plan. Absent, 1 (every user an equal share); workflows started before it existed have none.
    */
   readonly fairnessWeight?: number;
+  /**
+   * When the request must have finished, ms since epoch: the gateway's acceptance time (`submittedAt`) plus the
+   * frame's `deadlineMs`, fixed once, so the workflow and its replays never read a clock to find it. Past it the
+   * request ends TIMED_OUT and its GPU run is stopped (workflows/deadline.ts). Absent: no deadline.
+   */
+  readonly deadlineAt?: number;
 }
 
 export interface ValidationProblem {
@@ -165,6 +187,8 @@ export function validateGenerate(frame: unknown, ctx: RequestContext): Validatio
       controlnets: f.controlnets ?? [],
       region: ctx.region,
       submittedAt: ctx.now,
+      // Only when asked for: a request without a deadline is the same workflow input as before deadlines existed.
+      ...(f.deadlineMs === undefined ? {} : { deadlineAt: ctx.now + f.deadlineMs }),
     },
   };
 }

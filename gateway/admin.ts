@@ -5,6 +5,7 @@
 //   GET  /admin/workers                                   live workers, paused fleets, replacement reports
 //   POST /admin/fleets/<gpuType>/<pause|resume|drain>     ?region=<region> (default: this gateway's)
 //   POST /admin/workers/<workerId>/<pause|resume|drain>
+//   /admin/keys...                                        API keys and their plans (admin-keys.ts)
 //
 // Errors are JSON `{ error, message }`: 401 UNAUTHORIZED, 403 ADMIN_DISABLED, 400 BAD_ORDER, 404 UNKNOWN_WORKER or
 // NOT_FOUND, 405 METHOD_NOT_ALLOWED.
@@ -12,7 +13,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isGpuType } from '../core/gpu';
 import type { Logger } from '../runtime/logger';
+import type { RedisApiKeyStore } from '../runtime/api-key-store';
 import { WORKER_ORDERS, type WorkerControlStore, type WorkerOrder } from '../runtime/worker-control';
+import { handleKeys } from './admin-keys';
 
 export const ADMIN_ROUTE_PREFIX = '/admin/';
 
@@ -20,6 +23,8 @@ export interface AdminDeps {
   /** Empty: the admin API is off. */
   readonly token: string;
   readonly store: WorkerControlStore;
+  /** API keys with plans (admin-keys.ts). */
+  readonly keys: RedisApiKeyStore;
   /** The region fleet orders apply to when the request names none. */
   readonly region: string;
   readonly log: Logger;
@@ -62,6 +67,7 @@ export async function handleAdmin(deps: AdminDeps, req: IncomingMessage, reply: 
   if (!authorized(deps, req, reply)) return;
   const url = new URL(req.url ?? '/', 'http://admin.invalid');
   const parts = url.pathname.slice(ADMIN_ROUTE_PREFIX.length).split('/').map(decodeURIComponent);
+  if (parts[0] === 'keys') return handleKeys(deps, req, parts, reply);
   if (parts.length === 1 && parts[0] === 'workers') {
     if (req.method !== 'GET') return reply(405, { error: 'METHOD_NOT_ALLOWED', message: 'GET only' }, { Allow: 'GET' });
     const [workers, pausedFleets, replacements] = await Promise.all([

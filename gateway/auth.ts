@@ -97,3 +97,19 @@ export function apiKeyFromRequest(req: IncomingMessage): string | null {
   const query = new URL(req.url ?? '/', 'http://gateway').searchParams.get('api_key');
   return query === null || query === '' ? null : query;
 }
+
+/**
+ * Several key stores asked in turn: static development keys first (no I/O), then the keys created through the admin
+ * API (runtime/api-key-store.ts). The first that knows the key answers.
+ */
+export class ChainedApiKeyStore implements ApiKeyStore {
+  constructor(private readonly stores: readonly ApiKeyStore[]) {}
+
+  async authenticate(apiKey: string): Promise<AuthenticatedUser | null> {
+    for (const store of this.stores) {
+      const user = await store.authenticate(apiKey);
+      if (user) return user;
+    }
+    return null;
+  }
+}

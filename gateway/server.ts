@@ -86,6 +86,7 @@ export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): 
       admin: {
         token: options.adminToken,
         store: new WorkerControlStore(services.redis, options.redisPrefix),
+        keys: services.keys,
         region: options.region,
         log,
       },

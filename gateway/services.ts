@@ -11,7 +11,8 @@ import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { createRedis, type Redis } from '../runtime/redis';
 import type { Admission } from './admission';
 import { admissionServices, staticKeyPlan } from './admission-services';
-import { StaticApiKeyStore, type ApiKeyStore } from './auth';
+import { RedisApiKeyStore } from '../runtime/api-key-store';
+import { ChainedApiKeyStore, StaticApiKeyStore, type ApiKeyStore } from './auth';
 import type { CancelChecks } from './connection';
 import { GenerationOrchestrator } from './orchestrator';
 import type { GatewayOptions } from './options';
@@ -26,7 +27,7 @@ export interface GatewayDeps {
   readonly temporalClient?: Client;
   /** @default FsObjectStore(options.storageDir) */
   readonly objectStore?: ObjectStore;
-  /** @default StaticApiKeyStore.parse(options.apiKeys) */
+  /** @default the static keys of options.apiKeys, then the keys created through the admin API */
   readonly apiKeys?: ApiKeyStore;
   /** @default createLogger('gateway') */
   readonly logger?: Logger;
@@ -53,6 +54,8 @@ export interface GatewayServices {
   readonly cancels: CancelChecks;
   readonly objectStore: ObjectStore;
   readonly apiKeys: ApiKeyStore;
+  /** Keys created through the admin API, with their plans. */
+  readonly keys: RedisApiKeyStore;
   readonly orchestrator: GenerationOrchestrator;
   /** Set when the Temporal client is our own, so shutdown closes it. */
   readonly ownTemporalConnection: Connection | null;
@@ -70,7 +73,9 @@ export function createServices(options: GatewayOptions, deps: GatewayDeps, log: 
   const sessions = new RedisSessionStore(redis, options.redisPrefix, sessionTtlSeconds);
   const objectStore =
     deps.objectStore ?? withInjectedLatency(new FsObjectStore(options.storageDir), options.chaosStorageLatencyMs);
-  const apiKeys = deps.apiKeys ?? StaticApiKeyStore.parse(options.apiKeys, staticKeyPlan(options));
+  const keys = new RedisApiKeyStore(redis, options.redisPrefix);
+  const apiKeys =
+    deps.apiKeys ?? new ChainedApiKeyStore([StaticApiKeyStore.parse(options.apiKeys, staticKeyPlan(options)), keys]);
   const { admission, cancels } = admissionServices(options, redis, eventLog, log);
   const temporal = temporalClientFor(options, deps);
   const orchestrator = new GenerationOrchestrator(temporal.client, { retryWindowMs: options.startRetryMs, log });
@@ -83,6 +88,7 @@ export function createServices(options: GatewayOptions, deps: GatewayDeps, log: 
     cancels,
     objectStore,
     apiKeys,
+    keys,
     orchestrator,
     ownTemporalConnection: temporal.ownConnection,
     prefixAgreement:

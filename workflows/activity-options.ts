@@ -76,8 +76,9 @@ const SAFETY_PATIENT_OPTIONS: ActivityOptions = {
  * startToClose only backstops a hung worker that still heartbeats: the largest request (Flux, 4K, 8 images on an
  * A100) models at about 75 minutes.
  */
+const INFERENCE_MAX_RUN_MS = 2 * 60 * 60 * 1000;
 const INFERENCE_OPTIONS: ActivityOptions = {
-  startToCloseTimeout: '2h',
+  startToCloseTimeout: INFERENCE_MAX_RUN_MS,
   heartbeatTimeout: '30s',
   retry: { maximumAttempts: 1 },
   // A cancelled request ends only once the GPU has stopped: "cancelled" then also means "no longer billed".
@@ -108,21 +109,36 @@ export function controlActivities(region: string) {
 }
 
 /**
- * How long each GPU attempt may wait in its fleet's queue before the request moves to the next fleet the routing
+ * The patient safety attempts of a request with a deadline: they end by it (schedule-to-close, enforced by the
+ * server), not 24 h later. `msLeft` is the time left to the deadline.
+ */
+export function patientSafetyWithin(region: string, msLeft: number) {
+  const scheduleToCloseTimeout = Math.min(msLeft, 24 * 60 * 60 * 1000);
+  return proxyActivities<ControlActivities>({
+    ...SAFETY_PATIENT_OPTIONS,
+    scheduleToCloseTimeout,
+    taskQueue: controlTaskQueue(region),
+  });
+}
+
+/**
+ * How long each GPU attempt may wait in its fleet's queue, ms, before the request moves to the next fleet the routing
  * matrix allows (GenerationRun.runOnSomeFleet). Long enough for seed 001's autoscaler to act on a backlog (a 30-120 s
  * trigger, a 120 s cooldown, then a worker's start), short enough that a fleet with no live worker does not hold a
  * request for ever: a turbo request with no H100 anywhere ends NO_CAPACITY after its three fleets, about 3 minutes.
  * Relax requests accept long queues by design (seed 001: relax waits are fine up to 5 minutes), so theirs is longest.
  */
-export const GPU_SCHEDULE_TO_START: Readonly<Record<Tier, Duration>> = {
-  turbo: '60s',
-  fast: '3m',
-  relax: '15m',
+export const GPU_SCHEDULE_TO_START: Readonly<Record<Tier, number>> = {
+  turbo: 60_000,
+  fast: 3 * 60_000,
+  relax: 15 * 60_000,
 };
 
 /** How one GPU attempt is scheduled beyond its fleet: its wait bound, and for a retry its number and priority. */
 export interface GpuAttemptOptions {
   readonly scheduleToStartTimeout?: Duration;
+  /** How long the attempt may run once started, ms, at most the 2 h default: a request's deadline cuts it. */
+  readonly startToCloseTimeout?: number;
   /** Retries before this attempt; 0 for the first. */
   readonly retry?: number;
   /** Temporal priority of a retry (core/recovery.ts); the first attempt inherits the workflow's. */
@@ -136,11 +152,15 @@ export interface GpuAttemptOptions {
 
 /** The inference activity on one GPU fleet's task queue of a region. */
 export function fleetActivities(region: string, gpuType: GpuType, attempt: GpuAttemptOptions = {}) {
-  const { scheduleToStartTimeout, retry = 0, priorityKey, fairness } = attempt;
+  const { scheduleToStartTimeout, startToCloseTimeout, retry = 0, priorityKey, fairness } = attempt;
   const priority = { ...(priorityKey === undefined ? {} : { priorityKey }), ...fairness };
   return proxyActivities<InferenceActivities>({
     ...INFERENCE_OPTIONS,
     ...(scheduleToStartTimeout === undefined ? {} : { scheduleToStartTimeout }),
+    // Replay compares neither timeout, so cutting them to a deadline needs no patch.
+    ...(startToCloseTimeout === undefined
+      ? {}
+      : { startToCloseTimeout: Math.min(startToCloseTimeout, INFERENCE_MAX_RUN_MS) }),
     // Replay needs no patch for this: it compares a scheduled activity's id and type with the command, never its
     // priority, so histories recorded without fairness keys replay unchanged (test/replay).
     ...(Object.keys(priority).length === 0 ? {} : { priority }),

@@ -16,6 +16,9 @@
 //   ends as a non-retryable Quarantined failure (client code INFERENCE_FAILED, retryable false) and is marked with the
 //   Quarantined search attribute, instead of using up its retries on more workers. The worker comes from the
 //   failure's details, or, for a worker that went silent, from its last heartbeat.
+// - Deadline: a request with a deadline (workflows/deadline.ts) waits for each fleet and runs at most until then, is
+//   not moved to another fleet nor retried once it has passed, and a retry whose backoff would end past it is not
+//   made: the request ends DeadlineExceeded (TIMED_OUT). No patch: requests without a deadline take none of this.
 import {
   ApplicationFailure,
   TimeoutFailure,
@@ -35,6 +38,7 @@ import type { GenerationRequest } from '../core/request';
 import type { RoutingDecision } from '../core/routing';
 import { GpuTypeKey, QuarantinedKey } from '../core/search-attributes';
 import { fleetActivities, GPU_SCHEDULE_TO_START } from './activity-options';
+import { checkDeadline, deadlineExceeded, gpuAttemptBounds, msUntil } from './deadline';
 import { causes, isScheduleToStartTimeout } from './failures';
 
 /** Patch id of the workflow-driven recovery of the GPU step. */
@@ -73,14 +77,15 @@ function workerIdIn(details: unknown): string | undefined {
   return typeof id === 'string' && id !== '' ? id : undefined;
 }
 
-function describeBound(bound: string | number): string {
-  return typeof bound === 'number' ? `${bound} ms` : bound;
+function describeBound(boundMs: number): string {
+  return boundMs % 1000 === 0 ? `${boundMs / 1000} s` : `${boundMs} ms`;
 }
 
-/**
- * Runs the request's inference on some fleet the routing matrix allows. `onFleet` is told whenever the request
- * moves to another fleet than the one it was on.
- */
+/** Names what failed an attempt, for the message of a request that then ran out of time. */
+function describeFailureType(err: unknown): string {
+  return failureTypeOf(err) ?? (err instanceof Error ? err.name : 'unknown failure');
+}
+
 /** Ends the request as Quarantined once it has failed on enough different workers. */
 function quarantineIfPoison(req: GenerationRequest, err: unknown, failedOn: Set<string>): void {
   const worker = poisonWorkerOf(err);
@@ -99,81 +104,135 @@ function quarantineIfPoison(req: GenerationRequest, err: unknown, failedOn: Set<
   });
 }
 
+/**
+ * One request's GPU step: the fleet it is on, its retries so far and how the next attempt is scheduled. Each method
+ * issues its commands in the order the step always has (replay compares them).
+ */
+class GpuStep {
+  gpuType: GpuType;
+  private readonly fleets: readonly GpuType[];
+  /** The wait each fleet gets to start the step, ms. */
+  private readonly bound: number;
+  private readonly fairness: ReturnType<typeof requestFairness>;
+  private readonly unstarted: GpuType[] = [];
+  private readonly failedOn = new Set<string>();
+  private retries = 0;
+  private soloBatch = false;
+  private priorityKey: number | undefined;
+
+  constructor(
+    private readonly req: GenerationRequest,
+    route: RoutingDecision,
+    private readonly onFleet: (gpuType: GpuType) => void,
+  ) {
+    this.gpuType = route.gpuType;
+    this.fleets = [route.gpuType, ...route.alternatives];
+    this.bound = req.gpuStartTimeoutMs ?? GPU_SCHEDULE_TO_START[req.tier];
+    this.fairness = requestFairness(req);
+  }
+
+  /** Runs one attempt on the current fleet. */
+  attempt(): Promise<InferenceOutput> {
+    const { req, gpuType, soloBatch } = this;
+    const { deadlineAt } = req;
+    const activities = fleetActivities(req.region, gpuType, {
+      ...gpuAttemptBounds(this.bound, deadlineAt),
+      retry: this.retries,
+      priorityKey: this.priorityKey,
+      fairness: this.fairness,
+    });
+    return activities.runInference({
+      requestId: req.requestId,
+      userId: req.userId,
+      ...generationParams(req),
+      gpuType,
+      ...(soloBatch ? { soloBatch } : {}),
+      ...(deadlineAt === undefined ? {} : { deadlineAt }),
+    });
+  }
+
+  /** No worker of the current fleet started the attempt in time: the next fleet allowed, or NoCapacity. */
+  moveOnFromUnstarted(): void {
+    const { req, gpuType, bound } = this;
+    this.unstarted.push(gpuType);
+    log.warn('No worker of the fleet started the GPU step in time', { requestId: req.requestId, gpuType, bound });
+    const next = this.fleets.find((fleet) => !this.unstarted.includes(fleet));
+    if (next === undefined) {
+      throw ApplicationFailure.create({
+        type: 'NoCapacity',
+        message: `No worker of ${this.unstarted.join(', ')} started the request within ${describeBound(bound)} each`,
+        nonRetryable: true,
+      });
+    }
+    this.moveTo(next);
+  }
+
+  /** After a failed attempt: waits out a retry's backoff and sets the retry up, or throws what ends the request. */
+  async recover(err: unknown): Promise<void> {
+    const { req, gpuType } = this;
+    const { deadlineAt } = req;
+    quarantineIfPoison(req, err, this.failedOn);
+    const plan = planRecovery({
+      tier: req.tier,
+      fleets: this.fleets,
+      current: gpuType,
+      retries: this.retries,
+      failureType: failureTypeOf(err),
+      soloBatch: this.soloBatch,
+      ...(deadlineAt === undefined ? {} : { msLeft: msUntil(deadlineAt) }),
+    });
+    if (plan.action === 'give-up') {
+      throw plan.reason === 'deadline' && deadlineAt !== undefined
+        ? deadlineExceeded(deadlineAt, `before a retry on ${gpuType} could start (${describeFailureType(err)})`)
+        : err;
+    }
+    log.warn('GPU attempt failed; retrying', {
+      requestId: req.requestId,
+      gpuType,
+      retry: plan.retry,
+      path: plan.path,
+      nextGpuType: plan.gpuType,
+      delayMs: plan.delayMs,
+      priorityKey: plan.priorityKey,
+    });
+    await sleep(plan.delayMs);
+    this.retries = plan.retry;
+    this.soloBatch = plan.soloBatch;
+    this.priorityKey = plan.priorityKey;
+    if (plan.gpuType !== gpuType) this.moveTo(plan.gpuType);
+  }
+
+  private moveTo(next: GpuType): void {
+    this.gpuType = next;
+    upsertSearchAttributes([{ key: GpuTypeKey, value: next }]);
+    this.onFleet(next);
+  }
+}
+
+/**
+ * Runs the request's inference on some fleet the routing matrix allows. `onFleet` is told whenever the request
+ * moves to another fleet than the one it was on.
+ */
 export async function runGpuStep(
   req: GenerationRequest,
   route: RoutingDecision,
   onFleet: (gpuType: GpuType) => void,
 ): Promise<{ gpuType: GpuType; inference: InferenceOutput }> {
-  const fleets = [route.gpuType, ...route.alternatives];
-  const bound = req.gpuStartTimeoutMs ?? GPU_SCHEDULE_TO_START[req.tier];
-  const unstarted: GpuType[] = [];
-  let gpuType = route.gpuType;
-  let retries = 0;
-  let soloBatch = false;
-  let priorityKey: number | undefined;
-  const fairness = requestFairness(req);
-  const failedOn = new Set<string>();
-  const moveTo = (next: GpuType): void => {
-    gpuType = next;
-    upsertSearchAttributes([{ key: GpuTypeKey, value: next }]);
-    onFleet(next);
-  };
+  const step = new GpuStep(req, route, onFleet);
   for (;;) {
     try {
-      const activities = fleetActivities(req.region, gpuType, {
-        scheduleToStartTimeout: bound,
-        retry: retries,
-        priorityKey,
-        fairness,
-      });
-      const input = {
-        requestId: req.requestId,
-        userId: req.userId,
-        ...generationParams(req),
-        gpuType,
-        ...(soloBatch ? { soloBatch } : {}),
-      };
-      return { gpuType, inference: await activities.runInference(input) };
+      const inference = await step.attempt();
+      return { gpuType: step.gpuType, inference };
     } catch (err) {
+      // Past the deadline, whatever ended the attempt (the bounds cut to it, the worker's own stop at it, or a failure
+      // just before) ends the request: no other fleet and no retry could finish in time. A cancel is passed on.
+      if (!isCancellation(err)) checkDeadline(req.deadlineAt, `while the request was on ${step.gpuType}`);
       if (isScheduleToStartTimeout(err)) {
-        unstarted.push(gpuType);
-        log.warn('No worker of the fleet started the GPU step in time', { requestId: req.requestId, gpuType, bound });
-        const next = fleets.find((fleet) => !unstarted.includes(fleet));
-        if (next === undefined) {
-          throw ApplicationFailure.create({
-            type: 'NoCapacity',
-            message: `No worker of ${unstarted.join(', ')} started the request within ${describeBound(bound)} each`,
-            nonRetryable: true,
-          });
-        }
-        moveTo(next);
+        step.moveOnFromUnstarted();
         continue;
       }
       if (isCancellation(err) || !patched(GPU_RECOVERY_PATCH)) throw err;
-      quarantineIfPoison(req, err, failedOn);
-      const plan = planRecovery({
-        tier: req.tier,
-        fleets,
-        current: gpuType,
-        retries,
-        failureType: failureTypeOf(err),
-        soloBatch,
-      });
-      if (plan.action === 'give-up') throw err;
-      log.warn('GPU attempt failed; retrying', {
-        requestId: req.requestId,
-        gpuType,
-        retry: plan.retry,
-        path: plan.path,
-        nextGpuType: plan.gpuType,
-        delayMs: plan.delayMs,
-        priorityKey: plan.priorityKey,
-      });
-      await sleep(plan.delayMs);
-      retries = plan.retry;
-      soloBatch = plan.soloBatch;
-      priorityKey = plan.priorityKey;
-      if (plan.gpuType !== gpuType) moveTo(plan.gpuType);
+      await step.recover(err);
     }
   }
 }

@@ -5,6 +5,7 @@ import { GPU_TYPES, isGpuType } from '../../core/gpu';
 import { MODELS, isModelName } from '../../core/models';
 import { TIERS, isTier } from '../../core/tiers';
 import type { ArrivalPattern } from './arrivals';
+import { TURBO_WAIT_BOUND_S, spikeOptions, type SpikeOptions } from './spike-options';
 
 export const DEFAULT_STACK_FILE = '.atelier/stack.json';
 
@@ -39,6 +40,8 @@ export interface LoadOptions {
   readonly keepData: boolean;
   /** Spawn mode: run the stack with Prometheus scraping it and traces exported (`on`), or without (`off`). */
   readonly observe: 'on' | 'off';
+  /** `--profile spike`: the spike's settings (segments is then empty: spike.ts runs its own phases). */
+  readonly spike: SpikeOptions | undefined;
 }
 
 export const HELP = `npm run bench:load [-- flags]   load benchmark: Atelier's gateway against a bare Temporal floor
@@ -54,8 +57,23 @@ Stack
                            in the bench (on), or without either (off, the default): compare the two for the cost
                            of watching
 
+Profile
+  --profile standard|spike standard (the default): the segments below, each against the floor and Atelier.
+                           spike: measure the fleet's capacity (a calibration burst), then offer --multiplier
+                           times it for --duration seconds from many users (default 50, tiers turbo,fast,relax),
+                           with the gateway's production admission caps (spawn mode does not raise them), and
+                           check: 0 lost, queues within the in-flight caps, every rejection a documented code
+                           with retryAfterMs, turbo's queue wait bounded, every process ready and alive after
+  --multiplier X           spike: offered rate over capacity (default 10)
+  --duration S             spike: seconds of arrivals (default 60; --quick 10)
+  --capacity R             spike: capacity in requests/s instead of measuring it
+  --calibration-count N    spike: requests in the calibration burst (default 150; --quick 40)
+  --wait S                 spike: seconds a request may take after its send before it is lost (default: three
+                           times what the fleet needs to serve the in-flight cap at capacity, plus 60)
+  --turbo-wait-bound S     spike: turbo's queue wait p99 must stay within S (default ${TURBO_WAIT_BOUND_S}: its fleet wait)
+
 Clients
-  --users N                simulated users, one API key each (default 4)
+  --users N                simulated users, one API key each (default 4; spike 50, --quick 10)
   --connections N          WebSocket connections, spread over the users (default 8)
 
 Arrivals (no --pattern: paced --rate for --duration, then a burst of --count)
@@ -68,7 +86,7 @@ Arrivals (no --pattern: paced --rate for --duration, then a burst of --count)
 
 Requests (each request picks one of each list with a seeded RNG)
   --models LIST            default sdxl-turbo (${Object.keys(MODELS).join(', ')})
-  --tiers LIST             default fast (${TIERS.join(', ')})
+  --tiers LIST             default fast, spike turbo,fast,relax (${TIERS.join(', ')})
   --sizes LIST             default 512x512
   --steps-per-image LIST   default 1
   --seed N                 RNG seed (default 1)
@@ -105,6 +123,12 @@ const FLAGS = {
   timeout: { type: 'string' },
   warmup: { type: 'string' },
   quick: { type: 'boolean' },
+  profile: { type: 'string' },
+  multiplier: { type: 'string' },
+  capacity: { type: 'string' },
+  'calibration-count': { type: 'string' },
+  wait: { type: 'string' },
+  'turbo-wait-bound': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -117,15 +141,16 @@ export function parseLoadOptions(argv: readonly string[]): LoadOptions | undefin
   const quick = values.quick ?? false;
   const num = (flag: keyof Values, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number =>
     parseNumber(flag, values[flag], fallback, min, max);
-  const users = whole('users', num('users', 4, 1, 10_000));
+  const spike = profile(values) === 'spike';
+  const users = whole('users', num('users', spike ? (quick ? 10 : 50) : 4, 1, 10_000));
   const connections = whole('connections', num('connections', Math.max(users, 8), 1, 10_000));
   return {
     attach: values.attach,
     apiKeys: values['api-key'] === undefined ? undefined : list(values['api-key']),
     users,
     connections,
-    segments: segments(values, quick),
-    mix: requestMix(values),
+    segments: spike ? [] : segments(values, quick),
+    mix: requestMix(values, spike),
     seed: whole('seed', num('seed', 1, 0, 0xffff_ffff)),
     simSpeedup: num('sim-speedup', 1000, 0.001),
     gpuTypes: gpuTypes(values['gpu-types']),
@@ -134,7 +159,23 @@ export function parseLoadOptions(argv: readonly string[]): LoadOptions | undefin
     quick,
     keepData: values['keep-data'] ?? false,
     observe: observeMode(values.observe),
+    spike: spike
+      ? spikeOptions(
+          quick,
+          (flag, fallback, min, max) => num(flag as keyof Values, fallback, min, max),
+          (flag) => values[flag as keyof Values] !== undefined,
+        )
+      : undefined,
   };
+}
+
+function profile(values: Values): 'standard' | 'spike' {
+  const raw = values.profile ?? 'standard';
+  if (raw !== 'standard' && raw !== 'spike') throw new TypeError(`--profile ${raw}: expected standard or spike`);
+  if (raw === 'spike' && (values.pattern !== undefined || values.count !== undefined || values.rate !== undefined)) {
+    throw new TypeError('--profile spike sets its own arrivals: use --multiplier, --duration or --capacity');
+  }
+  return raw;
 }
 
 function observeMode(raw: string | undefined): 'on' | 'off' {
@@ -187,10 +228,11 @@ function segments(values: Values, quick: boolean): Segment[] {
   }
 }
 
-function requestMix(values: Values): RequestMix {
+function requestMix(values: Values, spike: boolean): RequestMix {
   const models = list(values.models ?? 'sdxl-turbo');
   for (const m of models) if (!isModelName(m)) throw new TypeError(`--models: unknown model ${m}`);
-  const tiers = list(values.tiers ?? 'fast');
+  // The spike mixes every tier: turbo's queue wait beside the others' is one of its figures.
+  const tiers = list(values.tiers ?? (spike ? 'turbo,fast,relax' : 'fast'));
   for (const t of tiers) if (!isTier(t)) throw new TypeError(`--tiers: unknown tier ${t}`);
   const sizes = list(values.sizes ?? '512x512').map((s) => {
     const match = /^(\d+)x(\d+)$/.exec(s);

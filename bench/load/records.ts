@@ -17,6 +17,8 @@ export interface RequestRecord {
   outcome?: 'completed' | 'failed' | 'rejected' | 'dropped';
   /** failed.code, `rejected:<code>`, `connection_closed:<close code>` or the floor's error name. */
   failureCode?: string;
+  /** A `rejected` frame's retryAfterMs, when it carried a number (the spike profile checks it is there). */
+  retryAfterMs?: number;
   workflowId?: string;
   /** Terminal frames seen (completed/failed/rejected); more than one is a duplicate. */
   terminals: number;
@@ -36,6 +38,7 @@ export interface FrameFields {
   readonly status?: unknown;
   readonly code?: unknown;
   readonly workflowId?: unknown;
+  readonly retryAfterMs?: unknown;
 }
 
 /** Applies one gateway frame about this request, received at `now`. */
@@ -59,6 +62,9 @@ export function applyFrame(record: RequestRecord, frame: FrameFields, now: numbe
       settle(record, 'failed', String(frame.code ?? 'UNKNOWN'), now);
       return;
     case 'rejected':
+      if (record.outcome === undefined && typeof frame.retryAfterMs === 'number') {
+        record.retryAfterMs = frame.retryAfterMs;
+      }
       settle(record, 'rejected', `rejected:${String(frame.code ?? 'UNKNOWN')}`, now);
       return;
   }

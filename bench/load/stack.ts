@@ -9,16 +9,19 @@ import path from 'node:path';
 import { startOtlpSink } from './otlp-sink';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoadOptions } from './options';
+import { calibrationUsers } from './spike-options';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 
 /** The parts of `<data dir>/stack.json` (written by the launcher, infra/stack-file.ts) that the bench reads. */
 export interface StackFile {
   readonly launcherPid: number;
-  readonly gateway: { readonly wsUrl: string; readonly apiKey: string };
+  readonly gateway: { readonly wsUrl: string; readonly apiKey: string; readonly httpUrl?: string };
   readonly temporal: { readonly address: string; readonly namespace: string; readonly metricsUrl: string | null };
-  readonly processes: readonly { readonly name: string; readonly pid: number }[];
+  readonly processes: readonly { readonly name: string; readonly pid: number; readonly metricsUrl?: string }[];
   readonly env: Readonly<Record<string, string>>;
+  /** The region whose task queues the stack serves (absent from stack files older than the field). */
+  readonly region?: string;
 }
 
 export interface Stack {
@@ -52,6 +55,22 @@ export function readStackFile(file: string): StackFile {
 
 export function userApiKeys(users: number): string[] {
   return Array.from({ length: users }, (_, i) => `bench-key-${i}`);
+}
+
+/** API keys the run needs: one per user, and for the spike profile its calibration users' after them. */
+export function stackUserCount(options: LoadOptions): number {
+  return options.users + (options.spike ? calibrationUsers(options.spike, options.warmup) : 0);
+}
+
+/**
+ * The gateway's caps: the defaults (100 new requests per user per minute, 50 in flight per user) would throttle the
+ * standard profiles, which measure throughput, so those raise both. The spike profile is there to show the gateway
+ * shedding load with its documented codes, so it sets nothing and the stack runs with the production caps (or with
+ * what the caller's environment says, which the report prints).
+ */
+function admissionEnvironment(options: LoadOptions): NodeJS.ProcessEnv {
+  if (options.spike) return {};
+  return { ATELIER_RATE_LIMIT_PER_MINUTE: '1000000', ATELIER_MAX_IN_FLIGHT_PER_USER: '100000' };
 }
 
 /** A TCP port nothing listens on now (the OS picks it; a race with another process is possible but rare). */
@@ -98,7 +117,7 @@ function spawnEnvironment(
   otlpUrl: string | undefined,
 ): NodeJS.ProcessEnv {
   const [temporal, redis, gateway, prometheus] = ports as [number, number, number, number];
-  const keys = userApiKeys(options.users).map((key, i) => `${key}:bench-user-${i}`);
+  const keys = userApiKeys(stackUserCount(options)).map((key, i) => `${key}:bench-user-${i}`);
   return {
     ...process.env,
     ATELIER_DATA_DIR: dataDir,
@@ -109,9 +128,7 @@ function spawnEnvironment(
     ATELIER_GPU_TYPES: options.gpuTypes.join(','),
     ATELIER_SIM_SPEEDUP: String(options.simSpeedup),
     ATELIER_API_KEYS: keys.join(','),
-    // The defaults (100 per user per minute, 50 in flight per user) would throttle the benchmark, not measure it.
-    ATELIER_RATE_LIMIT_PER_MINUTE: '1000000',
-    ATELIER_MAX_IN_FLIGHT_PER_USER: '100000',
+    ...admissionEnvironment(options),
     LOG_LEVEL: 'warn',
     NO_COLOR: '1',
     ...observeEnvironment(options, prometheus, otlpUrl),
@@ -150,7 +167,7 @@ export async function spawnStack(options: LoadOptions, say: (line: string) => vo
   };
   try {
     const file = await waitForStackFile(path.join(dataDir, 'stack.json'), child);
-    return { mode: 'spawn', file, apiKeys: userApiKeys(options.users), stop, interrupt };
+    return { mode: 'spawn', file, apiKeys: userApiKeys(stackUserCount(options)), stop, interrupt };
   } catch (err) {
     await stopChild(child, exited, interrupted);
     await sink?.close();
@@ -206,16 +223,17 @@ export function attachStack(file: string, options: LoadOptions, say: (line: stri
       `ATELIER_MAX_IN_FLIGHT_PER_USER=${env.ATELIER_MAX_IN_FLIGHT_PER_USER ?? '50 (default)'}, ` +
       `ATELIER_GPU_TYPES=${env.ATELIER_GPU_TYPES ?? '(default)'}`,
   );
-  if (Number(env.ATELIER_RATE_LIMIT_PER_MINUTE ?? 100) < 100_000) {
+  // The spike profile wants the production caps; only the throughput profiles are misled by them.
+  if (!options.spike && Number(env.ATELIER_RATE_LIMIT_PER_MINUTE ?? 100) < 100_000) {
     say('  warning: at this rate limit the gateway will answer most of the load with RATE_LIMITED');
   }
-  if (Number(env.ATELIER_MAX_IN_FLIGHT_PER_USER ?? 50) < 10_000) {
+  if (!options.spike && Number(env.ATELIER_MAX_IN_FLIGHT_PER_USER ?? 50) < 10_000) {
     say('  warning: at this in-flight cap the gateway will answer bursts with IN_FLIGHT_LIMIT');
   }
-  const keys = userApiKeys(options.users).map((key, i) => `${key}:bench-user-${i}`);
+  const keys = userApiKeys(stackUserCount(options)).map((key, i) => `${key}:bench-user-${i}`);
+  const caps = options.spike ? '' : 'ATELIER_RATE_LIMIT_PER_MINUTE=1000000 ATELIER_MAX_IN_FLIGHT_PER_USER=100000 ';
   say(
-    `  for benchmarking start it with: ATELIER_SIM_SPEEDUP=${options.simSpeedup} ATELIER_RATE_LIMIT_PER_MINUTE=1000000 ` +
-      'ATELIER_MAX_IN_FLIGHT_PER_USER=100000 ' +
+    `  for benchmarking start it with: ATELIER_SIM_SPEEDUP=${options.simSpeedup} ${caps}` +
       `ATELIER_API_KEYS=${keys.join(',')} npm start`,
   );
   return {
@@ -237,5 +255,5 @@ function attachKeys(file: StackFile, options: LoadOptions): string[] {
     .split(',')
     .map((pair) => pair.split(':')[0]?.trim() ?? '')
     .filter((key) => key.length > 0);
-  return configured.length > 0 ? configured.slice(0, options.users) : [file.gateway.apiKey];
+  return configured.length > 0 ? configured.slice(0, stackUserCount(options)) : [file.gateway.apiKey];
 }

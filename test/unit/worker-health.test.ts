@@ -295,6 +295,17 @@ describe('npm run admin', () => {
       method: 'POST',
       path: '/admin/workers/host%3A1%3Aa10g/drain',
     });
+    assert.deepEqual(adminRequest(['keys'], undefined), { method: 'GET', path: '/admin/keys' });
+    assert.deepEqual(adminRequest(['keys', 'create', 'erin'], { tiers: 'turbo,fast', rate: '30', weight: '2' }), {
+      method: 'POST',
+      path: '/admin/keys',
+      body: { userId: 'erin', plan: { tiers: ['turbo', 'fast'], ratePerMinute: 30, fairnessWeight: 2 } },
+    });
+    assert.deepEqual(adminRequest(['keys', 'revoke', 'ab12'], undefined), {
+      method: 'DELETE',
+      path: '/admin/keys/ab12',
+    });
+    assert.throws(() => adminRequest(['keys', 'create', 'erin'], { rate: 'lots' }), /--rate lots: not a number/);
     assert.throws(() => adminRequest(['stop', 'fleet', 'a10g'], undefined), /Unknown command/);
     assert.throws(() => adminRequest(['pause', 'gpu', 'a10g'], undefined), /Expected "fleet" or "worker"/);
   });
