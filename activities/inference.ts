@@ -1,7 +1,8 @@
 // The `runInference` activity that GPU workers run: says `generating` the moment a GPU worker takes the request (so
 // `queued` -> `generating` is the real queue wait), picks the backend that serves the requested model, runs it with
-// cancellation (a cancelled request frees the GPU within one step), publishes throttled progress events to the
-// client through Redis, and stages the PNGs in the object store. Only object keys go back to the workflow.
+// cancellation (a cancelled request frees the GPU within one step) until the request's deadline if it has one,
+// publishes throttled progress events to the client through Redis, and stages the PNGs in the object store. Only
+// object keys go back to the workflow.
 //
 // Heartbeats have two purposes only: a dead worker is noticed within the heartbeat timeout (30 s) and its request
 // retried elsewhere, and a cancel reaches the activity in a heartbeat's answer. Progress needs none: it goes through
@@ -21,6 +22,7 @@ import { currentEventLogId } from './notification';
 import { announceStatus } from './request-events';
 import { activityRunId, stagingImageKey } from '../runtime/object-keys';
 import { InferenceError, type InferenceBackend, type InferenceHooks } from '../inference/backend';
+import { RunDeadline } from './run-deadline';
 import { atelierTracer } from '../runtime/tracer';
 
 export interface InferenceActivityDeps {
@@ -163,6 +165,15 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
         );
       }
       const started = performance.now();
+      const details: InferenceFailureDetails[] = [{ workerId: deps.workerId }];
+      const deadline = new RunDeadline(ctx.cancellationSignal, input.deadlineAt);
+      if (deadline.passed) {
+        // Taken at or after its deadline (a worker's clock a little ahead of the server's): the GPU stays free.
+        deadline.clear();
+        throw activityFailure('DeadlineExceeded', `${deadline.describe()} before ${deps.workerId} took it`, {
+          details,
+        });
+      }
       const traceStage = stageTracer(input);
       await announceStatus(deps.eventLog, 'generating', input.gpuType);
       const progress = new ProgressPublisher(deps.eventLog, currentEventLogId(), progressIntervalMs, ctx.log);
@@ -178,7 +189,7 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
             ...(ctx.info.priority?.priorityKey ? { priority: ctx.info.priority.priorityKey } : {}),
           },
           {
-            signal: ctx.cancellationSignal,
+            signal: deadline.signal,
             onProgress: (step, totalSteps) => {
               beat = { step, totalSteps, workerId: deps.workerId };
               progress.offer(step, totalSteps);
@@ -212,6 +223,12 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
           durationMs: Math.round(performance.now() - started),
         };
       } catch (err) {
+        // Stopped at the deadline: neither the model nor the worker failed, so their health rules are not told.
+        if (deadline.passed) {
+          throw activityFailure('DeadlineExceeded', `${deadline.describe()}; ${deps.workerId} stopped the run`, {
+            details,
+          });
+        }
         const failure = toActivityFailure(err, ctx, deps.workerId);
         if (
           failure instanceof ApplicationFailure &&
@@ -227,6 +244,7 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
         throw failure;
       } finally {
         clearInterval(keepAlive);
+        deadline.clear();
       }
     },
   };

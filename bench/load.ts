@@ -3,7 +3,8 @@
 // Each segment (default: paced 10/s for 30 s, then a burst of 300) runs against the floor and then against Atelier,
 // never both at once. Every Atelier figure is also given as a ratio to the floor's: on a small shared machine the
 // absolute times are noise, the ratios from one run are not. It measures and prints; nothing passes or fails.
-//   npm run bench:load [-- --quick | --attach [stack.json] | --help]
+// `--profile spike` runs issue 11's load proof instead (bench/load/spike.ts), whose checks do pass or fail.
+//   npm run bench:load [-- --quick | --attach [stack.json] | --profile spike | --help]
 // Progress and logs go to stderr; the summary and then one JSON line (the last line) to stdout.
 import { Client, Connection } from '@temporalio/client';
 import { execFileSync } from 'node:child_process';
@@ -17,6 +18,7 @@ import { HELP, parseLoadOptions, type LoadOptions, type Segment } from './load/o
 import { runPhase, type PhaseContext, type PhaseRun } from './load/phase';
 import { verdict } from './load/records';
 import { buildReport, phaseFigures, segmentReport, type SegmentReport } from './load/report';
+import { runSpike } from './load/spike';
 import { REPO_ROOT, attachStack, spawnStack, type Stack } from './load/stack';
 import { formatSummary } from './load/summary';
 import { GatewayClients } from './load/ws-clients';
@@ -98,20 +100,24 @@ async function report(s: Session, runs: Awaited<ReturnType<typeof runSegments>>)
     atelier: await historyEventsPerWorkflow(s.client, completedWorkflowIds(runs[0]?.atelier, timeoutMs)),
     floor: await historyEventsPerWorkflow(s.client, completedWorkflowIds(runs[0]?.floor, timeoutMs)),
   };
-  const json = buildReport({ settings: settings(s), segments, history, strayFrames: s.gateway.strays });
+  const json = buildReport({
+    settings: settings(s.options, s.stack, s.gateway.users),
+    segments,
+    history,
+    strayFrames: s.gateway.strays,
+  });
   process.stdout.write(`\n${formatSummary(segments, history)}\n`);
   process.stdout.write(`${JSON.stringify(json)}\n`);
 }
 
-function settings(s: Session): Record<string, unknown> {
-  const { options, stack } = s;
+function settings(options: LoadOptions, stack: Stack, users: number): Record<string, unknown> {
   const env = stack.file.env;
   return {
     commit: gitCommit(),
     mode: stack.mode,
     quick: options.quick,
     segments_run: options.segments.map((seg) => ({ name: seg.name, pattern: describePattern(seg.pattern) })),
-    users: s.gateway.users,
+    users,
     connections: options.connections,
     models: options.mix.models,
     tiers: options.mix.tiers,
@@ -122,6 +128,7 @@ function settings(s: Session): Record<string, unknown> {
     observe: stack.mode === 'spawn' ? options.observe : null,
     rate_limit_per_minute: Number(env.ATELIER_RATE_LIMIT_PER_MINUTE ?? 100),
     max_in_flight_per_user: Number(env.ATELIER_MAX_IN_FLIGHT_PER_USER ?? 50),
+    max_in_flight: Number(env.ATELIER_MAX_IN_FLIGHT ?? 10_000),
     gpu_types: (env.ATELIER_GPU_TYPES ?? 'a10g,a100,a100-80gb,h100').split(','),
     timeout_s: options.timeoutMs / 1000,
     warmup: options.warmup,
@@ -199,8 +206,20 @@ async function main(argv: string[]): Promise<void> {
   running.stack = stack;
   if (abort.signal.aborted) stack.interrupt();
   try {
+    if (options.spike) {
+      const ok = await runSpike(
+        options,
+        options.spike,
+        stack,
+        abort.signal,
+        say,
+        settings(options, stack, options.users),
+      );
+      process.exitCode = ok === undefined ? 130 : ok ? 0 : 1;
+      return;
+    }
     const session = await openSession(options, stack, abort.signal);
-    say(`settings: ${JSON.stringify(settings(session))}`);
+    say(`settings: ${JSON.stringify(settings(session.options, session.stack, session.gateway.users))}`);
     try {
       const runs = await runSegments(session);
       if (abort.signal.aborted) process.exitCode = 130;

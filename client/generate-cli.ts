@@ -34,6 +34,7 @@ Options:
   --negative <text>     negative prompt
   --guidance <x>        guidance scale 0..30
   --request-id <id>     idempotency key; re-running with the same id re-attaches (default: random)
+  --deadline-ms <ms>    give up (TIMED_OUT) unless done this long after acceptance, 1000..86400000 (default: none)
   --out <file.png>      output path; several images are saved as out.png, out-1.png, ... (default: out.png)
   --url <ws-url>        gateway (default: $ATELIER_URL or ws://127.0.0.1:8080/v1/ws)
   --key <api-key>       API key (default: $ATELIER_API_KEY or dev-key)
@@ -82,6 +83,7 @@ export function parseGenerateArgs(
         negative: { type: 'string' },
         guidance: { type: 'string' },
         'request-id': { type: 'string' },
+        'deadline-ms': { type: 'string' },
         out: { type: 'string', default: 'out.png' },
         url: { type: 'string', default: env.ATELIER_URL || 'ws://127.0.0.1:8080/v1/ws' },
         key: { type: 'string', default: env.ATELIER_API_KEY || 'dev-key' },
@@ -110,6 +112,7 @@ export function parseGenerateArgs(
     negativePrompt: values.negative,
     guidanceScale: guidance,
     requestId: values['request-id'],
+    deadlineMs: integer('deadline-ms', values['deadline-ms']),
   };
   const request: GenerateInput = {
     prompt,

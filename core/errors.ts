@@ -21,6 +21,8 @@ export const REJECT_CODES = {
   RATE_LIMITED: 'Too many requests from this user; "retryAfterMs" says when to try again.',
   IN_FLIGHT_LIMIT:
     'This user already has as many requests in flight as the plan allows; "retryAfterMs" estimates when one ends.',
+  QUEUE_FULL:
+    'The GPU queue this request routes to would not start it within its tier\'s wait bound; relax is shed first, turbo last. "retryAfterMs" comes from the queue\'s drain rate.',
   OVERLOADED:
     'The service holds as many requests in flight as it accepts (seed 003\'s 503); "retryAfterMs" estimates when a place frees.',
   MODEL_CIRCUIT_OPEN:
@@ -38,8 +40,7 @@ export const FAILURE_CODES = {
   MODEL_UNAVAILABLE: 'No worker could load the model (missing or corrupted files on every attempt).',
   INFERENCE_FAILED: 'Inference failed after all retries.',
   STORAGE_FAILED: 'The images could not be stored after all retries.',
-  TIMED_OUT:
-    'The request did not finish within its deadline: its "deadlineMs", or 24 h waiting for the safety screen.',
+  TIMED_OUT: 'The request did not finish within its deadline ("deadlineMs", or 24 h waiting for the safety screen).',
   NO_CAPACITY: 'No GPU fleet that can serve the request started it in time; retry later.',
   INTERNAL: 'An unexpected error; quote the correlationId to the operators.',
 } as const;

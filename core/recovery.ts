@@ -75,7 +75,8 @@ export function planRecovery(state: RecoveryState): RecoveryPlan {
   if (state.retries >= MAX_GPU_RETRIES) return { action: 'give-up', reason: 'retries-exhausted' };
   const retry = state.retries + 1;
   // A retry whose backoff alone runs past the deadline could never finish in time: end the request now.
-  if (state.msLeft !== undefined && retryBackoffMs(retry) >= state.msLeft) return { action: 'give-up', reason: 'deadline' };
+  if (state.msLeft !== undefined && retryBackoffMs(retry) >= state.msLeft)
+    return { action: 'give-up', reason: 'deadline' };
   const common = {
     action: 'retry',
     retry,

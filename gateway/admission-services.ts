@@ -2,7 +2,17 @@
 // the breakers, the in-flight registry, the rate limiters (new requests by plan, cancels by option) and what a cancel
 // is checked against. server.ts hands them to every connection.
 import type { Redis } from 'ioredis';
+import {
+  CONTROL_QUEUE_WAIT_BOUND_MS,
+  capacityVerdict,
+  type CapacityVerdict,
+  type QueueSnapshot,
+} from '../core/capacity';
+import { controlTaskQueue, gpuTaskQueue } from '../core/gpu';
 import type { Plan } from '../core/plans';
+import type { GenerationRequest } from '../core/request';
+import { routeToGpu } from '../core/routing';
+import { CapacityStore } from '../runtime/capacity-store';
 import { DEFAULT_PLAN } from '../core/plans';
 import type { RedisEventLog } from '../runtime/event-log';
 import { GlobalFailureRate } from '../runtime/global-breaker';
@@ -27,6 +37,34 @@ export function staticKeyPlan(options: GatewayOptions): Plan {
   };
 }
 
+/**
+ * The capacity verdict for a request: the region's control queue (workflow tasks), then the fleet it routes to (the
+ * routing matrix's first choice), each from the region's latest sample, read at most once a second per queue.
+ */
+function capacityCheck(
+  options: GatewayOptions,
+  store: CapacityStore,
+): (request: GenerationRequest) => Promise<CapacityVerdict | undefined> {
+  const cache = new Map<string, { at: number; snapshot: Promise<QueueSnapshot | undefined> }>();
+  const sample = (taskQueue: string): Promise<QueueSnapshot | undefined> => {
+    const now = Date.now();
+    let entry = cache.get(taskQueue);
+    if (!entry || now - entry.at >= DRAIN_CACHE_MS) {
+      entry = { at: now, snapshot: store.read(taskQueue) };
+      cache.set(taskQueue, entry);
+    }
+    return entry.snapshot;
+  };
+  return async (request) => {
+    // The control queue first: every request's workflow waits there before it reaches any GPU queue.
+    const control = await sample(controlTaskQueue(options.region));
+    const controlVerdict = control && capacityVerdict(control, request.tier, CONTROL_QUEUE_WAIT_BOUND_MS);
+    if (controlVerdict?.shed) return controlVerdict;
+    const gpu = await sample(gpuTaskQueue(options.region, routeToGpu(request).gpuType));
+    return gpu ? capacityVerdict(gpu, request.tier) : undefined;
+  };
+}
+
 export function admissionServices(
   options: GatewayOptions,
   redis: Redis,
@@ -44,6 +82,7 @@ export function admissionServices(
     deploymentCap: options.maxInFlight,
     eventLog,
     breakers,
+    capacity: capacityCheck(options, new CapacityStore(redis, prefix)),
     drainPerSecond: () => {
       const now = Date.now();
       if (!drain || now - drain.at >= DRAIN_CACHE_MS) {

@@ -6,9 +6,12 @@
 //   4. in flight: the plan's cap on the user's requests accepted and not ended IN_FLIGHT_LIMIT + retryAfterMs
 //      and the deployment's cap on all of them (seed 003's 503)               OVERLOADED + retryAfterMs
 //   5. breakers: global (relax shed) and per model                            RELAX_SHED, MODEL_CIRCUIT_OPEN
+//   6. capacity: the fleet's expected wait against the tier's bound            QUEUE_FULL + retryAfterMs
+//      (relax shed first, never turbo before fast: core/capacity.ts)
 // A check whose store cannot be read lets the request through (logged): refusing everything because Redis is slow
 // would turn a degraded dependency into an outage. The in-flight slot taken in step 4 is given back if a later step
 // refuses or the workflow cannot be started.
+import type { CapacityVerdict } from '../core/capacity';
 import type { Plan } from '../core/plans';
 import type { RejectCode } from '../core/errors';
 import { generationWorkflowId, type GenerationRequest } from '../core/request';
@@ -39,6 +42,8 @@ export interface AdmissionDeps {
   readonly deploymentCap: number;
   readonly eventLog: Pick<RedisEventLog, 'newestSeq'>;
   readonly breakers: Pick<BreakerGate, 'breakerRefusal'>;
+  /** The capacity verdict for the fleet a request routes to; undefined when there is no recent sample. */
+  readonly capacity?: (request: GenerationRequest) => Promise<CapacityVerdict | undefined>;
   /** Requests the deployment ends per second, lately (the global breaker's window); undefined when unknown. */
   readonly drainPerSecond: () => Promise<number | undefined>;
   readonly log: Logger;
@@ -72,12 +77,25 @@ export class Admission {
 
     const slot = await this.takeSlot(request, workflowId, plan);
     if (!slot.admitted) return slot;
-    const refusal = await this.deps.breakers.breakerRefusal(request);
+    const refusal = (await this.deps.breakers.breakerRefusal(request)) ?? (await this.capacityRefusal(request));
     if (refusal) {
       await slot.release();
       return { admitted: false, ...refusal };
     }
     return slot;
+  }
+
+  private async capacityRefusal(
+    request: GenerationRequest,
+  ): Promise<{ code: RejectCode; message: string; retryAfterMs: number } | undefined> {
+    const verdict = await this.deps.capacity?.(request).catch((err: unknown) => {
+      this.deps.log.warn({ err }, 'Capacity unreadable; allowing the request');
+      return undefined;
+    });
+    if (!verdict?.shed) return undefined;
+    const { retryAfterMs } = verdict;
+    const message = `The ${request.tier} tier's GPU queue is past its wait bound; retry in ${retryAfterMs} ms`;
+    return { code: 'QUEUE_FULL', message, retryAfterMs };
   }
 
   private async isReattach(workflowId: string): Promise<boolean> {

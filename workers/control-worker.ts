@@ -20,6 +20,7 @@ import { RegionQueueSampler } from './region-metrics';
 import { readSharedBreakers, registerBreakerMetrics } from './breaker-metrics';
 import { GlobalFailureRate, OutcomeCountingEventLog } from '../runtime/global-breaker';
 import { LiveRequests } from '../runtime/live-requests';
+import { CapacityStore } from '../runtime/capacity-store';
 import { ModelBreakers } from '../runtime/model-breakers';
 import { setUpWorkerMetrics } from './worker-metrics';
 import {
@@ -66,7 +67,7 @@ export const CONTROL_WORKER_OPTIONS: OptionTable<ControlWorkerOptions> = {
   },
   queueMetricsIntervalMs: {
     env: 'ATELIER_CONTROL_QUEUE_METRICS_MS',
-    doc: "Interval of the region's task-queue backlog and pending_safety samples on /metrics, ms (0 = off)",
+    doc: "Interval of the region's task-queue samples (backlog on /metrics, capacity for admission) and pending_safety count, ms (0 = off)",
     default: 5_000,
     parse: parse.int(0, 600_000),
   },
@@ -97,19 +98,24 @@ export function controlWorkerOptions(args: {
   };
 }
 
-/** The region's queues are sampled here, by one process per region, and only where /metrics serves them. */
+/**
+ * The region's queues are sampled here, by one process per region: for /metrics, and for the gateways' admission by
+ * capacity, which reads each GPU queue's sample from Redis.
+ */
 function startQueueSampler(
   options: ControlWorkerOptions,
   registry: ConstructorParameters<typeof RegionQueueSampler>[0],
+  capacity: CapacityStore,
   log: Logger,
 ): RegionQueueSampler | undefined {
-  if (options.healthPort === 0 || options.queueMetricsIntervalMs <= 0) return undefined;
+  if (options.queueMetricsIntervalMs <= 0) return undefined;
   const sampler = new RegionQueueSampler(registry, {
     region: options.region,
     temporalAddress: options.temporalAddress,
     namespace: options.temporalNamespace,
     intervalMs: options.queueMetricsIntervalMs,
     log,
+    publish: (taskQueue, snapshot) => capacity.publish(taskQueue, snapshot),
   });
   sampler.start();
   return sampler;
@@ -162,7 +168,7 @@ async function main(): Promise<void> {
     log,
     metrics.endpoint,
   );
-  const queueSampler = startQueueSampler(options, metrics.registry, log);
+  const queueSampler = startQueueSampler(options, metrics.registry, new CapacityStore(redis, options.redisPrefix), log);
   const workflowBundle = await loadWorkflowBundle(options.workflowBundle, log, tracing.enabled ? 'traced' : 'plain');
   const worker = new SupervisedWorker({
     name: 'control-worker',

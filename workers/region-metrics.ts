@@ -10,6 +10,7 @@ import { GPU_TYPES, controlTaskQueue, gpuTaskQueue } from '../core/gpu';
 import { STATUS_SEARCH_VALUE } from '../core/status';
 import type { Logger } from '../runtime/logger';
 import { atelierGauge } from '../runtime/metrics';
+import type { QueueSnapshot } from '../core/capacity';
 
 const { TaskQueueKind, TaskQueueType } = temporal.api.enums.v1;
 
@@ -26,6 +27,24 @@ export interface RegionSamplerOptions {
   /** Time between two samples, ms. */
   readonly intervalMs: number;
   readonly log: Logger;
+  /** Receives each GPU queue's sample, for the gateways' admission by capacity (runtime/capacity-store.ts). */
+  readonly publish?: (taskQueue: string, snapshot: QueueSnapshot) => Promise<void>;
+}
+
+/**
+ * A GPU queue's sample for admission: its backlog by priority key (Temporal's per-priority statistics; a server that
+ * gives none has its whole backlog counted at the top priority, ahead of every tier, which errs towards shedding
+ * later tiers, never towards admitting work it cannot serve) and its dispatch rate.
+ */
+export function queueSnapshot(
+  stats: temporal.api.taskqueue.v1.ITaskQueueStats | null | undefined,
+  byPriority: Record<string, temporal.api.taskqueue.v1.ITaskQueueStats> | null | undefined,
+  at: number,
+): QueueSnapshot {
+  const backlogByPriority: Record<string, number> = {};
+  for (const [key, s] of Object.entries(byPriority ?? {})) backlogByPriority[key] = toNumber(s.approximateBacklogCount);
+  if (Object.keys(backlogByPriority).length === 0) backlogByPriority['1'] = toNumber(stats?.approximateBacklogCount);
+  return { at, backlogByPriority, dispatchPerSecond: Number(stats?.tasksDispatchRate ?? 0) };
 }
 
 /** Deadline of each call to Temporal, ms: a slow frontend delays one sample, never the next. */
@@ -134,6 +153,12 @@ export class RegionQueueSampler {
         }),
       );
       const stats = response.stats;
+      // GPU queues (activities) and the control queue's workflow tasks: what admission by capacity reads.
+      const admissionQueue = target.taskQueue.includes('.gpu-') || target.taskType === 'workflow';
+      if (this.options.publish && admissionQueue) {
+        const snapshot = queueSnapshot(stats, response.statsByPriorityKey, Date.now());
+        await this.options.publish(target.taskQueue, snapshot);
+      }
       const age = stats?.approximateBacklogAge;
       this.backlog.set(labels, toNumber(stats?.approximateBacklogCount));
       this.backlogAge.set(labels, toNumber(age?.seconds) + (age?.nanos ?? 0) / 1e9);

@@ -1,5 +1,6 @@
 // Activity options of the generateImage workflow, one set per kind of work: timeouts and retry policies from seed
 // 001 (worker health, request recovery, Safety API unavailable), and the proxies built from them.
+import { TIER_QUEUE_WAIT_BOUND_MS } from '../core/capacity';
 import type { Duration } from '@temporalio/common';
 import {
   ActivityCancellationType,
@@ -128,11 +129,7 @@ export function patientSafetyWithin(region: string, msLeft: number) {
  * request for ever: a turbo request with no H100 anywhere ends NO_CAPACITY after its three fleets, about 3 minutes.
  * Relax requests accept long queues by design (seed 001: relax waits are fine up to 5 minutes), so theirs is longest.
  */
-export const GPU_SCHEDULE_TO_START: Readonly<Record<Tier, number>> = {
-  turbo: 60_000,
-  fast: 3 * 60_000,
-  relax: 15 * 60_000,
-};
+export const GPU_SCHEDULE_TO_START: Readonly<Record<Tier, number>> = TIER_QUEUE_WAIT_BOUND_MS;
 
 /** How one GPU attempt is scheduled beyond its fleet: its wait bound, and for a retry its number and priority. */
 export interface GpuAttemptOptions {

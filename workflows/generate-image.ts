@@ -11,6 +11,9 @@
 // activity round trips and three workflow tasks. Workflows started before the patch finish on the classic path,
 // where the workflow published every status itself.
 //
+// A request with a deadline (`deadlineMs`) is screened and run on a GPU within it (workflows/deadline.ts): past it,
+// the work is cancelled, the GPU stopped, and the request ends TIMED_OUT. Requests without one run as before.
+//
 // Runs in Temporal's deterministic sandbox: activity implementations are imported as types only, and any
 // change to the order of activity calls or to routing must be versioned with `patched()` (test/replay guards it).
 import {
@@ -24,14 +27,15 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import { imageRefs, type GenerationFailure, type InferenceOutput } from '../core/activities';
+import { imageRefs, type GenerationFailure, type InferenceOutput, type SafetyInput } from '../core/activities';
 import type { RequestEvent, StoredImageRef } from '../core/events';
 import type { GpuType } from '../core/gpu';
 import type { GenerationRequest } from '../core/request';
 import { routeToGpu, type RoutingDecision, type RoutingRule } from '../core/routing';
 import { GenerationStatusKey, GpuTypeKey } from '../core/search-attributes';
 import { STATUS_SEARCH_VALUE, type GenerationStatus } from '../core/status';
-import { controlActivities } from './activity-options';
+import { controlActivities, patientSafetyWithin } from './activity-options';
+import { checkDeadline, deadlineExceeded, msUntil, withinDeadline } from './deadline';
 import { clientFailure, describeFailure, isRetryableFailure, type Phase } from './failures';
 import { runGpuStep } from './gpu-step';
 
@@ -70,10 +74,18 @@ export async function generateImage(req: GenerationRequest): Promise<GenerationR
   const run = new GenerationRun(req, patched(LEAN_PIPELINE_PATCH));
   try {
     await run.accept();
-    run.phase = 'safety';
-    await run.screenPrompt();
-    run.phase = 'inference';
-    const { route, inference } = await run.generate();
+    // A deadline covers the wait and the GPU work; images made by then are stored (a moment, and storage may
+    // already have told the client) rather than thrown away.
+    const { route, inference } = await withinDeadline(
+      req.deadlineAt,
+      () => `in the ${run.phase} phase`,
+      async () => {
+        run.phase = 'safety';
+        await run.screenPrompt();
+        run.phase = 'inference';
+        return run.generate();
+      },
+    );
     run.phase = 'storage';
     const images = await run.store(inference);
     run.phase = 'finish';
@@ -149,8 +161,28 @@ class GenerationRun {
       }
     } catch (err) {
       if (isCancellation(err) || !isRetryableFailure(err)) throw err;
+      checkDeadline(this.req.deadlineAt, 'while the safety screen was down');
       await this.enterStatus('pending_safety');
+      await this.patientSafety(input);
+    }
+  }
+
+  /**
+   * The patient safety attempts. A request with a deadline gives them only the time it has left, so their giving up
+   * (out of time, or no retry fitting before it) is its deadline passing.
+   */
+  private async patientSafety(input: SafetyInput): Promise<void> {
+    const { deadlineAt, region } = this.req;
+    if (deadlineAt === undefined) {
       await this.activities.safetyPatient.checkPromptSafety(input);
+      return;
+    }
+    checkDeadline(deadlineAt, 'while the safety screen was down');
+    try {
+      await patientSafetyWithin(region, msUntil(deadlineAt)).checkPromptSafety(input);
+    } catch (err) {
+      if (isCancellation(err) || !isRetryableFailure(err)) throw err;
+      throw deadlineExceeded(deadlineAt, 'while the safety screen was down');
     }
   }
 

@@ -97,7 +97,8 @@ Run
   --quick                  short smoke run (paced 5/s for 4 s, burst of 40)
   --help
 
-Progress goes to stderr; the summary and then one JSON line (the last line) to stdout.
+Progress goes to stderr; the summary and then one JSON line (the last line) to stdout. The spike profile
+exits 1 when one of its checks fails.
 `;
 
 const FLAGS = {

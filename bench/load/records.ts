@@ -19,6 +19,8 @@ export interface RequestRecord {
   failureCode?: string;
   /** A `rejected` frame's retryAfterMs, when it carried a number (the spike profile checks it is there). */
   retryAfterMs?: number;
+  /** A `rejected` frame's message: where one code has several causes, it tells them apart. */
+  rejectMessage?: string;
   workflowId?: string;
   /** Terminal frames seen (completed/failed/rejected); more than one is a duplicate. */
   terminals: number;
@@ -39,6 +41,7 @@ export interface FrameFields {
   readonly code?: unknown;
   readonly workflowId?: unknown;
   readonly retryAfterMs?: unknown;
+  readonly message?: unknown;
 }
 
 /** Applies one gateway frame about this request, received at `now`. */
@@ -62,8 +65,9 @@ export function applyFrame(record: RequestRecord, frame: FrameFields, now: numbe
       settle(record, 'failed', String(frame.code ?? 'UNKNOWN'), now);
       return;
     case 'rejected':
-      if (record.outcome === undefined && typeof frame.retryAfterMs === 'number') {
-        record.retryAfterMs = frame.retryAfterMs;
+      if (record.outcome === undefined) {
+        if (typeof frame.retryAfterMs === 'number') record.retryAfterMs = frame.retryAfterMs;
+        if (typeof frame.message === 'string') record.rejectMessage = frame.message;
       }
       settle(record, 'rejected', `rejected:${String(frame.code ?? 'UNKNOWN')}`, now);
       return;

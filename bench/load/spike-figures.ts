@@ -16,6 +16,8 @@ export interface RejectionFigures {
   count: number;
   /** Rejections of this code whose frame carried a numeric retryAfterMs. */
   with_retry_after: number;
+  /** The spread matters: the gateway computes it from the drain rate, so it should not be one constant. */
+  retry_after_min_ms: number | null;
   retry_after_p50_ms: number | null;
   retry_after_max_ms: number | null;
 }
@@ -33,6 +35,8 @@ export interface OutcomeFigures {
   rejections_missing_retry_after: number;
   /** Rejections whose code is not documented, or documents no retryAfterMs (not shedding): a defect here. */
   rejections_not_shedding: number;
+  /** Those rejections by code and message (SERVICE_UNAVAILABLE has one message per dependency that failed). */
+  not_shedding_messages: Record<string, Record<string, number>>;
   /** Sent and without a terminal frame within the wait (accepted or not): must be 0. */
   lost: number;
   /** Of the lost, those never answered at all (no accepted, no rejected). */
@@ -63,9 +67,20 @@ function rejections(records: readonly RequestRecord[]): Record<string, Rejection
     out[code] = {
       count,
       with_retry_after: waits.length,
+      retry_after_min_ms: rounded(percentile(waits, 0)),
       retry_after_p50_ms: rounded(percentile(waits, 50)),
       retry_after_max_ms: rounded(percentile(waits, 100)),
     };
+  }
+  return out;
+}
+
+function messagesByCode(records: readonly RequestRecord[]): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const r of records) {
+    const messages = (out[rejectionCode(r)] ??= {});
+    const message = r.rejectMessage ?? '(no message)';
+    messages[message] = (messages[message] ?? 0) + 1;
   }
   return out;
 }
@@ -78,7 +93,8 @@ export function outcomeFigures(records: readonly RequestRecord[], waitMs: number
   const rejected = ended.filter((r) => r.outcome === 'rejected');
   const failed = ended.filter((r) => r.outcome === 'failed' || r.outcome === 'dropped');
   const failedByCode: Record<string, number> = {};
-  for (const r of failed) failedByCode[r.failureCode ?? 'UNKNOWN'] = (failedByCode[r.failureCode ?? 'UNKNOWN'] ?? 0) + 1;
+  for (const r of failed)
+    failedByCode[r.failureCode ?? 'UNKNOWN'] = (failedByCode[r.failureCode ?? 'UNKNOWN'] ?? 0) + 1;
   const byCode = rejections(rejected);
   const promised = (code: string): boolean => RETRY_AFTER_CODES.includes(code);
   return {
@@ -95,11 +111,20 @@ export function outcomeFigures(records: readonly RequestRecord[], waitMs: number
     rejections_not_shedding: Object.entries(byCode)
       .filter(([code]) => !promised(code))
       .reduce((n, [, f]) => n + f.count, 0),
+    not_shedding_messages: messagesByCode(rejected.filter((r) => !promised(rejectionCode(r)))),
     lost: lost.length,
     unanswered: lost.filter((r) => r.acceptedAt === undefined).length,
     duplicates: sent.reduce((n, r) => n + Math.max(0, r.terminals - 1), 0),
     duplicate_seqs: sent.reduce((n, r) => n + r.duplicateSeqs, 0),
   };
+}
+
+/** Requests actually sent per second, first send to last: whether the generator kept up with the offered rate. */
+export function sendRate(records: readonly RequestRecord[]): number | null {
+  const times = records.flatMap((r) => (r.sentAt === undefined ? [] : [r.sentAt]));
+  if (times.length < 2) return null;
+  const spanS = (Math.max(...times) - Math.min(...times)) / 1000;
+  return spanS > 0 ? Math.round(((times.length - 1) / spanS) * 10) / 10 : null;
 }
 
 export interface WaitFigures {

@@ -72,7 +72,9 @@ async function backlogOf(connection: Connection, namespace: string, target: Queu
       namespace,
       taskQueue: { name: target.taskQueue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
       taskQueueType:
-        target.taskType === 'workflow' ? TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW : TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        target.taskType === 'workflow'
+          ? TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+          : TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
       reportStats: true,
     }),
   );

@@ -5,7 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { generationWorkflowId } from '../../core/request';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { generationWorkflowId, type GenerationRequest } from '../../core/request';
 import { MAX_FRAME_BYTES, type ServerFrame } from '../../core/protocol';
 import { RedisEventLog } from '../../runtime/event-log';
 import { eventually } from '../helpers/eventually';
@@ -175,6 +176,14 @@ void describe('gateway protocol v1', () => {
       { name: 'too many images', fields: { numImages: 9 }, code: 'INVALID_REQUEST', detail: 'numImages' },
       { name: 'seed out of range', fields: { seed: -1 }, code: 'INVALID_REQUEST', detail: 'seed' },
       { name: 'steps above the model maximum', fields: { steps: 51 }, code: 'INVALID_REQUEST', detail: 'steps' },
+      { name: 'deadlineMs under a second', fields: { deadlineMs: 999 }, code: 'INVALID_REQUEST', detail: 'deadlineMs' },
+      {
+        name: 'deadlineMs as an epoch time, not a budget',
+        fields: { deadlineMs: Date.now() + 60_000 },
+        code: 'INVALID_REQUEST',
+        detail: 'deadlineMs',
+      },
+      { name: 'deadlineMs a string', fields: { deadlineMs: '5000' }, code: 'INVALID_REQUEST', detail: 'deadlineMs' },
     ];
     for (const c of cases) {
       void test(`${c.name} -> ${c.code}`, async () => {
@@ -220,6 +229,22 @@ void describe('gateway protocol v1', () => {
       const description = await env.client.workflow.getHandle(accepted.workflowId).describe();
       assert.equal(description.status.name, 'RUNNING');
       assert.equal(description.type, 'generateImage');
+      await socket.close();
+    });
+
+    void test('deadlineMs is accepted and reaches the workflow as an absolute deadline fixed at acceptance', async () => {
+      const socket = await TestSocket.open(gw.address.wsUrl, ALICE);
+      const requestId = uniqueRequestId('deadline');
+      const sentAt = Date.now();
+      socket.send(generateFrame({ requestId, deadlineMs: 45_000 }));
+      const accepted = await socket.nextFor(requestId, 'accepted');
+      const answeredAt = Date.now();
+      const history = await env.client.workflow.getHandle(accepted.workflowId).fetchHistory();
+      const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+      assert.ok(payload, 'the workflow has an input');
+      const input = defaultPayloadConverter.fromPayload<GenerationRequest>(payload);
+      assert.equal(input.deadlineAt, input.submittedAt + 45_000, 'the budget counts from acceptance');
+      assert.ok(input.submittedAt >= sentAt && input.submittedAt <= answeredAt, 'on the gateway clock');
       await socket.close();
     });
 

@@ -69,6 +69,9 @@ void test('the CLI turns its arguments into a generate request with model defaul
   const fromEnv = parseGenerateArgs(['x'], { ATELIER_URL: 'ws://gw:1/v1/ws', ATELIER_API_KEY: 'secret' });
   assert.ok(fromEnv !== 'help' && fromEnv.url === 'ws://gw:1/v1/ws' && fromEnv.apiKey === 'secret');
   assert.equal(parseGenerateArgs(['--help'], {}), 'help');
+  const withDeadline = parseGenerateArgs(['x', '--deadline-ms', '30000'], {});
+  assert.ok(withDeadline !== 'help');
+  assert.equal(withDeadline.request.deadlineMs, 30_000, 'a budget in ms, passed through as deadlineMs');
 });
 
 void test('the CLI refuses bad usage with a UsageError', () => {
@@ -79,6 +82,7 @@ void test('the CLI refuses bad usage with a UsageError', () => {
     ['x', '--steps', 'many'],
     ['x', '--bogus'],
     ['x', '--guidance', 'high'],
+    ['x', '--deadline-ms', 'soon'],
   ]) {
     assert.throws(() => parseGenerateArgs(argv, {}), UsageError, JSON.stringify(argv));
   }

@@ -21,6 +21,8 @@ const HISTORIES_DIR = path.join(__dirname, 'histories', NEWEST_PATCH);
 const PENDING_SAFETY_PROMPT = 'a paper boat on a puddle (safety screen outage)';
 const FLAKY_INFERENCE_PROMPT = 'a red bicycle against a blue wall (first attempt fails)';
 const POISON_PROMPT = 'a hall of mirrors (fails on every worker)';
+/** Run without its deadline by the worker, so that the workflow's timer is what stops it. */
+const DEADLINE_IGNORED_PROMPT = 'a clock tower at noon (the worker ignores the deadline)';
 
 /** Each scenario starts a request and settles it; the recorder only needs the handle. The replay test expects each. */
 const SCENARIOS: Record<string, (h: GenerationHarness) => Promise<WorkflowHandle>> = {
@@ -64,6 +66,26 @@ const SCENARIOS: Record<string, (h: GenerationHarness) => Promise<WorkflowHandle
     // Fails on a different worker each attempt: quarantined at the third (POISON_DISTINCT_WORKERS).
     const handle = await h.start(h.request({ prompt: POISON_PROMPT }));
     await handle.result().catch(() => undefined);
+    return handle;
+  },
+  async deadline(h) {
+    // The A100 runs at real speed: the deadline passes mid-inference, the run is stopped, the request ends TIMED_OUT.
+    const handle = await h.start(h.request({ model: 'sd3', width: 1024, height: 1024, steps: 28, deadlineMs: 2000 }));
+    await handle.result().catch(() => undefined);
+    return handle;
+  },
+  async 'deadline-timer'(h) {
+    // The worker ignores the deadline: the workflow's timer fires and cancels the run (the worker's own stop at the
+    // deadline usually beats it, as in `deadline`).
+    const fields = { model: 'sd3', width: 1024, height: 1024, steps: 28, deadlineMs: 2000 };
+    const handle = await h.start(h.request({ ...fields, prompt: DEADLINE_IGNORED_PROMPT }));
+    await handle.result().catch(() => undefined);
+    return handle;
+  },
+  async 'deadline-met'(h) {
+    // A deadline the request meets: its timer is cancelled once the GPU step is done.
+    const handle = await h.start(h.request({ steps: 4, deadlineMs: 60_000 }));
+    await handle.result();
     return handle;
   },
   async cancel(h) {
@@ -110,6 +132,8 @@ async function main(): Promise<void> {
           failedOnce.add(input.requestId);
           throw activityFailure('OutOfMemory', 'CUDA out of memory (injected on the first attempt)');
         }
+        if (input.prompt === DEADLINE_IGNORED_PROMPT)
+          return activities.runInference({ ...input, deadlineAt: undefined });
         if (input.prompt === POISON_PROMPT) {
           const workerId = `recorder-worker-${++poisonAttempts}`;
           throw activityFailure('InferenceFailed', 'the UNet returned NaN (injected)', { details: [{ workerId }] });

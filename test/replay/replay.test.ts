@@ -21,8 +21,10 @@ const VERSIONS: Record<string, readonly string[]> = {
   // fleet-failover: the GPU step's bounded wait moving a request on, added with the bound (no patch needed).
   'lean-pipeline-v1': [...EXPECTED, 'fleet-failover'],
   'gpu-recovery-v1': [...EXPECTED, 'fleet-failover'],
-  // quarantine: a poison request ending Quarantined after failing on three workers.
-  'poison-quarantine-v1': [...EXPECTED, 'fleet-failover', 'quarantine'],
+  // quarantine: a poison request ending Quarantined after failing on three workers. deadline, deadline-timer,
+  // deadline-met: requests with a deadline, timed out mid-inference (stopped by the worker, then by the workflow's
+  // timer) and met; added with deadlines, no patch (requests without one are unchanged).
+  'poison-quarantine-v1': [...EXPECTED, 'fleet-failover', 'quarantine', 'deadline', 'deadline-timer', 'deadline-met'],
 };
 
 describe('replay of recorded generateImage histories', () => {

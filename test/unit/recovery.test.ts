@@ -79,8 +79,28 @@ describe('request recovery (seed 001 RequestRecovery)', () => {
   });
 
   test('a failure no retry can fix ends the request at once', () => {
-    for (const failureType of ['ModelNotFound', 'UnsafePrompt', 'StagedImagesInvalid', 'NoCapacity'] as const) {
+    for (const failureType of [
+      'ModelNotFound',
+      'UnsafePrompt',
+      'StagedImagesInvalid',
+      'NoCapacity',
+      'DeadlineExceeded',
+    ] as const) {
       assert.deepEqual(planRecovery({ ...base, failureType }), { action: 'give-up', reason: 'non-retryable' });
     }
+  });
+
+  test("no retry is scheduled whose backoff would end at or past the request's deadline", () => {
+    // Retry 1 waits 2 s, retry 3 waits 8 s.
+    assert.deepEqual(planRecovery({ ...base, msLeft: 2000 }), { action: 'give-up', reason: 'deadline' });
+    assert.deepEqual(planRecovery({ ...base, retries: 2, msLeft: 7999 }), { action: 'give-up', reason: 'deadline' });
+    const inTime = planRecovery({ ...base, failureType: 'OutOfMemory', msLeft: 2001 });
+    assert.deepEqual(inTime.action === 'retry' && [inTime.delayMs, inTime.gpuType], [2000, 'a100']);
+    // Without a deadline the backoff is not weighed at all; a non-retryable failure is still that, not the deadline.
+    assert.equal(planRecovery({ ...base, retries: 2 }).action, 'retry');
+    assert.deepEqual(planRecovery({ ...base, failureType: 'ModelNotFound', msLeft: 1 }), {
+      action: 'give-up',
+      reason: 'non-retryable',
+    });
   });
 });

@@ -4,7 +4,14 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RejectCode } from '../../core/errors';
 import { MODELS } from '../../core/models';
-import { MAX_IMAGES_PER_REQUEST, PROMPT_MAX_CHARS, validateGenerate, type RequestContext } from '../../core/request';
+import {
+  DEADLINE_MAX_MS,
+  DEADLINE_MIN_MS,
+  MAX_IMAGES_PER_REQUEST,
+  PROMPT_MAX_CHARS,
+  validateGenerate,
+  type RequestContext,
+} from '../../core/request';
 
 const ctx: RequestContext = {
   userId: 'user-1',
@@ -80,6 +87,42 @@ describe('validateGenerate', () => {
     assert.deepEqual([result.value.steps, result.value.numImages, result.value.guidanceScale], [50, 4, 3]);
     assert.deepEqual(result.value.loras, [{ name: 'ink', weight: 1 }]);
     assert.deepEqual(result.value.controlnets, [{ type: 'canny', weight: 1 }]);
+  });
+
+  describe('deadlineMs', () => {
+    test('a budget from acceptance becomes an absolute deadline on the gateway clock', () => {
+      const result = validateGenerate({ ...valid, deadlineMs: 30_000 }, ctx);
+      assert.ok(result.ok);
+      assert.equal(result.value.deadlineAt, ctx.now + 30_000);
+      assert.equal(result.value.submittedAt, ctx.now);
+    });
+
+    test('without one the request has no deadline field at all (the same workflow input as before)', () => {
+      const result = validateGenerate(valid, ctx);
+      assert.ok(result.ok);
+      assert.equal('deadlineAt' in result.value, false);
+    });
+
+    test('the bounds themselves are valid', () => {
+      for (const deadlineMs of [DEADLINE_MIN_MS, DEADLINE_MAX_MS]) {
+        const result = validateGenerate({ ...valid, deadlineMs }, ctx);
+        assert.equal(result.ok && result.value.deadlineAt, ctx.now + deadlineMs);
+      }
+    });
+
+    for (const [name, deadlineMs] of [
+      ['under a second', DEADLINE_MIN_MS - 1],
+      ['zero', 0],
+      ['negative', -5000],
+      ['over a day', DEADLINE_MAX_MS + 1],
+      ['an epoch time instead of a budget', 1_700_000_060_000],
+      ['not an integer', 1500.5],
+      ['a string', '30000'],
+      ['null', null],
+    ] as const) {
+      test(`${name} is INVALID_REQUEST naming deadlineMs`, () =>
+        rejects({ ...valid, deadlineMs }, 'INVALID_REQUEST', 'deadlineMs'));
+    }
   });
 
   describe('INVALID_REQUEST', () => {

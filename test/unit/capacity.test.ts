@@ -1,0 +1,75 @@
+// Admission by capacity (core/capacity.ts): a new request waits behind its own and higher priorities' backlog at the
+// fleet's drain rate; past its tier's bound it is shed, relax first, never turbo before fast, with a retryAfterMs
+// from the drain rate. And the control worker's sample of a queue (workers/region-metrics.ts queueSnapshot).
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  CONTROL_QUEUE_WAIT_BOUND_MS,
+  capacityVerdict,
+  expectedWaitMs,
+  TIER_QUEUE_WAIT_BOUND_MS,
+  type QueueSnapshot,
+} from '../../core/capacity';
+import { queueSnapshot } from '../../workers/region-metrics';
+
+const snapshot = (backlog: Record<string, number>, dispatchPerSecond: number): QueueSnapshot => ({
+  at: 0,
+  backlogByPriority: backlog,
+  dispatchPerSecond,
+});
+
+describe('capacity', () => {
+  test('the wait counts only the backlog at the same or a higher priority', () => {
+    const s = snapshot({ '1': 10, '3': 90, '5': 900 }, 10);
+    assert.equal(expectedWaitMs(s, 'turbo'), 1_000);
+    assert.equal(expectedWaitMs(s, 'fast'), 10_000);
+    assert.equal(expectedWaitMs(s, 'relax'), 100_000);
+    assert.equal(expectedWaitMs(snapshot({}, 0), 'relax'), 0, 'nothing queued: no wait');
+    assert.equal(expectedWaitMs(snapshot({ '5': 3 }, 0), 'relax'), undefined, 'nothing drains: unknown');
+  });
+
+  test('relax is shed past its bound, or whenever fast is; fast past its own; turbo only once fast is', () => {
+    // relax waits 20 min (> 15), fast 1 min: relax alone is shed.
+    const relaxOnly = snapshot({ '3': 60, '5': 1140 }, 1);
+    assert.deepEqual(capacityVerdict(relaxOnly, 'relax'), { shed: true, retryAfterMs: 5 * 60_000 });
+    assert.deepEqual(capacityVerdict(relaxOnly, 'fast'), { shed: false });
+    // fast waits 4 min (> 3): fast and relax are shed; relax's own wait (4 min) is fine, it goes with fast's.
+    const fastFull = snapshot({ '3': 240 }, 1);
+    assert.deepEqual(capacityVerdict(fastFull, 'fast'), { shed: true, retryAfterMs: 60_000 });
+    assert.deepEqual(capacityVerdict(fastFull, 'relax'), { shed: true, retryAfterMs: 60_000 });
+    assert.deepEqual(capacityVerdict(fastFull, 'turbo'), { shed: false }, 'turbo waits behind no fast work');
+    // turbo's own backlog past its minute, but fast is fine: turbo is not shed before fast.
+    const turboBusy = snapshot({ '1': 70 }, 1);
+    assert.equal(capacityVerdict(turboBusy, 'turbo').shed, false);
+    assert.equal(capacityVerdict(snapshot({ '1': 200 }, 1), 'turbo').shed, true, 'fast is shed too: then turbo');
+    assert.deepEqual(capacityVerdict(snapshot({ '5': 3 }, 0), 'relax'), { shed: false }, 'unknown drain: admit');
+    assert.equal(TIER_QUEUE_WAIT_BOUND_MS.fast, 180_000);
+  });
+
+  test('the control queue sheds on seconds, not minutes: relax at 5 s of workflow tasks ahead, fast at 15 s', () => {
+    const behind = snapshot({ '3': 40, '5': 20 }, 5); // relax waits 12 s, fast 8 s
+    assert.deepEqual(capacityVerdict(behind, 'relax', CONTROL_QUEUE_WAIT_BOUND_MS), {
+      shed: true,
+      retryAfterMs: 7_000,
+    });
+    assert.deepEqual(capacityVerdict(behind, 'fast', CONTROL_QUEUE_WAIT_BOUND_MS), { shed: false });
+    const far = snapshot({ '3': 100 }, 5); // fast waits 20 s
+    assert.equal(capacityVerdict(far, 'fast', CONTROL_QUEUE_WAIT_BOUND_MS).shed, true);
+    assert.equal(capacityVerdict(far, 'turbo', CONTROL_QUEUE_WAIT_BOUND_MS).shed, false);
+    assert.ok(CONTROL_QUEUE_WAIT_BOUND_MS.turbo < 30_000, "under the gateway's 30 s start window");
+  });
+
+  test("the control worker's sample: backlog by priority, else all of it counted first; the dispatch rate", () => {
+    // Temporal's counts are Longs; the sample reads them the same from plain numbers (as protobufjs may decode them).
+    type Stats = Parameters<typeof queueSnapshot>[0];
+    type ByPriority = Parameters<typeof queueSnapshot>[1];
+    const byPriority = queueSnapshot(
+      { approximateBacklogCount: 12, tasksDispatchRate: 2.5 } as unknown as Stats,
+      { '3': { approximateBacklogCount: 4 }, '5': { approximateBacklogCount: 8 } } as unknown as ByPriority,
+      7,
+    );
+    assert.deepEqual(byPriority, { at: 7, backlogByPriority: { '3': 4, '5': 8 }, dispatchPerSecond: 2.5 });
+    const total = { approximateBacklogCount: 12 } as unknown as Stats;
+    assert.deepEqual(queueSnapshot(total, undefined, 7).backlogByPriority, { '1': 12 });
+  });
+});
