@@ -2,18 +2,10 @@
 // one step at a time in its documented order: a tier outside the plan, a re-attach that is never charged, the rate,
 // the user's in-flight cap and the deployment's, each refusal with its code and, where waiting helps, retryAfterMs;
 // and cancels, with their own budget, answered without Temporal for a request the user never had.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WebSocket } from 'ws';
-import {
-  generateFrame,
-  startTemporal,
-  startTestGateway,
-  TestSocket,
-  uniqueRequestId,
-  type TestGateway,
-} from './harness';
+import { generateFrame, TestSocket, uniqueRequestId, useGatewayOnTemporal } from './harness';
 
 const ADMIN_TOKEN = 'admission-test-admin-token';
 
@@ -25,30 +17,18 @@ interface Answer {
 }
 
 describe('admission at the gateway', () => {
-  let env: TestWorkflowEnvironment;
-  let gw: TestGateway;
-  before(async () => {
-    env = await startTemporal();
-    gw = await startTestGateway(
-      {
-        staticKeyTiers: ['fast', 'relax'],
-        rateLimitPerMinute: 4,
-        maxInFlightPerUser: 2,
-        maxInFlight: 3,
-        cancelLimitPerMinute: 2,
-        adminToken: ADMIN_TOKEN,
-      },
-      { temporalClient: env.client },
-    );
-  });
-  after(async () => {
-    await gw?.stop();
-    await env?.teardown();
+  const fixture = useGatewayOnTemporal({
+    staticKeyTiers: ['fast', 'relax'],
+    rateLimitPerMinute: 4,
+    maxInFlightPerUser: 2,
+    maxInFlight: 3,
+    cancelLimitPerMinute: 2,
+    adminToken: ADMIN_TOKEN,
   });
 
   test('plan, re-attach, rate, in-flight caps and cancels, in order', async () => {
-    const alice = await TestSocket.open(gw.address.wsUrl, 'test-key-alice');
-    const bob = await TestSocket.open(gw.address.wsUrl, 'test-key-bob');
+    const alice = await TestSocket.open(fixture.gw.address.wsUrl, 'test-key-alice');
+    const bob = await TestSocket.open(fixture.gw.address.wsUrl, 'test-key-bob');
     const send = async (socket: TestSocket, fields: Record<string, unknown> = {}, requestId = uniqueRequestId('a')) => {
       socket.send(generateFrame({ requestId, ...fields }));
       const answer = (await socket.next(
@@ -94,7 +74,7 @@ describe('admission at the gateway', () => {
 
   test('keys created through the admin API carry their plan; rotation and revocation take effect at once', async () => {
     const admin = async (method: string, path: string, body?: unknown) => {
-      const res = await fetch(`${gw.address.httpUrl}${path}`, {
+      const res = await fetch(`${fixture.gw.address.httpUrl}${path}`, {
         method,
         headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -111,7 +91,7 @@ describe('admission at the gateway', () => {
     const listed = await admin('GET', '/admin/keys');
     assert.ok(!JSON.stringify(listed.body).includes(key), 'a listing never shows a secret');
 
-    const erin = await TestSocket.open(gw.address.wsUrl, key);
+    const erin = await TestSocket.open(fixture.gw.address.wsUrl, key);
     const fast = uniqueRequestId('erin');
     erin.send(generateFrame({ requestId: fast, tier: 'fast' }));
     assert.equal((await erin.nextFor(fast, 'rejected')).code, 'TIER_NOT_ALLOWED', "the key's own plan applies");
@@ -119,11 +99,11 @@ describe('admission at the gateway', () => {
 
     const rotated = await admin('POST', `/admin/keys/${keyId}/rotate`);
     assert.equal(rotated.status, 200);
-    await assert.rejects(TestSocket.open(gw.address.wsUrl, key), /401/, 'the old secret stops working');
-    const renewed = await TestSocket.open(gw.address.wsUrl, String(rotated.body.key));
+    await assert.rejects(TestSocket.open(fixture.gw.address.wsUrl, key), /401/, 'the old secret stops working');
+    const renewed = await TestSocket.open(fixture.gw.address.wsUrl, String(rotated.body.key));
     await renewed.close();
     assert.equal((await admin('DELETE', `/admin/keys/${keyId}`)).status, 200);
-    await assert.rejects(TestSocket.open(gw.address.wsUrl, String(rotated.body.key)), /401/, 'revoked');
+    await assert.rejects(TestSocket.open(fixture.gw.address.wsUrl, String(rotated.body.key)), /401/, 'revoked');
     assert.equal((await admin('DELETE', `/admin/keys/${keyId}`)).status, 404);
   });
 
@@ -131,7 +111,7 @@ describe('admission at the gateway', () => {
   test('a source address that keeps presenting bad keys is answered 429 with Retry-After', async () => {
     const statusOf = (key: string): Promise<{ status: number; retryAfter?: string }> =>
       new Promise((resolve, reject) => {
-        const ws = new WebSocket(gw.address.wsUrl, { headers: { authorization: `Bearer ${key}` } });
+        const ws = new WebSocket(fixture.gw.address.wsUrl, { headers: { authorization: `Bearer ${key}` } });
         ws.once('unexpected-response', (_req, res) => {
           resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] });
           res.resume();

@@ -2,34 +2,17 @@
 // Redis as the control worker writes it, a fleet whose backlog would keep fast requests past their 3-minute bound
 // sheds new fast and relax requests with QUEUE_FULL and a retryAfterMs from its drain rate, while turbo (its own H100
 // fleet, no backlog) is admitted; without a sample nothing is shed.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { gpuTaskQueue } from '../../core/gpu';
 import { CapacityStore } from '../../runtime/capacity-store';
-import {
-  generateFrame,
-  startTemporal,
-  startTestGateway,
-  TestSocket,
-  uniqueRequestId,
-  type TestGateway,
-} from './harness';
+import { generateFrame, TestSocket, uniqueRequestId, useGatewayOnTemporal } from './harness';
 
 describe('admission by capacity', () => {
-  let env: TestWorkflowEnvironment;
-  let gw: TestGateway;
-  before(async () => {
-    env = await startTemporal();
-    gw = await startTestGateway({}, { temporalClient: env.client });
-  });
-  after(async () => {
-    await gw?.stop();
-    await env?.teardown();
-  });
+  const fixture = useGatewayOnTemporal();
 
   test('a saturated fleet sheds relax and fast with QUEUE_FULL; turbo on its own fleet goes on', async () => {
-    const socket = await TestSocket.open(gw.address.wsUrl, 'test-key-alice');
+    const socket = await TestSocket.open(fixture.gw.address.wsUrl, 'test-key-alice');
     const answer = async (tier: string) => {
       const requestId = uniqueRequestId(tier);
       socket.send(generateFrame({ requestId, tier }));
@@ -40,7 +23,7 @@ describe('admission by capacity', () => {
     assert.equal((await answer('relax')).type, 'accepted', 'no sample: no capacity check');
 
     // 600 fast tasks ahead at 2 a second: 5 minutes, past fast's 3-minute bound by 2 minutes.
-    const store = new CapacityStore(gw.redis.redis, gw.redis.prefix);
+    const store = new CapacityStore(fixture.gw.redis.redis, fixture.gw.redis.prefix);
     await store.publish(gpuTaskQueue('us-west', 'a10g'), {
       at: Date.now(),
       backlogByPriority: { '3': 600 },

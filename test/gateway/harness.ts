@@ -2,6 +2,7 @@
 // Atelier's search attributes), a real Redis with a unique key prefix, a filesystem object store in a temporary
 // directory, and the gateway itself started in-process on a free port. `TestSocket` (test/helpers/ws-client.ts,
 // re-exported here) is the raw protocol client the tests assert exact frames with.
+import { after, before } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -73,6 +74,26 @@ export async function startTestGateway(
       await rm(storageDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The usual set-up of a gateway test file: a Temporal dev server and a gateway on it (no workers, so accepted requests
+ * stay in flight), started before the file's tests and stopped after; the returned object is filled in by then.
+ */
+export function useGatewayOnTemporal(overrides: Partial<GatewayOptions> = {}): {
+  env: TestWorkflowEnvironment;
+  gw: TestGateway;
+} {
+  const parts = {} as { env: TestWorkflowEnvironment; gw: TestGateway };
+  before(async () => {
+    parts.env = await startTemporal();
+    parts.gw = await startTestGateway(overrides, { temporalClient: parts.env.client });
+  });
+  after(async () => {
+    await parts.gw?.stop();
+    await parts.env?.teardown();
+  });
+  return parts;
 }
 
 /** A minimal valid generate frame for the tiny test model; fields can be overridden or deleted (undefined). */

@@ -3,9 +3,8 @@
 // before the breaker opened can still be re-attached to. Global (more than 10% of requests failed over 60 s, at least
 // 20): relax requests are refused with RELAX_SHED, the other tiers go on. A gateway reads each breaker at most once a
 // second. Real Redis, real Temporal dev server.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { MODEL_BREAKER } from '../../core/circuit-breaker';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RedisBreakerStore } from '../../runtime/breaker-store';
@@ -14,36 +13,24 @@ import { RELAX_SHED_RETRY_AFTER_MS } from '../../gateway/breaker-gate';
 
 /** A gateway caches each breaker reading this long. */
 const BREAKER_CACHE_MS = 1_100;
-import {
-  generateFrame,
-  startTemporal,
-  startTestGateway,
-  TestSocket,
-  uniqueRequestId,
-  type TestGateway,
-} from './harness';
+import { generateFrame, TestSocket, uniqueRequestId, useGatewayOnTemporal } from './harness';
 
 describe('gateway and the circuit breakers', () => {
-  let env: TestWorkflowEnvironment;
-  let gw: TestGateway;
-  before(async () => {
-    env = await startTemporal();
-    gw = await startTestGateway({}, { temporalClient: env.client });
-  });
-  after(async () => {
-    await gw?.stop();
-    await env?.teardown();
-  });
+  const fixture = useGatewayOnTemporal();
 
   test('an open breaker refuses new requests for its model only, and lets a re-attach through', async () => {
-    const socket = await TestSocket.open(gw.address.wsUrl, 'test-key-alice');
+    const socket = await TestSocket.open(fixture.gw.address.wsUrl, 'test-key-alice');
     const earlier = uniqueRequestId('before-open');
     const sd3 = { model: 'sd3', width: 1024, height: 1024 };
     socket.send(generateFrame({ requestId: earlier, ...sd3 }));
     await socket.nextFor(earlier, 'accepted');
 
     // Five failures of sd3, as GPU workers report them, open its breaker for every gateway.
-    const breakers = new RedisBreakerStore(gw.redis.redis, `${gw.redis.prefix}breaker:model:`, MODEL_BREAKER);
+    const breakers = new RedisBreakerStore(
+      fixture.gw.redis.redis,
+      `${fixture.gw.redis.prefix}breaker:model:`,
+      MODEL_BREAKER,
+    );
     for (let i = 0; i < MODEL_BREAKER.failureThreshold; i++) await breakers.record('sd3', false);
     await sleep(BREAKER_CACHE_MS); // the gateway read sd3's breaker a moment ago, when it was closed
 
@@ -61,15 +48,15 @@ describe('gateway and the circuit breakers', () => {
     await socket.nextFor(otherModel, 'accepted');
 
     // The client of the earlier request lost its connection and re-sends it: that is a re-attach, not new work.
-    const again = await TestSocket.open(gw.address.wsUrl, 'test-key-alice');
+    const again = await TestSocket.open(fixture.gw.address.wsUrl, 'test-key-alice');
     again.send(generateFrame({ requestId: earlier, ...sd3 }));
     await again.nextFor(earlier, 'accepted');
     await Promise.all([socket.close(), again.close()]);
   });
 
   test('the global breaker sheds the relax tier only, once more than 10% of at least 20 requests failed', async () => {
-    const socket = await TestSocket.open(gw.address.wsUrl, 'test-key-alice');
-    const rate = new GlobalFailureRate(gw.redis.redis, gw.redis.prefix);
+    const socket = await TestSocket.open(fixture.gw.address.wsUrl, 'test-key-alice');
+    const rate = new GlobalFailureRate(fixture.gw.redis.redis, fixture.gw.redis.prefix);
     for (let i = 0; i < 18; i++) await rate.record(false);
     for (let i = 0; i < 2; i++) await rate.record(true);
     const atThreshold = uniqueRequestId('relax-at-10pct');
