@@ -107,10 +107,9 @@ export interface AdminRequest {
 }
 
 /** The method, path and body of a command, or a UsageError. */
-export function adminRequest(positionals: readonly string[], flags: PlanFlags | string | undefined): AdminRequest {
-  const options: PlanFlags = typeof flags === 'string' ? { region: flags } : (flags ?? {});
-  const region = options.region;
-  if (positionals[0] === 'keys') return keysRequest(positionals, options);
+export function adminRequest(positionals: readonly string[], flags: PlanFlags = {}): AdminRequest {
+  const region = flags.region;
+  if (positionals[0] === 'keys') return keysRequest(positionals, flags);
   const [order, kind, target] = positionals;
   if (order === 'workers' && positionals.length === 1) return { method: 'GET', path: '/admin/workers' };
   if (!['pause', 'resume', 'drain'].includes(order ?? '') || !target || positionals.length !== 3) {

@@ -115,6 +115,26 @@ export async function benchLoad(
   return load;
 }
 
+/**
+ * An outage under load, the shape the restart experiments share: a burst of fast and relax requests, the fault once
+ * one is generating, bench:load's generator sending throughout, then every accepted request answered exactly once.
+ * Returns every accepted id and the time from the fault to the last answer.
+ */
+export async function outageUnderLoad(
+  socket: TestSocket,
+  label: string,
+  fault: () => Promise<void>,
+): Promise<{ ids: string[]; recoveryMs: number }> {
+  const ids = await sendAcceptedBurst(socket, label, 6, (i) => (i % 2 ? 'relax' : 'fast'));
+  await socket.waitFor((f) => f.type === 'progress', 60_000);
+  const load = benchLoad(socket, label, 1, 8);
+  const faultAt = Date.now();
+  await fault();
+  ids.push(...(await load).accepted);
+  await assertEachCompletedOnce(socket, ids);
+  return { ids, recoveryMs: Date.now() - faultAt };
+}
+
 /** Each request reached its client completed, with exactly one terminal event: lost 0, duplicates 0. */
 export async function assertEachCompletedOnce(socket: TestSocket, ids: readonly string[]): Promise<void> {
   for (const id of ids) {

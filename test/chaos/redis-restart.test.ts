@@ -6,8 +6,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   assertEachCompletedOnce,
-  benchLoad,
   countOutcomes,
+  outageUnderLoad,
   reportExperiment,
   sendAcceptedBurst,
   useChaosStack,
@@ -18,19 +18,12 @@ describe('Redis crash and restart with requests in flight', () => {
 
   test('no accepted request is lost or answered twice, and new requests work again', async () => {
     const { stack, socket } = chaos;
-    const ids = await sendAcceptedBurst(socket, 'redis', 6, (i) => (i % 2 ? 'relax' : 'fast'));
-    await socket.waitFor((f) => f.type === 'progress', 60_000);
-
     // bench:load's generator keeps sending through the crash: refusals (SERVICE_UNAVAILABLE) are allowed, losses not.
-    const load = benchLoad(socket, 'redis', 1, 8);
-    const crashedAt = Date.now();
-    await stack.crashRedis();
-    await new Promise((r) => setTimeout(r, 2000));
-    await stack.startRedis();
-
-    ids.push(...(await load).accepted);
-    await assertEachCompletedOnce(socket, ids);
-    const recoveryMs = Date.now() - crashedAt;
+    const { ids, recoveryMs } = await outageUnderLoad(socket, 'redis', async () => {
+      await stack.crashRedis();
+      await new Promise((r) => setTimeout(r, 2000));
+      await stack.startRedis();
+    });
     const [after] = await sendAcceptedBurst(socket, 'redis-after', 1);
     assert.ok(after);
     await assertEachCompletedOnce(socket, [after]);

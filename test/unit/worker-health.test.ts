@@ -286,27 +286,27 @@ describe('recovery actions', () => {
 
 describe('npm run admin', () => {
   test('maps commands to admin API routes and refuses anything else', () => {
-    assert.deepEqual(adminRequest(['workers'], undefined), { method: 'GET', path: '/admin/workers' });
-    assert.deepEqual(adminRequest(['pause', 'fleet', 'a10g'], 'us-east'), {
+    assert.deepEqual(adminRequest(['workers']), { method: 'GET', path: '/admin/workers' });
+    assert.deepEqual(adminRequest(['pause', 'fleet', 'a10g'], { region: 'us-east' }), {
       method: 'POST',
       path: '/admin/fleets/a10g/pause?region=us-east',
     });
-    assert.deepEqual(adminRequest(['drain', 'worker', 'host:1:a10g'], undefined), {
+    assert.deepEqual(adminRequest(['drain', 'worker', 'host:1:a10g']), {
       method: 'POST',
       path: '/admin/workers/host%3A1%3Aa10g/drain',
     });
-    assert.deepEqual(adminRequest(['keys'], undefined), { method: 'GET', path: '/admin/keys' });
+    assert.deepEqual(adminRequest(['keys']), { method: 'GET', path: '/admin/keys' });
     assert.deepEqual(adminRequest(['keys', 'create', 'erin'], { tiers: 'turbo,fast', rate: '30', weight: '2' }), {
       method: 'POST',
       path: '/admin/keys',
       body: { userId: 'erin', plan: { tiers: ['turbo', 'fast'], ratePerMinute: 30, fairnessWeight: 2 } },
     });
-    assert.deepEqual(adminRequest(['keys', 'revoke', 'ab12'], undefined), {
+    assert.deepEqual(adminRequest(['keys', 'revoke', 'ab12']), {
       method: 'DELETE',
       path: '/admin/keys/ab12',
     });
     assert.throws(() => adminRequest(['keys', 'create', 'erin'], { rate: 'lots' }), /--rate lots: not a number/);
-    assert.throws(() => adminRequest(['stop', 'fleet', 'a10g'], undefined), /Unknown command/);
-    assert.throws(() => adminRequest(['pause', 'gpu', 'a10g'], undefined), /Expected "fleet" or "worker"/);
+    assert.throws(() => adminRequest(['stop', 'fleet', 'a10g']), /Unknown command/);
+    assert.throws(() => adminRequest(['pause', 'gpu', 'a10g']), /Expected "fleet" or "worker"/);
   });
 });
