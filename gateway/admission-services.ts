@@ -2,12 +2,7 @@
 // the breakers, the in-flight registry, the rate limiters (new requests by plan, cancels by option) and what a cancel
 // is checked against. server.ts hands them to every connection.
 import type { Redis } from 'ioredis';
-import {
-  CONTROL_QUEUE_WAIT_BOUND_MS,
-  capacityVerdict,
-  type CapacityVerdict,
-  type QueueSnapshot,
-} from '../core/capacity';
+import { CONTROL_QUEUE_WAIT_BOUND_MS, capacityVerdict, type CapacityVerdict } from '../core/capacity';
 import { controlTaskQueue, gpuTaskQueue } from '../core/gpu';
 import type { Plan } from '../core/plans';
 import type { GenerationRequest } from '../core/request';
@@ -24,9 +19,10 @@ import { BreakerGate } from './breaker-gate';
 import type { CancelChecks } from './connection';
 import type { GatewayOptions } from './options';
 import { PlanRateLimiter } from './rate-limit';
+import { cachedFor } from './async';
 
-/** How long a reading of the deployment's drain rate is reused, ms. */
-const DRAIN_CACHE_MS = 1_000;
+/** How long a reading of the shared windows and queue samples is reused, ms. */
+const CACHE_MS = 1_000;
 
 export function staticKeyPlan(options: GatewayOptions): Plan {
   return {
@@ -45,16 +41,7 @@ function capacityCheck(
   options: GatewayOptions,
   store: CapacityStore,
 ): (request: GenerationRequest) => Promise<CapacityVerdict | undefined> {
-  const cache = new Map<string, { at: number; snapshot: Promise<QueueSnapshot | undefined> }>();
-  const sample = (taskQueue: string): Promise<QueueSnapshot | undefined> => {
-    const now = Date.now();
-    let entry = cache.get(taskQueue);
-    if (!entry || now - entry.at >= DRAIN_CACHE_MS) {
-      entry = { at: now, snapshot: store.read(taskQueue) };
-      cache.set(taskQueue, entry);
-    }
-    return entry.snapshot;
-  };
+  const sample = cachedFor(CACHE_MS, (taskQueue: string) => store.read(taskQueue));
   return async (request) => {
     // The control queue first: every request's workflow waits there before it reaches any GPU queue.
     const control = await sample(controlTaskQueue(options.region));
@@ -72,10 +59,12 @@ export function admissionServices(
   log: Logger,
 ): { admission: Admission; cancels: CancelChecks; live: LiveRequests } {
   const prefix = options.redisPrefix;
-  const globalRate = new GlobalFailureRate(redis, prefix);
+  // One read of the global window a second serves both the relax shed and the drain rate.
+  const rate = new GlobalFailureRate(redis, prefix);
+  const readGlobal = cachedFor(CACHE_MS, () => rate.read());
+  const globalRate = { read: () => readGlobal(undefined) };
   const breakers = new BreakerGate({ modelBreakers: new ModelBreakers(redis, prefix, log), globalRate, log });
   const live = new LiveRequests(redis, prefix);
-  let drain: { at: number; perSecond: Promise<number | undefined> } | undefined;
   const admission = new Admission({
     rate: new PlanRateLimiter(redis, `${prefix}ratelimit:generate`),
     live,
@@ -83,18 +72,12 @@ export function admissionServices(
     eventLog,
     breakers,
     capacity: capacityCheck(options, new CapacityStore(redis, prefix)),
-    drainPerSecond: () => {
-      const now = Date.now();
-      if (!drain || now - drain.at >= DRAIN_CACHE_MS) {
-        // Requests ended over the global breaker's 60 s window.
-        const perSecond = globalRate.read(now).then(
-          (r) => (r.total > 0 ? r.total / 60 : undefined),
-          () => undefined,
-        );
-        drain = { at: now, perSecond };
-      }
-      return drain.perSecond;
-    },
+    // Requests ended over the global breaker's 60 s window.
+    drainPerSecond: () =>
+      globalRate.read().then(
+        (r) => (r.total > 0 ? r.total / 60 : undefined),
+        () => undefined,
+      ),
     log,
   });
   const cancelRate = new PlanRateLimiter(redis, `${prefix}ratelimit:cancel`);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { DEFAULT_PLAN, type Plan } from '../../core/plans';
 import type { GenerationRequest } from '../../core/request';
 import { Admission, type AdmissionDeps } from '../../gateway/admission';
+import { cachedFor } from '../../gateway/async';
 import type { LiveAdmission } from '../../runtime/live-requests';
 import { createLogger } from '../../runtime/logger';
 
@@ -122,5 +123,12 @@ describe('admission', () => {
     );
     const decision = await admission.admit(request(), DEFAULT_PLAN);
     assert.deepEqual(decision.admitted && decision.reattach, false);
+  });
+
+  test('readings shared by requests are made once per key and period', async () => {
+    let reads = 0;
+    const read = cachedFor(60_000, (key: string) => Promise.resolve(`${key}:${++reads}`));
+    assert.deepEqual(await Promise.all([read('a'), read('a'), read('b'), read('a')]), ['a:1', 'a:1', 'b:2', 'a:1']);
+    assert.equal(reads, 2);
   });
 });
