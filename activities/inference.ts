@@ -13,7 +13,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { InferenceActivities, InferenceInput, InferenceOutput } from '../core/activities';
 import { generationParams } from '../core/generation-params';
 import { isFailureType, type FailureType } from '../core/errors';
-import type { GpuType } from '../core/gpu';
+import { isRelaxLane, type GpuType } from '../core/gpu';
 import type { ModelName } from '../core/models';
 import type { RequestEventPublisher } from '../runtime/event-log';
 import type { ObjectStore } from '../runtime/object-store';
@@ -51,6 +51,12 @@ export interface InferenceActivityDeps {
    * handed back because the worker is shutting down: neither says anything about the model or the worker.
    */
   readonly onOutcome?: (outcome: InferenceOutcome) => void;
+  /**
+   * Resolves once the worker has no turbo or fast work in hand (workers/relax-lane.ts); a relax task waits for it
+   * before it says `generating`, having come through a poll the lane allowed while the worker was idle. Rejects
+   * with an AbortError when `signal` aborts. @default relax runs at once
+   */
+  readonly whenIdle?: (signal: AbortSignal) => Promise<void>;
 }
 
 /** How one run of `runInference` ended. */
@@ -175,11 +181,13 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
         });
       }
       const traceStage = stageTracer(input);
-      await announceStatus(deps.eventLog, 'generating', input.gpuType);
-      const progress = new ProgressPublisher(deps.eventLog, currentEventLogId(), progressIntervalMs, ctx.log);
+      const background = isRelaxLane(ctx.info.taskQueue);
       let beat: InferenceHeartbeat = { step: 0, totalSteps: input.steps, workerId: deps.workerId };
       const keepAlive = setInterval(() => ctx.heartbeat(beat), heartbeatIntervalMs);
       try {
+        if (background) await deps.whenIdle?.(deadline.signal);
+        await announceStatus(deps.eventLog, 'generating', input.gpuType);
+        const progress = new ProgressPublisher(deps.eventLog, currentEventLogId(), progressIntervalMs, ctx.log);
         const generateStarted = performance.now();
         const images = await backend.generate(
           {
@@ -187,6 +195,7 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
             ...generationParams(input),
             ...(input.soloBatch ? { soloBatch: true } : {}),
             ...(ctx.info.priority?.priorityKey ? { priority: ctx.info.priority.priorityKey } : {}),
+            ...(background ? { background: true } : {}),
           },
           {
             signal: deadline.signal,

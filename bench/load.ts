@@ -3,8 +3,9 @@
 // Each segment (default: paced 10/s for 30 s, then a burst of 300) runs against the floor and then against Atelier,
 // never both at once. Every Atelier figure is also given as a ratio to the floor's: on a small shared machine the
 // absolute times are noise, the ratios from one run are not. It measures and prints; nothing passes or fails.
-// `--profile spike` runs issue 11's load proof instead (bench/load/spike.ts), whose checks do pass or fail.
-//   npm run bench:load [-- --quick | --attach [stack.json] | --profile spike | --help]
+// `--profile spike` runs issue 11's load proof instead (bench/load/spike.ts), and `--profile mixed` its relax-on-idle
+// proof (bench/load/mixed.ts); their checks do pass or fail.
+//   npm run bench:load [-- --quick | --attach [stack.json] | --profile spike|mixed | --help]
 // Progress and logs go to stderr; the summary and then one JSON line (the last line) to stdout.
 import { Client, Connection } from '@temporalio/client';
 import { execFileSync } from 'node:child_process';
@@ -14,6 +15,7 @@ import { describePattern } from './load/arrivals';
 import { Floor } from './load/floor';
 import { historyEventsPerWorkflow } from './load/history';
 import { generateFrame, seededRandom } from './load/mix';
+import { runMixed } from './load/mixed';
 import { HELP, parseLoadOptions, type LoadOptions, type Segment } from './load/options';
 import { runPhase, type PhaseContext, type PhaseRun } from './load/phase';
 import { verdict } from './load/records';
@@ -215,6 +217,12 @@ async function main(argv: string[]): Promise<void> {
         say,
         settings(options, stack, options.users),
       );
+      process.exitCode = ok === undefined ? 130 : ok ? 0 : 1;
+      return;
+    }
+    if (options.mixed) {
+      const settingsNow = settings(options, stack, options.users);
+      const ok = await runMixed(options, options.mixed, stack, abort.signal, say, settingsNow);
       process.exitCode = ok === undefined ? 130 : ok ? 0 : 1;
       return;
     }

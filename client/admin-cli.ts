@@ -8,14 +8,19 @@
 //   npm run admin -- keys                                 API keys and their plans (never their secrets)
 //   npm run admin -- keys create <userId> [--tiers fast,relax] [--rate 100] [--max-in-flight 50] [--weight 1]
 //   npm run admin -- keys rotate|revoke <keyId>
+//   npm run admin -- token --user <userId> [--ttl 1h] [plan options]   a JWT for development, signed here
 //
 // The gateway and token come from --url/--token, else ATELIER_ADMIN_URL/ATELIER_ADMIN_TOKEN, else the stack.json of
 // a stack started by `npm start` (in ATELIER_DATA_DIR, default .atelier). Exit status: 0 done, 1 refused by the
-// gateway, 2 bad usage, 3 gateway unreachable.
+// gateway, 2 bad usage, 3 gateway unreachable. `token` needs no gateway: it signs with the first of ATELIER_JWT_SECRETS
+// (and sets ATELIER_JWT_ISSUER/AUDIENCE when given), as the gateway it is meant for is configured.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { DEFAULT_PLAN } from '../core/plans';
+import { resolveOptions } from '../runtime/options';
+import { JWT_OPTION_TABLE, signJwt } from '../gateway/jwt-auth';
 
 export const ADMIN_EXIT = { OK: 0, REFUSED: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 
@@ -31,13 +36,15 @@ Commands:
   keys create <userId> [plan options]     a new key (its secret is printed once)
   keys rotate <keyId>                     a new secret for the key; the old one stops working at once
   keys revoke <keyId>                     the key stops working at once
+  token --user <userId> [--ttl <d>]       a JWT bearer token signed here with the first of $ATELIER_JWT_SECRETS
+                                          (--ttl: seconds or 30m, 1h, 1d; default 1h; plan options as keys create)
 
 Options:
   --url <http-url>    gateway (default: $ATELIER_ADMIN_URL, else the running stack's stack.json)
   --token <token>     admin token (default: $ATELIER_ADMIN_TOKEN, else stack.json)
   --region <region>   region of a fleet order (default: the gateway's)
 
-Plan options of keys create (unset: the default plan, fast and relax, 100/min, 50 in flight, weight 1):
+Plan options of keys create and token (unset: the default plan, fast and relax, 100/min, 50 in flight, weight 1):
   --tiers <list>  --rate <per minute>  --max-in-flight <n>  --weight <fairness weight>
 `;
 
@@ -137,6 +144,8 @@ async function main(argv: string[]): Promise<number> {
         rate: { type: 'string' },
         'max-in-flight': { type: 'string' },
         weight: { type: 'string' },
+        user: { type: 'string' },
+        ttl: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -148,6 +157,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return ADMIN_EXIT.OK;
   }
+  if (parsed.positionals[0] === 'token') return printToken(parsed.positionals, parsed.values);
   let request;
   let target;
   try {
@@ -175,6 +185,33 @@ async function main(argv: string[]): Promise<number> {
   const body = await res.text();
   process.stdout.write(`${formatBody(body)}\n`);
   return res.ok ? ADMIN_EXIT.OK : ADMIN_EXIT.REFUSED;
+}
+
+/** `--ttl`: whole seconds, or a number of minutes, hours or days (`30m`, `1h`, `1d`). */
+export function ttlSeconds(raw: string): number {
+  const m = /^(\d{1,7})([smhd]?)$/.exec(raw.trim());
+  if (!m) throw new UsageError(`--ttl ${raw}: expected seconds or a number with s, m, h or d`);
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
+  return Number(m[1]) * unit;
+}
+
+/** `token`: prints a JWT for --user with the plan flags over DEFAULT_PLAN; the gateway is not asked. */
+async function printToken(
+  positionals: readonly string[],
+  flags: PlanFlags & { user?: string; ttl?: string },
+): Promise<number> {
+  try {
+    if (positionals.length !== 1 || flags.user === undefined) throw new UsageError('Usage: token --user <userId>');
+    const options = resolveOptions(JWT_OPTION_TABLE, process.env);
+    const plan = { ...DEFAULT_PLAN, ...planFromFlags(flags) } as typeof DEFAULT_PLAN;
+    const token = await signJwt(options, { userId: flags.user, plan, ttlS: ttlSeconds(flags.ttl ?? '1h') });
+    process.stdout.write(`${token}\n`);
+    return ADMIN_EXIT.OK;
+  } catch (err) {
+    const message = err instanceof z.ZodError ? z.prettifyError(err) : err instanceof Error ? err.message : String(err);
+    process.stderr.write(`${message}\n\n${USAGE}`);
+    return ADMIN_EXIT.USAGE;
+  }
 }
 
 function formatBody(body: string): string {

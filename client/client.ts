@@ -234,6 +234,11 @@ export class AtelierClient {
       return;
     }
     if (frame.type === 'accepted') p.acceptedOnSocket = true;
+    // A live queue update repeats the seq of the newest event (it is no event of the log): delivered as it comes.
+    if (frame.type === 'status' && frame.queuePosition !== undefined) {
+      if (frame.seq >= p.lastSeq) p.onEvent?.(frame);
+      return;
+    }
     const terminal = frame.type === 'completed' || frame.type === 'failed';
     // Seen already (a re-attach replays the log from its start), unless it is the outcome: a request has one, and
     // a log that was lost and begun again below the numbers this client has seen must not hide it.

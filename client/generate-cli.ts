@@ -16,8 +16,8 @@ import {
   RequestRejectedError,
   type CompletedFrame,
   type GenerateInput,
-  type RequestEventFrame,
 } from './client';
+import { progressPrinter, type ProgressPrinter } from './progress';
 
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 
@@ -132,58 +132,12 @@ export function outputPath(out: string, index: number): string {
   return `${out.slice(0, out.length - ext.length)}-${index}${ext}`;
 }
 
-/** One line describing a request's state, with a bar while it generates. */
-export function progressLine(frame: RequestEventFrame, width = 30): string {
-  switch (frame.type) {
-    case 'accepted':
-      return `accepted  ${frame.workflowId}`;
-    case 'status':
-      return `${frame.status}`;
-    case 'progress': {
-      const filled = Math.round((frame.step / Math.max(1, frame.totalSteps)) * width);
-      return `generating [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${frame.step}/${frame.totalSteps}`;
-    }
-    case 'completed':
-      return `completed ${frame.images.length} image(s)`;
-    case 'failed':
-      return `failed ${frame.code}: ${frame.message}`;
-  }
-}
-
 async function download(url: string, file: string): Promise<number> {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`GET ${url} answered HTTP ${res.status}`);
   const body = Buffer.from(await res.arrayBuffer());
   await writeFile(file, body);
   return body.length;
-}
-
-/**
- * Progress on stderr: on a terminal one line rewritten in place at every frame; otherwise one line per frame, with
- * generation progress only at every 10% so a log file is not flooded with a line per step.
- */
-interface ProgressPrinter {
-  show(frame: RequestEventFrame): void;
-  /** Ends the line being rewritten in place, so what follows starts on a fresh line. */
-  endLine(): void;
-}
-
-function progressPrinter(stderr: NodeJS.WriteStream, quiet: boolean): ProgressPrinter {
-  const tty = stderr.isTTY === true;
-  let lastProgressDecile = -1;
-  return {
-    show(frame) {
-      if (!tty && frame.type === 'progress') {
-        const decile = Math.floor((10 * frame.step) / Math.max(1, frame.totalSteps));
-        if (decile === lastProgressDecile) return;
-        lastProgressDecile = decile;
-      }
-      if (!quiet) stderr.write(tty ? `\r\x1b[2K${progressLine(frame)}` : `${progressLine(frame)}\n`);
-    },
-    endLine() {
-      if (!quiet && tty) stderr.write('\n');
-    },
-  };
 }
 
 /** The connected client, or the exit status when the gateway cannot be reached or refuses the key. */

@@ -2,8 +2,10 @@
 // judged from its queue's backlog and drain rate as Temporal reports them (DescribeTaskQueue statistics, sampled by
 // the region's control worker and shared through Redis). Pure.
 //
-// Tiers share a fleet's queue as priorities (turbo 1, fast 3, relax 5), so a new request waits behind the backlog of
+// Turbo and fast share a fleet's queue as priorities (turbo 1, fast 3), so a new request waits behind the backlog of
 // its own and higher priorities only: expected wait = backlog at priority <= its key / tasks dispatched per second.
+// Relax waits in the fleet's relax lane (core/gpu.ts), which drains on idle capacity only: its wait is the lane's
+// backlog over the lane's own drain rate.
 // A tier is shed when that wait exceeds its bound, in a fixed order: relax whenever fast is shed (relax first), and
 // turbo only when fast is shed too (never turbo before fast).
 import { TIER_PRIORITY_KEY, type Tier } from './tiers';
@@ -56,19 +58,24 @@ export type CapacityVerdict = { readonly shed: false } | { readonly shed: true; 
 
 type Bounds = Readonly<Record<Tier, number>>;
 
-/** Whether a new request of `tier` is shed, and when its tier's wait should be back under its bound. */
+/**
+ * Whether a new request of `tier` is shed, and when its tier's wait should be back under its bound. `snapshot` is the
+ * fleet's queue (turbo, fast); `relaxLane`, when sampled, the fleet's relax lane.
+ */
 export function capacityVerdict(
   snapshot: QueueSnapshot,
   tier: Tier,
   bounds: Bounds = TIER_QUEUE_WAIT_BOUND_MS,
+  relaxLane?: QueueSnapshot,
 ): CapacityVerdict {
-  const over = (t: Tier): boolean => (expectedWaitMs(snapshot, t) ?? 0) > bounds[t];
+  const of = (t: Tier): QueueSnapshot => (t === 'relax' && relaxLane ? relaxLane : snapshot);
+  const over = (t: Tier): boolean => (expectedWaitMs(of(t), t) ?? 0) > bounds[t];
   const fastShed = over('fast');
   const shed = tier === 'relax' ? fastShed || over('relax') : tier === 'fast' ? fastShed : fastShed && over('turbo');
   if (!shed) return { shed: false };
   // The tier that decided it: relax shed because fast is, waits as long as fast does.
   const deciding: Tier = tier === 'relax' && fastShed && !over('relax') ? 'fast' : tier;
-  const wait = expectedWaitMs(snapshot, deciding) ?? 0;
+  const wait = expectedWaitMs(of(deciding), deciding) ?? 0;
   // With no new arrivals, the backlog ahead drains to the bound in (wait - bound) at the current rate.
   const retryAfterMs = Math.round(Math.min(15 * 60_000, Math.max(1_000, wait - bounds[deciding])));
   return { shed: true, retryAfterMs };

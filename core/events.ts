@@ -1,6 +1,7 @@
 // Events about one request, as activities and the gateway publish them into the per-request event log in Redis
 // (activities/events.ts). The gateway turns each into a server frame (core/protocol.ts) and adds `seq`.
 import type { FailureCode } from './errors';
+import type { RequestEstimate } from './estimate';
 import type { GpuType } from './gpu';
 import type { GenerationStatus } from './status';
 
@@ -13,7 +14,12 @@ export interface StoredImageRef {
 }
 
 export type RequestEvent =
-  | { readonly type: 'accepted'; readonly workflowId: string }
+  | {
+      readonly type: 'accepted';
+      readonly workflowId: string;
+      /** What the request should take, cost and when it should be done, as judged at acceptance (core/estimate.ts). */
+      readonly estimate?: RequestEstimate;
+    }
   | { readonly type: 'status'; readonly status: GenerationStatus; readonly gpuType?: GpuType }
   | { readonly type: 'progress'; readonly step: number; readonly totalSteps: number }
   | { readonly type: 'completed'; readonly images: readonly StoredImageRef[] }

@@ -1,5 +1,6 @@
 // Gateway protocol v1: the JSON text frames exchanged on `ws://<host>/v1/ws`. README "Protocol" documents them.
 import type { FailureCode, FrameErrorCode, RejectCode } from './errors';
+import type { RequestEstimate } from './estimate';
 import type { GenerationStatus } from './status';
 
 export const PROTOCOL_PATH = '/v1/ws';
@@ -20,8 +21,20 @@ export interface ImageResult {
 }
 
 export type ServerFrame =
-  | { type: 'accepted'; requestId: string; workflowId: string; seq: number }
-  | { type: 'status'; requestId: string; status: GenerationStatus; seq: number }
+  | { type: 'accepted'; requestId: string; workflowId: string; estimate?: RequestEstimate; seq: number }
+  | {
+      type: 'status';
+      requestId: string;
+      status: GenerationStatus;
+      /**
+       * Set on a live queue update only (gateway/expectations.ts): 1 = next for a GPU. Such a frame repeats the seq of
+       * the newest event, so a client that drops seqs it has seen drops it too.
+       */
+      queuePosition?: number;
+      /** With queuePosition: expected time to completion from now, ms; absent while the fleet drains nothing. */
+      etaMs?: number;
+      seq: number;
+    }
   | { type: 'progress'; requestId: string; step: number; totalSteps: number; seq: number }
   | { type: 'completed'; requestId: string; images: ImageResult[]; seq: number }
   | {

@@ -3,7 +3,7 @@
 // is checked against. server.ts hands them to every connection.
 import type { Redis } from 'ioredis';
 import { CONTROL_QUEUE_WAIT_BOUND_MS, capacityVerdict, type CapacityVerdict } from '../core/capacity';
-import { controlTaskQueue, gpuTaskQueue } from '../core/gpu';
+import { controlTaskQueue, gpuTaskQueue, relaxTaskQueue } from '../core/gpu';
 import type { Plan } from '../core/plans';
 import type { GenerationRequest } from '../core/request';
 import { routeToGpu } from '../core/routing';
@@ -47,8 +47,10 @@ function capacityCheck(
     const control = await sample(controlTaskQueue(options.region));
     const controlVerdict = control && capacityVerdict(control, request.tier, CONTROL_QUEUE_WAIT_BOUND_MS);
     if (controlVerdict?.shed) return controlVerdict;
-    const gpu = await sample(gpuTaskQueue(options.region, routeToGpu(request).gpuType));
-    return gpu ? capacityVerdict(gpu, request.tier) : undefined;
+    const { gpuType } = routeToGpu(request);
+    const gpu = await sample(gpuTaskQueue(options.region, gpuType));
+    const relaxLane = request.tier === 'relax' ? await sample(relaxTaskQueue(options.region, gpuType)) : undefined;
+    return gpu ? capacityVerdict(gpu, request.tier, undefined, relaxLane) : undefined;
   };
 }
 

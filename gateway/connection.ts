@@ -8,47 +8,15 @@ import type { RejectCode } from '../core/errors';
 import { isTerminalEvent, type SequencedEvent } from '../core/events';
 import type { ServerFrame } from '../core/protocol';
 import { SEED_MAX, generationWorkflowId, validateGenerate, type GenerationRequest } from '../core/request';
-import { recordAccepted, type EventSubscriber, type RedisEventLog } from '../runtime/event-log';
-import type { Logger } from '../runtime/logger';
+import { recordAccepted } from '../runtime/event-log';
 import { atelierTracer } from '../runtime/tracer';
-import { eventToFrame, readableRequestId, readClientFrame } from './frames';
-import type { GatewayMetrics, RequestTimer } from './metrics';
-import { OrchestratorUnavailableError, type GenerationOrchestrator } from './orchestrator';
-import type { RateDecision } from './rate-limit';
-import type { Admission } from './admission';
-import type { Plan } from '../core/plans';
+import type { ConnectionContext } from './connection-context';
+import type { QueueFollow } from './expectations';
+import { eventToFrame, queueUpdateFrame, readableRequestId, readClientFrame } from './frames';
+import type { RequestTimer } from './metrics';
+import { OrchestratorUnavailableError } from './orchestrator';
 
-/** What a connection needs from the gateway that owns it. */
-export interface ConnectionContext {
-  readonly connectionId: string;
-  readonly userId: string;
-  readonly region: string;
-  /** The URL of a stored image in `completed` frames (capability or signed: image-urls.ts). */
-  readonly imageUrl: (key: string) => string;
-  readonly maxBufferedBytes: number;
-  readonly orchestrator: GenerationOrchestrator;
-  readonly eventLog: RedisEventLog;
-  readonly subscriber: EventSubscriber;
-  /** The user's API-key plan: tiers, rate, in-flight cap. */
-  readonly plan: Plan;
-  /** Every check between a valid frame and the workflow start (admission.ts). */
-  readonly admission: Pick<Admission, 'admit'>;
-  /** Cancels have their own budget, and one for a request the user never had costs no Temporal call. */
-  readonly cancels: CancelChecks;
-  readonly log: Logger;
-  /** Registers work that shutdown must let finish (a workflow start and its `accepted` event). */
-  readonly trackInFlight: (work: Promise<unknown>) => void;
-  /** Aborted when shutdown gives up waiting; stops start retries. */
-  readonly shutdownSignal: AbortSignal;
-  readonly metrics: GatewayMetrics;
-}
-
-export interface CancelChecks {
-  /** Takes one cancel from the user's cancel budget. */
-  consume(userId: string): Promise<RateDecision>;
-  /** Whether the user has, or had, this request (its log or live entry exists); true when that cannot be read. */
-  knows(userId: string, workflowId: string): Promise<boolean>;
-}
+export type { CancelChecks, ConnectionContext } from './connection-context';
 
 /** This connection's subscription to one request's log. */
 interface RequestFollow {
@@ -59,6 +27,8 @@ interface RequestFollow {
   ended: boolean;
   /** Set for a request submitted on this connection (not a re-attach): its latency and queue wait are measured. */
   readonly timer: RequestTimer | undefined;
+  /** Its queue updates while it waits for a GPU. */
+  readonly queue: QueueFollow;
 }
 
 export class ClientConnection {
@@ -149,7 +119,7 @@ export class ClientConnection {
     const timer = start.isNew
       ? this.ctx.metrics.requestTimer({ tier: request.tier, model: request.model }, receivedAt)
       : undefined;
-    await this.followRequest(start.workflowId, request.requestId, timer);
+    await this.followRequest(start.workflowId, request, timer);
   }
 
   /**
@@ -159,10 +129,11 @@ export class ClientConnection {
   private async startAndAnnounce(request: GenerationRequest): Promise<{ workflowId: string; isNew: boolean } | null> {
     const workflowId = generationWorkflowId(request.userId, request.requestId);
     let isNew: boolean;
+    const estimate = await this.ctx.expectations.estimate(request);
     try {
       // Before the start (see recordAccepted). If the start then fails, the client is rejected and never follows
       // this log; a later resubmission of the same requestId continues it.
-      isNew = await recordAccepted(this.ctx.eventLog, workflowId);
+      isNew = await recordAccepted(this.ctx.eventLog, workflowId, estimate);
     } catch (err) {
       this.ctx.log.warn({ err, workflowId }, 'Could not record the accepted event');
       this.reject(
@@ -172,8 +143,12 @@ export class ClientConnection {
       );
       return null;
     }
+    // In its queue before a worker can take it (`generating` takes it out). Kept if the start fails: the client
+    // re-sends the same requestId, which is not new then, and keeps its place (or the tier's bound prunes it).
+    const entered = isNew ? this.ctx.expectations.enter(workflowId, request) : undefined;
     try {
       await this.ctx.orchestrator.start(request, this.ctx.shutdownSignal);
+      await entered;
     } catch (err) {
       if (!(err instanceof OrchestratorUnavailableError)) throw err;
       this.ctx.log.warn({ err: err.message, requestId: request.requestId }, 'Workflow start failed');
@@ -191,8 +166,12 @@ export class ClientConnection {
    * Delivers the request's whole log from seq 1, `accepted` first. A request followed already (the same
    * requestId sent again on this connection) is replayed by a fresh follow; the old one sends nothing more.
    */
-  private async followRequest(workflowId: string, requestId: string, timer?: RequestTimer): Promise<void> {
-    const follow: RequestFollow = { requestId, unfollow: null, ended: false, timer };
+  private async followRequest(workflowId: string, request: GenerationRequest, timer?: RequestTimer): Promise<void> {
+    const requestId = request.requestId;
+    const queue = this.ctx.expectations.follow(workflowId, request, (standing, seq) => {
+      if (!follow.ended) this.send(queueUpdateFrame(requestId, standing, seq));
+    });
+    const follow: RequestFollow = { requestId, unfollow: null, ended: false, timer, queue };
     const previous = this.follows.get(workflowId);
     this.follows.set(workflowId, follow);
     if (previous) await this.endFollow(previous);
@@ -202,6 +181,7 @@ export class ClientConnection {
       );
     } catch (err) {
       if (this.follows.get(workflowId) === follow) this.follows.delete(workflowId);
+      follow.queue.stop();
       this.ctx.log.warn({ err, workflowId }, 'Could not follow the event log');
       this.reject(
         requestId,
@@ -217,6 +197,7 @@ export class ClientConnection {
   private deliver(workflowId: string, follow: RequestFollow, event: SequencedEvent): void {
     if (follow.ended) return;
     this.send(eventToFrame(follow.requestId, event, this.ctx.imageUrl));
+    follow.queue.observe(event);
     follow.timer?.delivered(event);
     if (isTerminalEvent(event)) {
       if (this.follows.get(workflowId) === follow) this.follows.delete(workflowId);
@@ -226,6 +207,7 @@ export class ClientConnection {
 
   private async endFollow(follow: RequestFollow): Promise<void> {
     follow.ended = true;
+    follow.queue.stop();
     const unfollow = follow.unfollow;
     follow.unfollow = null;
     if (unfollow) {

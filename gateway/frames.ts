@@ -4,6 +4,7 @@ import { CLIENT_MESSAGE_TYPES, MAX_FRAME_BYTES, type ImageResult, type ServerFra
 import { FRAME_ERROR_CODES, type FrameErrorCode } from '../core/errors';
 import { REQUEST_ID_PATTERN } from '../core/request';
 import type { SequencedEvent } from '../core/events';
+import type { QueueStanding } from '../core/estimate';
 
 export type ClientMessageType = (typeof CLIENT_MESSAGE_TYPES)[number];
 
@@ -56,7 +57,13 @@ export function eventToFrame(requestId: string, event: SequencedEvent, imageUrl:
   const seq = event.seq;
   switch (event.type) {
     case 'accepted':
-      return { type: 'accepted', requestId, workflowId: event.workflowId, seq };
+      return {
+        type: 'accepted',
+        requestId,
+        workflowId: event.workflowId,
+        ...(event.estimate ? { estimate: event.estimate } : {}),
+        seq,
+      };
     case 'status':
       return { type: 'status', requestId, status: event.status, seq };
     case 'progress':
@@ -81,4 +88,12 @@ export function eventToFrame(requestId: string, event: SequencedEvent, imageUrl:
         seq,
       };
   }
+}
+
+/**
+ * A live queue update (gateway/expectations.ts): the request still waits for a GPU, at this position. It carries the
+ * seq of the newest event the client was sent, so it adds nothing to the log's numbering.
+ */
+export function queueUpdateFrame(requestId: string, standing: QueueStanding, seq: number): ServerFrame {
+  return { type: 'status', requestId, status: 'queued', ...standing, seq };
 }

@@ -4,9 +4,11 @@ import { hostname } from 'node:os';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
 import { SHARED_OPTION_TABLE, type SharedOptions } from '../runtime/shared-options';
 import { createImageAccess, IMAGE_ACCESS_MODES, parseUrlSigningKeys, type ImageAccessMode } from './image-urls';
+import { checkJwtOptions, JWT_OPTION_TABLE, type JwtOptions } from './jwt-auth';
 import { isTier, type Tier } from '../core/tiers';
 
-export interface GatewayOptions extends SharedOptions {
+/** JwtOptions: JWT bearer tokens beside the API keys (jwt-auth.ts); off unless ATELIER_JWT_SECRETS is set. */
+export interface GatewayOptions extends SharedOptions, JwtOptions {
   /** Interface the HTTP/WebSocket server binds to. @default '127.0.0.1' */
   readonly host: string;
   /** TCP port; 0 picks a free one (tests). @default 8080 */
@@ -75,6 +77,11 @@ export interface GatewayOptions extends SharedOptions {
    * URL that leaked into a log or a browser history is useless an hour on)
    */
   readonly imageUrlTtlMs: number;
+  /**
+   * How often a client whose request waits for a GPU is told its queue position and ETA (a `status` frame with
+   * `queuePosition`, sent only when they changed). Milliseconds; 0 sends none. @default 5000
+   */
+  readonly queueUpdateIntervalMs: number;
 }
 
 export const GATEWAY_OPTION_TABLE: OptionTable<GatewayOptions> = {
@@ -116,6 +123,7 @@ export const GATEWAY_OPTION_TABLE: OptionTable<GatewayOptions> = {
       return tiers as Tier[];
     },
   },
+  ...JWT_OPTION_TABLE,
   maxInFlight: {
     env: 'ATELIER_MAX_IN_FLIGHT',
     doc: 'Requests the deployment holds in flight at once; above it new ones get OVERLOADED',
@@ -199,6 +207,12 @@ export const GATEWAY_OPTION_TABLE: OptionTable<GatewayOptions> = {
     default: 3_600_000,
     parse: parse.int(10_000, 7 * 24 * 3_600_000),
   },
+  queueUpdateIntervalMs: {
+    env: 'ATELIER_QUEUE_UPDATE_MS',
+    doc: 'How often a waiting request is told its queue position and ETA (only when they changed), ms (0 = never)',
+    default: 5_000,
+    parse: parse.int(0, 600_000),
+  },
 };
 
 /** Resolves defaults, then the environment, then `overrides`; fills derived defaults and validates. */
@@ -229,6 +243,7 @@ export function resolveGatewayOptions(
   }
   // Throws for signed access without secrets, or malformed secrets (also when handed in as overrides).
   createImageAccess(options);
+  checkJwtOptions(options);
   return options;
 }
 

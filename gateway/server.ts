@@ -70,6 +70,7 @@ export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): 
       subscriber: services.subscriber,
       admission: services.admission,
       cancels: services.cancels,
+      expectations: services.expectations,
       shutdownSignal: startRetries.signal,
       metrics,
     },
@@ -211,6 +212,7 @@ async function shutDown(parts: GatewayParts): Promise<void> {
   parts.wss.close();
   // 4. Then the connections to Redis and Temporal.
   parts.services.prefixAgreement?.stop();
+  parts.services.expectations.close();
   await subscriber.close();
   await redis.quit().catch(() => redis.disconnect());
   if (ownTemporalConnection) await ownTemporalConnection.close().catch(() => undefined);

@@ -13,7 +13,9 @@ import type { Admission } from './admission';
 import { admissionServices, staticKeyPlan } from './admission-services';
 import { RedisApiKeyStore } from '../runtime/api-key-store';
 import { ChainedApiKeyStore, StaticApiKeyStore, type ApiKeyStore } from './auth';
+import { withJwtAuth } from './jwt-auth';
 import type { CancelChecks } from './connection';
+import { RequestExpectations } from './expectations';
 import { GenerationOrchestrator } from './orchestrator';
 import type { GatewayOptions } from './options';
 import { RedisSessionStore } from './session-store';
@@ -27,7 +29,10 @@ export interface GatewayDeps {
   readonly temporalClient?: Client;
   /** @default FsObjectStore(options.storageDir) */
   readonly objectStore?: ObjectStore;
-  /** @default the static keys of options.apiKeys, then the keys created through the admin API */
+  /**
+   * @default the static keys of options.apiKeys, then the keys created through the admin API. Either way, JWT bearer
+   * tokens go to the JWT verifier instead while options.jwtSecrets is set.
+   */
   readonly apiKeys?: ApiKeyStore;
   /** @default createLogger('gateway') */
   readonly logger?: Logger;
@@ -52,6 +57,8 @@ export interface GatewayServices {
   readonly sessions: RedisSessionStore;
   readonly admission: Admission;
   readonly cancels: CancelChecks;
+  /** Estimates in `accepted`, queue positions and queue updates. */
+  readonly expectations: RequestExpectations;
   readonly objectStore: ObjectStore;
   readonly apiKeys: ApiKeyStore;
   /** Keys created through the admin API, with their plans. */
@@ -74,8 +81,11 @@ export function createServices(options: GatewayOptions, deps: GatewayDeps, log: 
   const objectStore =
     deps.objectStore ?? withInjectedLatency(new FsObjectStore(options.storageDir), options.chaosStorageLatencyMs);
   const keys = new RedisApiKeyStore(redis, options.redisPrefix);
-  const apiKeys =
-    deps.apiKeys ?? new ChainedApiKeyStore([StaticApiKeyStore.parse(options.apiKeys, staticKeyPlan(options)), keys]);
+  const apiKeys = withJwtAuth(
+    deps.apiKeys ?? new ChainedApiKeyStore([StaticApiKeyStore.parse(options.apiKeys, staticKeyPlan(options)), keys]),
+    options,
+    log,
+  );
   const { admission, cancels } = admissionServices(options, redis, eventLog, log);
   const temporal = temporalClientFor(options, deps);
   const orchestrator = new GenerationOrchestrator(temporal.client, { retryWindowMs: options.startRetryMs, log });
@@ -86,6 +96,11 @@ export function createServices(options: GatewayOptions, deps: GatewayDeps, log: 
     sessions,
     admission,
     cancels,
+    expectations: new RequestExpectations(redis, options.redisPrefix, {
+      region: options.region,
+      queueUpdateIntervalMs: options.queueUpdateIntervalMs,
+      log,
+    }),
     objectStore,
     apiKeys,
     keys,

@@ -12,6 +12,11 @@ export interface InferenceJob extends GenerationParams {
   readonly soloBatch?: boolean;
   /** Temporal priority key of the request (1 = first); a backend queueing jobs serves them in this order. */
   readonly priority?: number;
+  /**
+   * Background work (from a fleet's relax lane, seed 004): a backend queueing jobs serves it only when no other job
+   * waits, and lets other work go first between its steps.
+   */
+  readonly background?: boolean;
 }
 
 /** The pipeline's stages, as a host may trace them. */

@@ -10,7 +10,8 @@
 // would stall heartbeats past Temporal's timeout. Load tests, chaos tests and the local stack run on it; real
 // inference is the ONNX backend (inference/onnx).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GPU_SPECS, type GpuType } from '../core/gpu';
+import { modelledStepMs } from '../core/estimate';
+import type { GpuType } from '../core/gpu';
 import { MODELS, type ModelName } from '../core/models';
 import {
   epochMs,
@@ -21,12 +22,14 @@ import {
   type InferenceHooks,
   type InferenceJob,
 } from './backend';
-import { DEFAULT_PRIORITY_KEY, PriorityGate } from './gpu-gate';
+import { BACKGROUND_PRIORITY, DEFAULT_PRIORITY_KEY, PriorityGate, type GpuHold } from './gpu-gate';
 import { SimulatedGpuMemory } from './simulated-memory';
 import { SimulatedRenderPool } from './simulated-render-pool';
 import { WorkRecorder, type BackendTelemetry, type DeviceMemory } from './telemetry';
 
 export { renderSimulatedImage } from './simulated-image';
+// The latency model (before the speed-up) is core's, so the gateway's estimates and this backend agree.
+export { modelledStepMs } from '../core/estimate';
 
 export const SIMULATED_MODELS: readonly ModelName[] = ['sdxl', 'sdxl-turbo', 'sd3', 'flux'];
 
@@ -53,21 +56,6 @@ export interface SimulatedGpuBackendOptions {
   readonly injectModelLoadFailures?: number;
 }
 
-/**
- * Modelled time of one denoising step, milliseconds, before the speed-up:
- * stepTflopAt1Mpx x megapixels x images / (GPU FP16 TFLOPS x utilization).
- * SDXL 1024x1024 on an A10G: 12 x 1.05 / (125 x 0.35) = 0.29 s per step, 8.6 s for 30 steps.
- */
-export function modelledStepMs(
-  job: Pick<InferenceJob, 'model' | 'width' | 'height' | 'numImages'>,
-  gpuType: GpuType,
-  utilization = 0.35,
-): number {
-  const megapixels = (job.width * job.height) / 1_000_000;
-  const tflop = MODELS[job.model].stepTflopAt1Mpx * megapixels * job.numImages;
-  return (tflop / (GPU_SPECS[gpuType].fp16Tflops * utilization)) * 1000;
-}
-
 export class SimulatedGpuBackend implements InferenceBackend {
   readonly name = 'simulated';
   readonly gpuType: GpuType;
@@ -78,8 +66,11 @@ export class SimulatedGpuBackend implements InferenceBackend {
   /** Injected load failures left, per model. */
   private readonly loadFailuresLeft = new Map<ModelName, number>();
   private readonly injectedLoadFailures: number;
-  /** `active`: jobs on the simulated GPU (0 or 1); `queued`: jobs waiting for it. */
-  private readonly counters = { jobs: 0, images: 0, steps: 0, cancelled: 0, active: 0, queued: 0 };
+  /**
+   * `active`: jobs on the simulated GPU (several when a job paused for one of higher priority); `queued`: jobs waiting
+   * for it; `yielded`: times a job handed the device over between steps.
+   */
+  private readonly counters = { jobs: 0, images: 0, steps: 0, cancelled: 0, active: 0, queued: 0, yielded: 0 };
   /** The modelled GPU: one job at a time, by priority then arrival. */
   private readonly gpu = new PriorityGate();
   private readonly renderer: SimulatedRenderPool;
@@ -116,18 +107,32 @@ export class SimulatedGpuBackend implements InferenceBackend {
   async generate(job: InferenceJob, hooks: InferenceHooks): Promise<GeneratedImage[]> {
     if (this.closed) throw new Error('The simulated GPU backend is closed');
     if (!this.supports(job.model)) throw new TypeError(`The simulated GPU backend does not serve ${job.model}`);
-    const release = await this.takeGpu(job, hooks.signal);
+    const gpu = await this.takeGpu(job, hooks.signal);
     this.counters.active++;
-    const leaveGpu = this.work.passStarted({ model: job.model, images: job.numImages });
+    let leaveGpu = this.work.passStarted({ model: job.model, images: job.numImages });
     this.memory.jobStarted(job);
     try {
       hooks.signal.throwIfAborted();
       this.ensureLoaded(job.model);
       const stepMs = modelledStepMs(job, this.gpuType, this.utilization) / this.speedup;
       // Sleep to cumulative deadlines so that timer granularity (~1 ms) does not add up over many short steps.
-      const start = performance.now();
+      let start = performance.now();
       const denoiseStart = epochMs();
+      // Between steps (and before the images are encoded) the device goes to waiting work of higher priority; the
+      // job's memory stays allocated. Returns the time it waited, by which its schedule moves.
+      const yieldToHigher = async (): Promise<number> => {
+        if (!gpu.mustYield()) return 0;
+        this.counters.yielded++;
+        leaveGpu();
+        try {
+          return await gpu.yieldToHigher(hooks.signal);
+        } finally {
+          // Busy again, as the same pass (not a new one for the pass metrics).
+          leaveGpu = this.work.busy.begin();
+        }
+      };
       for (let step = 1; step <= job.steps; step++) {
+        if (step > 1) start += await yieldToHigher();
         const wait = start + step * stepMs - performance.now();
         // A timer even when behind schedule: it yields to heartbeats and is where an abort is noticed.
         await sleep(Math.max(0, wait), undefined, { signal: hooks.signal });
@@ -135,6 +140,7 @@ export class SimulatedGpuBackend implements InferenceBackend {
         hooks.onProgress(step, job.steps);
       }
       hooks.signal.throwIfAborted();
+      await yieldToHigher();
       const renderStart = epochMs();
       hooks.onStage?.('denoise', denoiseStart, renderStart);
       const images = await this.render(job, hooks.signal);
@@ -149,7 +155,7 @@ export class SimulatedGpuBackend implements InferenceBackend {
       this.counters.active--;
       this.memory.jobEnded();
       leaveGpu();
-      release();
+      gpu.release();
     }
   }
 
@@ -205,10 +211,12 @@ export class SimulatedGpuBackend implements InferenceBackend {
   }
 
   /** Waits for the device, by priority then arrival (gpu-gate.ts); returns the function that hands it on. */
-  private async takeGpu(job: InferenceJob, signal: AbortSignal): Promise<() => void> {
+  private async takeGpu(job: InferenceJob, signal: AbortSignal): Promise<GpuHold> {
     this.counters.queued++;
     try {
-      return await this.gpu.acquire(job.priority ?? DEFAULT_PRIORITY_KEY, signal, `Request ${job.requestId}`);
+      const priority = job.priority ?? DEFAULT_PRIORITY_KEY;
+      const onDevice = job.background ? BACKGROUND_PRIORITY + priority : priority;
+      return await this.gpu.acquire(onDevice, signal, `Request ${job.requestId}`);
     } catch (err) {
       this.counters.cancelled++;
       throw err;

@@ -53,7 +53,9 @@ const SECTIONS: readonly Section[] = [
   },
   {
     title: 'GPU worker (`workers/gpu-worker.ts`)',
-    intro: 'One process per GPU fleet; it polls `<region>.gpu-<type>` and runs the inference activity.',
+    intro:
+      'One process per GPU fleet; it polls `<region>.gpu-<type>`, and its relax lane `<region>.gpu-<type>.relax` ' +
+      'while it has no turbo or fast work, and runs the inference activity.',
     table: GPU_WORKER_OPTIONS as unknown as AnyTable,
     omit: COMMON_WORKER_OPTIONS as unknown as AnyTable,
   },

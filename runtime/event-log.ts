@@ -5,6 +5,7 @@
 //
 // The log id is the workflow id (`gen:<user>:<requestId>`), which is unique across users.
 import type { Redis } from 'ioredis';
+import type { RequestEstimate } from '../core/estimate';
 import { isTerminalEvent, type RequestEvent, type SequencedEvent } from '../core/events';
 import { luaScript } from './lua-scripts';
 import { DEFAULT_REDIS_PREFIX } from './redis';
@@ -70,11 +71,16 @@ export interface RequestEventAppender extends RequestEventPublisher {
 /**
  * The first events of every request's log, recorded by whoever starts its workflow (the gateway) before it starts:
  * `accepted` and the `queued` status then come first whatever the workflow's activities publish, and never twice
- * (a re-attach gets the original seq back). True when this call recorded `accepted`: a new request, not a
- * resubmission of one the log already has (the gateway times only new ones).
+ * (a re-attach gets the original seq back, and the estimate the request was accepted with). True when this call
+ * recorded `accepted`: a new request, not a resubmission of one the log already has (the gateway times only new ones).
  */
-export async function recordAccepted(eventLog: RequestEventAppender, workflowId: string): Promise<boolean> {
-  const accepted = await eventLog.append(workflowId, { type: 'accepted', workflowId }, 'accepted');
+export async function recordAccepted(
+  eventLog: RequestEventAppender,
+  workflowId: string,
+  estimate?: RequestEstimate,
+): Promise<boolean> {
+  const event: RequestEvent = { type: 'accepted', workflowId, ...(estimate ? { estimate } : {}) };
+  const accepted = await eventLog.append(workflowId, event, 'accepted');
   await eventLog.publish(workflowId, { type: 'status', status: 'queued' }, 'status:queued');
   return accepted.published;
 }

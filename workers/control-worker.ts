@@ -20,6 +20,7 @@ import { RegionQueueSampler } from './region-metrics';
 import { readSharedBreakers, registerBreakerMetrics } from './breaker-metrics';
 import { GlobalFailureRate, OutcomeCountingEventLog } from '../runtime/global-breaker';
 import { LiveRequests } from '../runtime/live-requests';
+import { withQueueLeaving } from '../runtime/queue-positions';
 import { CapacityStore } from '../runtime/capacity-store';
 import { ModelBreakers } from '../runtime/model-breakers';
 import { setUpWorkerMetrics } from './worker-metrics';
@@ -140,12 +141,18 @@ async function main(): Promise<void> {
   const activities = createControlActivities({
     screen,
     store: withInjectedLatency(new FsObjectStore(path.resolve(options.storageDir)), options.chaosStorageLatencyMs),
-    // Each request's outcome also feeds seed 001's global breaker as its terminal event is first written.
-    eventLog: new OutcomeCountingEventLog(
-      new RedisEventLog(redis, { prefix: options.redisPrefix }),
-      globalRate,
-      (err) => log.warn({ err }, 'could not count an outcome or release a live request'),
-      new LiveRequests(redis, options.redisPrefix),
+    // Each request's outcome also feeds seed 001's global breaker as its terminal event is first written, and a
+    // request that ends while it waits for a GPU leaves its queue's set (its peers' queue positions).
+    eventLog: withQueueLeaving(
+      new OutcomeCountingEventLog(
+        new RedisEventLog(redis, { prefix: options.redisPrefix }),
+        globalRate,
+        (err) => log.warn({ err }, 'could not count an outcome or release a live request'),
+        new LiveRequests(redis, options.redisPrefix),
+      ),
+      redis,
+      options.redisPrefix,
+      log,
     ),
   });
   const breakers = { modelBreakers: new ModelBreakers(redis, options.redisPrefix, log), globalRate, log };

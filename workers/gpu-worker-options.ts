@@ -5,6 +5,7 @@ import { GPU_TYPES, isGpuType, type GpuType } from '../core/gpu';
 import { resolveOnnxBackendOptions, type OnnxBackendOptions } from '../inference/onnx';
 import { parse, resolveOptions, type OptionTable } from '../runtime/options';
 import { COMMON_WORKER_OPTIONS, type CommonWorkerOptions } from './worker-runtime';
+import { defaultRelaxSlots } from './relax-lane';
 
 /** `onnx`: ONNX Runtime pipeline for the models in the registry. `simulated`: the SIMULATED GPU BACKEND. */
 export type InferenceBackendKind = 'onnx' | 'simulated';
@@ -21,6 +22,11 @@ export interface GpuWorkerOptions extends CommonWorkerOptions {
    * holds and runs one at a time, as one GPU would. @default 0 (auto)
    */
   readonly slots: number;
+  /**
+   * Relax requests the worker holds at once, from its fleet's relax lane, taken only while it has no turbo or fast work
+   * (workers/relax-lane.ts). 0 means 95% of `slots`, at least 1. @default 0 (auto)
+   */
+  readonly relaxSlots: number;
   /** Divides the simulated GPU backend's modelled latency (tests and demos use 10-1000). @default 1 */
   readonly simSpeedup: number;
   /** Names this worker in results and logs. @default '<hostname>:<pid>:<gpuType>' */
@@ -80,6 +86,12 @@ export const GPU_WORKER_OPTIONS: OptionTable<GpuWorkerOptions> = {
     default: 0,
     parse: parse.int(0, 1024),
   },
+  relaxSlots: {
+    env: 'ATELIER_RELAX_SLOTS',
+    doc: 'Relax requests taken at once from the relax lane, only while no turbo or fast work is in hand (0 = 95% of slots, at least 1)',
+    default: 0,
+    parse: parse.int(0, 1024),
+  },
   simSpeedup: {
     env: 'ATELIER_SIM_SPEEDUP',
     doc: 'Divides the simulated GPU backend latency (1 = modelled GPU time)',
@@ -121,7 +133,7 @@ export type ResolvedGpuWorkerOptions = GpuWorkerOptions & {
 
 /**
  * Resolves and validates the options once: throws a TypeError naming the variable when the GPU type is missing or
- * any value (the ONNX backend's included) is invalid, and settles `slots` when it is 0 (auto).
+ * any value (the ONNX backend's included) is invalid, and settles `slots` and `relaxSlots` when 0 (auto).
  */
 export function resolveGpuWorkerOptions(env: NodeJS.ProcessEnv = process.env): ResolvedGpuWorkerOptions {
   const options = resolveOptions(GPU_WORKER_OPTIONS, env);
@@ -134,6 +146,7 @@ export function resolveGpuWorkerOptions(env: NodeJS.ProcessEnv = process.env): R
     ...options,
     gpuType,
     slots,
+    relaxSlots: options.relaxSlots > 0 ? options.relaxSlots : defaultRelaxSlots(slots),
     onnx,
     workerId: options.workerId || `${os.hostname()}:${process.pid}:${gpuType}`,
   };

@@ -12,9 +12,10 @@ import { backendsByModel, createInferenceActivities } from '../activities';
 import type { InferenceBackend } from '../inference/backend';
 import { ONNX_BACKEND_OPTION_TABLE, createOnnxBackend } from '../inference/onnx';
 import { SimulatedGpuBackend } from '../inference/simulated';
-import { gpuTaskQueue, type GpuType } from '../core/gpu';
+import { gpuTaskQueue, relaxTaskQueue, type GpuType } from '../core/gpu';
 import { MODEL_NAMES } from '../core/models';
 import { RedisEventLog } from '../runtime/event-log';
+import { withQueueLeaving } from '../runtime/queue-positions';
 import { createLogger, type Logger } from '../runtime/logger';
 import { FsObjectStore } from '../runtime/object-store';
 import { withInjectedLatency } from '../runtime/delayed-object-store';
@@ -28,6 +29,7 @@ import { createMembership, type Membership } from './gpu-membership';
 import { setUpWorkerMetrics } from './worker-metrics';
 import { SupervisedWorker, closeServer, handleHelpFlag, onShutdownSignal, startHealthServer } from './worker-runtime';
 import { tracingWorkerOptions } from './worker-tracing';
+import { defaultRelaxSlots, RelaxLane } from './relax-lane';
 import { GPU_WORKER_OPTIONS, resolveGpuWorkerOptions, type ResolvedGpuWorkerOptions } from './gpu-worker-options';
 
 export {
@@ -69,27 +71,55 @@ export async function createInferenceBackends(
   return backends;
 }
 
-/** Worker options of a GPU worker, shared by the entry point and the workflow tests. */
+/**
+ * Worker options of a GPU worker, shared by the entry point and the workflow tests: one Worker on the fleet's queue
+ * (turbo and fast, `slots` at a time) and one on its relax lane, whose slots `lane` hands out only while the worker has
+ * no interactive work (workers/relax-lane.ts). Run both on one connection (SupervisedWorker does).
+ */
 export function gpuWorkerOptions(args: {
   region: string;
   gpuType: GpuType;
   activities: ReturnType<typeof createInferenceActivities>;
   slots?: number;
+  /** The worker's relax lane (its `whenIdle` also given to the activities); one of its own when absent. */
+  lane?: RelaxLane;
   heartbeatThrottleMs?: number;
   shutdownGraceMs?: number;
   /** The process's tracing (runtime/tracing.ts); off when absent. */
   tracing?: Pick<Tracing, 'spanProcessor' | 'resource'>;
-}): Omit<WorkerOptions, 'connection' | 'namespace'> {
-  return {
-    ...tracingWorkerOptions(args.tracing),
-    taskQueue: gpuTaskQueue(args.region, args.gpuType),
+}): Omit<WorkerOptions, 'connection' | 'namespace'>[] {
+  const slots = args.slots ?? 1;
+  const lane = args.lane ?? new RelaxLane({ relaxSlots: defaultRelaxSlots(slots) });
+  const traced = tracingWorkerOptions(args.tracing);
+  const common = {
+    ...traced,
     activities: args.activities,
-    maxConcurrentActivityTaskExecutions: args.slots ?? 1,
     // Without this the SDK would hold heartbeats back for 80% of the 30 s heartbeat timeout (24 s), and a cancel
     // would reach the GPU that late.
     maxHeartbeatThrottleInterval: args.heartbeatThrottleMs ?? 1000,
     shutdownGraceTime: args.shutdownGraceMs ?? 25_000,
   };
+  return [
+    {
+      ...common,
+      taskQueue: gpuTaskQueue(args.region, args.gpuType),
+      maxConcurrentActivityTaskExecutions: slots,
+      interceptors: {
+        ...traced.interceptors,
+        activity: [...(traced.interceptors?.activity ?? []), ...lane.interactiveInterceptors()],
+      },
+    },
+    {
+      ...common,
+      taskQueue: relaxTaskQueue(args.region, args.gpuType),
+      tuner: {
+        activityTaskSlotSupplier: lane.slotSupplier(),
+        workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+        localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+        nexusTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+      },
+    },
+  ];
 }
 
 /**
@@ -101,21 +131,28 @@ async function createGpuActivities(
   redis: Redis,
   registry: Registry,
   log: Logger,
-  onOutcome: (outcome: InferenceOutcome) => void,
+  hooks: { onOutcome: (outcome: InferenceOutcome) => void; lane: RelaxLane },
 ) {
   const backends = await createInferenceBackends(options, log);
   const { gpuType, onnx } = options;
   const { onInferenceTimed } = registerGpuWorkerMetrics(registry, { gpuType, backends, onnx, log });
   const byModel = backendsByModel(backends, MODEL_NAMES);
   const models = Object.fromEntries([...byModel].map(([model, backend]) => [model, backend.name]));
-  log.info({ models, slots: options.slots }, 'inference backends');
+  log.info({ models, slots: options.slots, relaxSlots: options.relaxSlots }, 'inference backends');
   const activities = createInferenceActivities({
     backends: byModel,
     store: withInjectedLatency(new FsObjectStore(path.resolve(options.storageDir)), options.chaosStorageLatencyMs),
-    eventLog: new RedisEventLog(redis, { prefix: options.redisPrefix }),
+    // `generating` takes the request out of its queue's set (its client's queue position).
+    eventLog: withQueueLeaving(
+      new RedisEventLog(redis, { prefix: options.redisPrefix }),
+      redis,
+      options.redisPrefix,
+      log,
+    ),
     workerId: options.workerId,
     onInferenceTimed,
-    onOutcome,
+    onOutcome: hooks.onOutcome,
+    whenIdle: (signal) => hooks.lane.whenIdle(signal),
   });
   return { backends, byModel, activities };
 }
@@ -135,9 +172,11 @@ async function main(): Promise<void> {
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
   // The membership needs the supervised worker, which needs the activities: outcomes reach it once it exists.
   const outcomes: { to?: Membership } = {};
-  const { backends, byModel, activities } = await createGpuActivities(options, redis, metrics.registry, log, (o) =>
-    outcomes.to?.onOutcome(o),
-  );
+  const lane = new RelaxLane({ relaxSlots: options.relaxSlots });
+  const { backends, byModel, activities } = await createGpuActivities(options, redis, metrics.registry, log, {
+    onOutcome: (o) => outcomes.to?.onOutcome(o),
+    lane,
+  });
   const prefixAgreement = new PrefixAgreement({ redis, prefix: options.redisPrefix, role: 'gpu-worker', log });
   prefixAgreement.start();
   const supervised = new SupervisedWorker({
@@ -152,6 +191,7 @@ async function main(): Promise<void> {
         gpuType,
         activities,
         slots: options.slots,
+        lane,
         heartbeatThrottleMs: options.heartbeatThrottleMs,
         shutdownGraceMs: options.shutdownGraceMs,
         tracing,
@@ -161,6 +201,7 @@ async function main(): Promise<void> {
     outcomes.to?.markDraining();
     // Drain first: in-flight jobs finish (or are handed back) before their backends go away.
     await supervised.stop();
+    lane.close();
     await outcomes.to?.stop();
     await Promise.all(backends.map((b) => b.close()));
     prefixAgreement.stop();
@@ -190,6 +231,7 @@ async function main(): Promise<void> {
     () => ({
       ...readiness(),
       worker: supervised.describe(),
+      relaxLane: lane.stats(),
       gpuType,
       redis: redis.status,
       redisPrefix: prefixAgreement.status,

@@ -6,7 +6,7 @@
 import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { Gauge, Registry } from 'prom-client';
-import { GPU_TYPES, controlTaskQueue, gpuTaskQueue } from '../core/gpu';
+import { GPU_TYPES, controlTaskQueue, fleetTaskQueues } from '../core/gpu';
 import { STATUS_SEARCH_VALUE } from '../core/status';
 import type { Logger } from '../runtime/logger';
 import { atelierGauge } from '../runtime/metrics';
@@ -56,7 +56,9 @@ export function regionQueueTargets(region: string): QueueTarget[] {
   return [
     { taskQueue: control, taskType: 'workflow' },
     { taskQueue: control, taskType: 'activity' },
-    ...GPU_TYPES.map((gpuType) => ({ taskQueue: gpuTaskQueue(region, gpuType), taskType: 'activity' as const })),
+    ...GPU_TYPES.flatMap((gpuType) =>
+      fleetTaskQueues(region, gpuType).map((taskQueue) => ({ taskQueue, taskType: 'activity' as const })),
+    ),
   ];
 }
 

@@ -12,7 +12,7 @@ import {
 import type { createControlActivities, createInferenceActivities } from '../activities';
 import { FAILURE_TYPES, type FailureType } from '../core/errors';
 import type { Fairness } from '../core/fairness';
-import { controlTaskQueue, gpuTaskQueue, type GpuType } from '../core/gpu';
+import { controlTaskQueue, gpuTaskQueueForTier, type GpuType } from '../core/gpu';
 import type { Tier } from '../core/tiers';
 
 /** Failure types that no retry can fix; listed in retry policies too so that a mislabelled failure still stops. */
@@ -147,8 +147,11 @@ export interface GpuAttemptOptions {
   readonly fairness?: Fairness;
 }
 
-/** The inference activity on one GPU fleet's task queue of a region. */
-export function fleetActivities(region: string, gpuType: GpuType, attempt: GpuAttemptOptions = {}) {
+/**
+ * The inference activity on one GPU fleet's task queue of a region: relax requests on the fleet's relax lane, which
+ * its workers take only on idle capacity (seed 004), turbo and fast on the fleet's own queue.
+ */
+export function fleetActivities(region: string, gpuType: GpuType, tier: Tier, attempt: GpuAttemptOptions = {}) {
   const { scheduleToStartTimeout, startToCloseTimeout, retry = 0, priorityKey, fairness } = attempt;
   const priority = { ...(priorityKey === undefined ? {} : { priorityKey }), ...fairness };
   return proxyActivities<InferenceActivities>({
@@ -161,10 +164,10 @@ export function fleetActivities(region: string, gpuType: GpuType, attempt: GpuAt
     // Replay needs no patch for this: it compares a scheduled activity's id and type with the command, never its
     // priority, so histories recorded without fairness keys replay unchanged (test/replay).
     ...(Object.keys(priority).length === 0 ? {} : { priority }),
-    taskQueue: gpuTaskQueue(region, gpuType),
-    // Replay compares activity ids, not task queues: naming the fleet in the id makes a routing change that
-    // would move an in-flight request to another fleet fail replay, instead of passing unnoticed. A retry the
-    // workflow schedules itself is numbered.
+    // Replay compares activity ids, not task queues (moving relax to its lane needed no patch): naming the fleet in
+    // the id makes a routing change that would move an in-flight request to another fleet fail replay, instead of
+    // passing unnoticed. A retry the workflow schedules itself is numbered.
+    taskQueue: gpuTaskQueueForTier(region, gpuType, tier),
     activityId: retry === 0 ? `runInference:${gpuType}` : `runInference:${gpuType}:retry${retry}`,
   });
 }

@@ -135,7 +135,7 @@ class GpuStep {
   attempt(): Promise<InferenceOutput> {
     const { req, gpuType, soloBatch } = this;
     const { deadlineAt } = req;
-    const activities = fleetActivities(req.region, gpuType, {
+    const activities = fleetActivities(req.region, gpuType, req.tier, {
       ...gpuAttemptBounds(this.bound, deadlineAt),
       retry: this.retries,
       priorityKey: this.priorityKey,

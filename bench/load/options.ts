@@ -5,6 +5,15 @@ import { GPU_TYPES, isGpuType } from '../../core/gpu';
 import { MODELS, isModelName } from '../../core/models';
 import { TIERS, isTier } from '../../core/tiers';
 import type { ArrivalPattern } from './arrivals';
+import {
+  MIXED_DEFAULT_MIX,
+  MIXED_HELP,
+  MIXED_SIM_SPEEDUP,
+  checkMixedFlags,
+  mixFleet,
+  mixedOptions,
+  type MixedOptions,
+} from './mixed-options';
 import { TURBO_WAIT_BOUND_S, spikeOptions, type SpikeOptions } from './spike-options';
 
 export const DEFAULT_STACK_FILE = '.atelier/stack.json';
@@ -42,6 +51,8 @@ export interface LoadOptions {
   readonly observe: 'on' | 'off';
   /** `--profile spike`: the spike's settings (segments is then empty: spike.ts runs its own phases). */
   readonly spike: SpikeOptions | undefined;
+  /** `--profile mixed`: its settings (segments is then empty: mixed.ts runs its own phases). */
+  readonly mixed: MixedOptions | undefined;
 }
 
 export const HELP = `npm run bench:load [-- flags]   load benchmark: Atelier's gateway against a bare Temporal floor
@@ -58,22 +69,24 @@ Stack
                            of watching
 
 Profile
-  --profile standard|spike standard (the default): the segments below, each against the floor and Atelier.
+  --profile standard|spike|mixed
+                           standard (the default): the segments below, each against the floor and Atelier.
                            spike: measure the fleet's capacity (a calibration burst), then offer --multiplier
                            times it for --duration seconds from many users (default 50, tiers turbo,fast,relax),
                            with the gateway's production admission caps (spawn mode does not raise them), and
                            check: 0 lost, queues within the in-flight caps, every rejection a documented code
                            with retryAfterMs, turbo's queue wait bounded, every process ready and alive after
   --multiplier X           spike: offered rate over capacity (default 10)
-  --duration S             spike: seconds of arrivals (default 60; --quick 10)
-  --capacity R             spike: capacity in requests/s instead of measuring it
-  --calibration-count N    spike: requests in the calibration burst (default 150; --quick 40)
+  --duration S             spike, mixed: seconds of arrivals (default 60; --quick 10, mixed 15)
+  --capacity R             spike, mixed: capacity in requests/s instead of measuring it
+  --calibration-count N    spike, mixed: requests in the calibration burst (150, mixed 60; --quick 40, 20)
   --wait S                 spike: seconds a request may take after its send before it is lost (default: three
                            times what the fleet needs to serve the in-flight cap at capacity, plus 60)
   --turbo-wait-bound S     spike: turbo's queue wait p99 must stay within S (default ${TURBO_WAIT_BOUND_S}: its fleet wait)
-
+${MIXED_HELP}
 Clients
-  --users N                simulated users, one API key each (default 4; spike 50, --quick 10)
+  --users N                simulated users, one API key each (default 4; spike 50, --quick 10; mixed: fast
+                           users, 20, --quick 6)
   --connections N          WebSocket connections, spread over the users (default 8)
 
 Arrivals (no --pattern: paced --rate for --duration, then a burst of --count)
@@ -97,8 +110,8 @@ Run
   --quick                  short smoke run (paced 5/s for 4 s, burst of 40)
   --help
 
-Progress goes to stderr; the summary and then one JSON line (the last line) to stdout. The spike profile
-exits 1 when one of its checks fails.
+Progress goes to stderr; the summary and then one JSON line (the last line) to stdout. The spike and mixed
+profiles exit 1 when one of their checks fails.
 `;
 
 const FLAGS = {
@@ -130,6 +143,11 @@ const FLAGS = {
   'calibration-count': { type: 'string' },
   wait: { type: 'string' },
   'turbo-wait-bound': { type: 'string' },
+  'fast-load': { type: 'string' },
+  'relax-flood': { type: 'string' },
+  'relax-users': { type: 'string' },
+  'flood-rate': { type: 'string' },
+  drain: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -142,40 +160,49 @@ export function parseLoadOptions(argv: readonly string[]): LoadOptions | undefin
   const quick = values.quick ?? false;
   const num = (flag: keyof Values, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number =>
     parseNumber(flag, values[flag], fallback, min, max);
-  const spike = profile(values) === 'spike';
-  const users = whole('users', num('users', spike ? (quick ? 10 : 50) : 4, 1, 10_000));
+  const chosen = profile(values);
+  const spike = chosen === 'spike';
+  const mixed = chosen === 'mixed';
+  const users = whole('users', num('users', spike ? (quick ? 10 : 50) : mixed ? (quick ? 6 : 20) : 4, 1, 10_000));
   const connections = whole('connections', num('connections', Math.max(users, 8), 1, 10_000));
+  const mix = requestMix(values, chosen);
+  const given = (flag: string): boolean => values[flag as keyof Values] !== undefined;
   return {
     attach: values.attach,
     apiKeys: values['api-key'] === undefined ? undefined : list(values['api-key']),
     users,
     connections,
-    segments: spike ? [] : segments(values, quick),
-    mix: requestMix(values, spike),
+    segments: spike || mixed ? [] : segments(values, quick),
+    mix,
     seed: whole('seed', num('seed', 1, 0, 0xffff_ffff)),
-    simSpeedup: num('sim-speedup', 1000, 0.001),
-    gpuTypes: gpuTypes(values['gpu-types']),
+    simSpeedup: num('sim-speedup', mixed ? MIXED_SIM_SPEEDUP : 1000, 0.001),
+    // The mixed profile loads one fleet: the other fleets' workers would only take CPU from the stack.
+    gpuTypes: gpuTypes(values['gpu-types'] ?? (mixed ? mixFleet(mix) : undefined)),
     timeoutMs: num('timeout', quick ? 60 : 120, 1) * 1000,
     warmup: whole('warmup', num('warmup', quick ? 3 : 10, 0, 10_000)),
     quick,
     keepData: values['keep-data'] ?? false,
     observe: observeMode(values.observe),
     spike: spike
-      ? spikeOptions(
-          quick,
-          (flag, fallback, min, max) => num(flag as keyof Values, fallback, min, max),
-          (flag) => values[flag as keyof Values] !== undefined,
-        )
+      ? spikeOptions(quick, (flag, fallback, min, max) => num(flag as keyof Values, fallback, min, max), given)
+      : undefined,
+    mixed: mixed
+      ? mixedOptions(quick, (flag, fallback, min, max) => num(flag as keyof Values, fallback, min, max), given)
       : undefined,
   };
 }
 
-function profile(values: Values): 'standard' | 'spike' {
+type Profile = 'standard' | 'spike' | 'mixed';
+
+function profile(values: Values): Profile {
   const raw = values.profile ?? 'standard';
-  if (raw !== 'standard' && raw !== 'spike') throw new TypeError(`--profile ${raw}: expected standard or spike`);
+  if (raw !== 'standard' && raw !== 'spike' && raw !== 'mixed') {
+    throw new TypeError(`--profile ${raw}: expected standard, spike or mixed`);
+  }
   if (raw === 'spike' && (values.pattern !== undefined || values.count !== undefined || values.rate !== undefined)) {
     throw new TypeError('--profile spike sets its own arrivals: use --multiplier, --duration or --capacity');
   }
+  checkMixedFlags(raw === 'mixed', (flag) => values[flag as keyof Values] !== undefined);
   return raw;
 }
 
@@ -229,18 +256,19 @@ function segments(values: Values, quick: boolean): Segment[] {
   }
 }
 
-function requestMix(values: Values, spike: boolean): RequestMix {
-  const models = list(values.models ?? 'sdxl-turbo');
+function requestMix(values: Values, chosen: Profile): RequestMix {
+  const mixed = chosen === 'mixed';
+  const models = list(values.models ?? (mixed ? MIXED_DEFAULT_MIX.models : 'sdxl-turbo'));
   for (const m of models) if (!isModelName(m)) throw new TypeError(`--models: unknown model ${m}`);
   // The spike mixes every tier: turbo's queue wait beside the others' is one of its figures.
-  const tiers = list(values.tiers ?? (spike ? 'turbo,fast,relax' : 'fast'));
+  const tiers = list(values.tiers ?? (chosen === 'spike' ? 'turbo,fast,relax' : mixed ? 'fast,relax' : 'fast'));
   for (const t of tiers) if (!isTier(t)) throw new TypeError(`--tiers: unknown tier ${t}`);
-  const sizes = list(values.sizes ?? '512x512').map((s) => {
+  const sizes = list(values.sizes ?? (mixed ? MIXED_DEFAULT_MIX.sizes : '512x512')).map((s) => {
     const match = /^(\d+)x(\d+)$/.exec(s);
     if (!match) throw new TypeError(`--sizes: ${s} is not WIDTHxHEIGHT`);
     return { width: Number(match[1]), height: Number(match[2]) };
   });
-  const steps = list(values['steps-per-image'] ?? '1').map((s) =>
+  const steps = list(values['steps-per-image'] ?? (mixed ? MIXED_DEFAULT_MIX.steps : '1')).map((s) =>
     whole('steps-per-image', parseNumber('steps-per-image', s, 0, 1, 1000)),
   );
   return { models, tiers, sizes, steps };

@@ -10,8 +10,16 @@ export interface RequestRecord {
   readonly rate: number | null;
   sentAt?: number;
   acceptedAt?: number;
-  /** First `status: generating` (Atelier only). */
+  /** First `status: safety_check` (Atelier only): the workflow's first task is running, on the control worker. */
+  safetyCheckAt?: number;
+  /** First `status: generating` (Atelier only): a GPU worker took the request's task. */
   generatingAt?: number;
+  /** First `progress` frame (Atelier only): the device has run the request's first step. */
+  progressAt?: number;
+  /** When the bench sent a `cancel` for it (the mixed profile ends its relax backlog so). */
+  cancelSentAt?: number;
+  /** The code of a `rejected` frame that answered the cancel; the request itself goes on to its own terminal. */
+  cancelRefusal?: string;
   /** First terminal event: completed, failed, rejected, or the connection dropped under it. */
   terminalAt?: number;
   outcome?: 'completed' | 'failed' | 'rejected' | 'dropped';
@@ -42,11 +50,13 @@ export interface FrameFields {
   readonly workflowId?: unknown;
   readonly retryAfterMs?: unknown;
   readonly message?: unknown;
+  /** Set on a live queue update, which repeats the newest seq by design (README, Protocol). */
+  readonly queuePosition?: unknown;
 }
 
 /** Applies one gateway frame about this request, received at `now`. */
 export function applyFrame(record: RequestRecord, frame: FrameFields, now: number): void {
-  if (typeof frame.seq === 'number') {
+  if (typeof frame.seq === 'number' && frame.queuePosition === undefined) {
     if (record.seqs.has(frame.seq)) record.duplicateSeqs += 1;
     else record.seqs.add(frame.seq);
   }
@@ -57,6 +67,10 @@ export function applyFrame(record: RequestRecord, frame: FrameFields, now: numbe
       return;
     case 'status':
       if (frame.status === 'generating') record.generatingAt ??= now;
+      if (frame.status === 'safety_check') record.safetyCheckAt ??= now;
+      return;
+    case 'progress':
+      record.progressAt ??= now;
       return;
     case 'completed':
       settle(record, 'completed', undefined, now);
@@ -65,6 +79,12 @@ export function applyFrame(record: RequestRecord, frame: FrameFields, now: numbe
       settle(record, 'failed', String(frame.code ?? 'UNKNOWN'), now);
       return;
     case 'rejected':
+      // After `accepted`, a rejection can only answer the cancel (RATE_LIMITED, UNKNOWN_REQUEST when it had just
+      // ended): it is no terminal of the request, which ends with its own.
+      if (record.cancelSentAt !== undefined && record.acceptedAt !== undefined) {
+        record.cancelRefusal ??= String(frame.code ?? 'UNKNOWN');
+        return;
+      }
       if (record.outcome === undefined) {
         if (typeof frame.retryAfterMs === 'number') record.retryAfterMs = frame.retryAfterMs;
         if (typeof frame.message === 'string') record.rejectMessage = frame.message;

@@ -5,7 +5,7 @@
 import type { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { performance } from 'node:perf_hooks';
-import { controlTaskQueue, gpuTaskQueue, isGpuType, type GpuType } from '../../core/gpu';
+import { controlTaskQueue, fleetTaskQueues, isGpuType, type GpuType } from '../../core/gpu';
 import type { StackFile } from './stack';
 
 const { TaskQueueKind, TaskQueueType } = temporal.api.enums.v1;
@@ -53,7 +53,9 @@ export function probeTargets(file: StackFile): ProbeTargets {
   const queues: QueueTarget[] = [
     { taskQueue: control, taskType: 'workflow' },
     { taskQueue: control, taskType: 'activity' },
-    ...fleets.map((gpuType) => ({ taskQueue: gpuTaskQueue(region, gpuType), taskType: 'activity' as const })),
+    ...fleets.flatMap((gpuType) =>
+      fleetTaskQueues(region, gpuType).map((taskQueue) => ({ taskQueue, taskType: 'activity' as const })),
+    ),
   ];
   // Workers serve /readyz beside the /metrics the stack file lists; the gateway at its own HTTP address.
   const gatewayHttp = file.gateway.httpUrl ?? file.gateway.wsUrl.replace(/^ws/, 'http').replace(/\/v1\/ws$/, '');

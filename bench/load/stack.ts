@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startOtlpSink } from './otlp-sink';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { mixedCalibrationUsers } from './mixed-options';
 import type { LoadOptions } from './options';
 import { calibrationUsers } from './spike-options';
 
@@ -57,19 +58,32 @@ export function userApiKeys(users: number): string[] {
   return Array.from({ length: users }, (_, i) => `bench-key-${i}`);
 }
 
-/** API keys the run needs: one per user, and for the spike profile its calibration users' after them. */
+/**
+ * API keys the run needs: one per user, and for the spike profile its calibration users' after them; the mixed
+ * profile's users are its fast users, then its relax users, then its calibration users.
+ */
 export function stackUserCount(options: LoadOptions): number {
-  return options.users + (options.spike ? calibrationUsers(options.spike, options.warmup) : 0);
+  const { spike, mixed, warmup } = options;
+  const extra = spike
+    ? calibrationUsers(spike, warmup)
+    : mixed
+      ? mixed.relaxUsers + mixedCalibrationUsers(mixed, warmup)
+      : 0;
+  return options.users + extra;
 }
+
+/** The profiles that run against the gateway's production admission caps. */
+const productionCaps = (options: LoadOptions): boolean => options.spike !== undefined || options.mixed !== undefined;
 
 /**
  * The gateway's caps: the defaults (100 new requests per user per minute, 50 in flight per user) would throttle the
  * standard profiles, which measure throughput, so those raise both. The spike profile is there to show the gateway
- * shedding load with its documented codes, so it sets nothing and the stack runs with the production caps (or with
- * what the caller's environment says, which the report prints).
+ * shedding load with its documented codes, and the mixed profile shows the relax lane under a flood real users could
+ * send, so they set nothing and the stack runs with the production caps (or with what the caller's environment says,
+ * which the report prints).
  */
 function admissionEnvironment(options: LoadOptions): NodeJS.ProcessEnv {
-  if (options.spike) return {};
+  if (productionCaps(options)) return {};
   return { ATELIER_RATE_LIMIT_PER_MINUTE: '1000000', ATELIER_MAX_IN_FLIGHT_PER_USER: '100000' };
 }
 
@@ -223,15 +237,17 @@ export function attachStack(file: string, options: LoadOptions, say: (line: stri
       `ATELIER_MAX_IN_FLIGHT_PER_USER=${env.ATELIER_MAX_IN_FLIGHT_PER_USER ?? '50 (default)'}, ` +
       `ATELIER_GPU_TYPES=${env.ATELIER_GPU_TYPES ?? '(default)'}`,
   );
-  // The spike profile wants the production caps; only the throughput profiles are misled by them.
-  if (!options.spike && Number(env.ATELIER_RATE_LIMIT_PER_MINUTE ?? 100) < 100_000) {
+  // The spike and mixed profiles want the production caps; only the throughput profiles are misled by them.
+  if (!productionCaps(options) && Number(env.ATELIER_RATE_LIMIT_PER_MINUTE ?? 100) < 100_000) {
     say('  warning: at this rate limit the gateway will answer most of the load with RATE_LIMITED');
   }
-  if (!options.spike && Number(env.ATELIER_MAX_IN_FLIGHT_PER_USER ?? 50) < 10_000) {
+  if (!productionCaps(options) && Number(env.ATELIER_MAX_IN_FLIGHT_PER_USER ?? 50) < 10_000) {
     say('  warning: at this in-flight cap the gateway will answer bursts with IN_FLIGHT_LIMIT');
   }
   const keys = userApiKeys(stackUserCount(options)).map((key, i) => `${key}:bench-user-${i}`);
-  const caps = options.spike ? '' : 'ATELIER_RATE_LIMIT_PER_MINUTE=1000000 ATELIER_MAX_IN_FLIGHT_PER_USER=100000 ';
+  const caps = productionCaps(options)
+    ? ''
+    : 'ATELIER_RATE_LIMIT_PER_MINUTE=1000000 ATELIER_MAX_IN_FLIGHT_PER_USER=100000 ';
   say(
     `  for benchmarking start it with: ATELIER_SIM_SPEEDUP=${options.simSpeedup} ${caps}` +
       `ATELIER_API_KEYS=${keys.join(',')} npm start`,

@@ -66,6 +66,18 @@ export class GatewayClients {
     conn.ws.send(text);
   }
 
+  /**
+   * Sends a `cancel` for an open request on the connection it was sent on (its terminal frame comes there); false when
+   * it has ended or its connection is gone.
+   */
+  cancel(record: RequestRecord): boolean {
+    const conn = this.connections.find((c) => c.open.has(record));
+    if (!conn || conn.ws.readyState !== WebSocket.OPEN) return false;
+    record.cancelSentAt ??= performance.now();
+    conn.ws.send(JSON.stringify({ type: 'cancel', requestId: record.id }));
+    return true;
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     await Promise.all(

@@ -85,7 +85,15 @@ describe('simulated GPU backend', () => {
     );
     const single = await backend.generate(job({ seed: 11 }), noHooks());
     assert.ok(batch[1]?.png.equals(single[0]?.png as Buffer));
-    assert.deepEqual(backend.status().counters, { jobs: 2, images: 4, steps: 8, cancelled: 0, active: 0, queued: 0 });
+    assert.deepEqual(backend.status().counters, {
+      jobs: 2,
+      images: 4,
+      steps: 8,
+      cancelled: 0,
+      active: 0,
+      queued: 0,
+      yielded: 0,
+    });
     assert.deepEqual(
       backend.status().loadedModels.map((m) => m.model),
       ['sdxl'],

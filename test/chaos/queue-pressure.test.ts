@@ -5,9 +5,9 @@
 //
 // Which tiers can share a queue (core/routing.ts): turbo always goes to H100, and nothing else is routed there first,
 // so turbo never queues behind another tier; it is bounded by having a fleet of its own. Standard SDXL of the fast and
-// relax tiers both go to A10G (`sdxl-standard`), so priority (fast 3, relax 5: core/tiers.ts) is exercised there:
-// the spike sends its relax requests first, so a first-come-first-served queue would start every relax request before
-// any fast one, and priority must start every fast one first.
+// relax tiers both go to the A10G fleet (`sdxl-standard`), relax to its relax lane, which the worker serves only while
+// it has no fast work (workers/relax-lane.ts): the spike sends its relax requests first, so a first-come-first-served
+// queue would start every relax request before any fast one, and the fleet must start every fast one first.
 //
 // Each GPU worker takes one request at a time here (ATELIER_GPU_SLOTS=1): the simulated GPU runs one job at a time,
 // and a worker holding more (the default takes 8 when the ONNX backend is enabled) announces `generating` as it takes

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApiKeyConfigError, STATIC_KEY_PLAN, StaticApiKeyStore } from '../../gateway/auth';
-import { outputPath, parseGenerateArgs, progressLine, UsageError } from '../../client/generate-cli';
+import { outputPath, parseGenerateArgs, UsageError } from '../../client/generate-cli';
+import { progressLine } from '../../client/progress';
 import { resolveGatewayOptions } from '../../gateway/options';
 
 void test('static API keys map to their users; unknown, empty-prefix and near-miss keys do not', async () => {
@@ -96,7 +97,7 @@ void test('several images are saved as out.png, out-1.png, out-2.png', () => {
   assert.equal(outputPath('picture', 1), 'picture-1');
 });
 
-void test('the progress line shows a bar proportional to the step', () => {
+void test('the progress line shows the estimate, the queue position and a bar proportional to the step', () => {
   assert.equal(
     progressLine({ type: 'progress', requestId: 'r', step: 5, totalSteps: 10, seq: 3 }, 10),
     'generating [#####.....] 5/10',
@@ -105,6 +106,17 @@ void test('the progress line shows a bar proportional to the step', () => {
     progressLine({ type: 'failed', requestId: 'r', code: 'CANCELLED', message: 'by client', retryable: false, seq: 9 }),
     'failed CANCELLED: by client',
   );
+  const estimate = { gpuType: 'a10g' as const, gpuSeconds: 2.5, costUsd: 0.000694, etaMs: 12_300 };
+  assert.equal(
+    progressLine({ type: 'accepted', requestId: 'r', workflowId: 'w', estimate, seq: 1 }),
+    'accepted  2.5 GPU-s on a10g, $0.000694, done in ~13 s',
+  );
+  assert.equal(progressLine({ type: 'accepted', requestId: 'r', workflowId: 'w', seq: 1 }), 'accepted  w');
+  assert.equal(
+    progressLine({ type: 'status', requestId: 'r', status: 'queued', queuePosition: 4, etaMs: 9_000, seq: 2 }),
+    'queued    #4, done in ~9 s',
+  );
+  assert.equal(progressLine({ type: 'status', requestId: 'r', status: 'generating', seq: 3 }), 'generating');
 });
 
 void test('the development key is refused beyond loopback; loopback and real keys are fine', () => {

@@ -27,6 +27,7 @@ import { RedisEventLog, recordAccepted } from '../../runtime/event-log';
 import { FsObjectStore } from '../../runtime/object-store';
 import { controlWorkerOptions } from '../../workers/control-worker';
 import { createInferenceBackends, gpuWorkerOptions } from '../../workers/gpu-worker';
+import { defaultRelaxSlots, RelaxLane } from '../../workers/relax-lane';
 import { within } from './deadline';
 import { testRedis, type TestRedis } from './redis';
 
@@ -120,7 +121,8 @@ export interface GenerationHarness {
 
 /** One GPU worker's backends and Temporal worker options, built as workers/gpu-worker.ts builds them. */
 interface GpuWorkerParts {
-  readonly options: Omit<WorkerOptions, 'connection' | 'namespace'>;
+  /** The fleet queue's Worker and the relax lane's. */
+  readonly options: Omit<WorkerOptions, 'connection' | 'namespace'>[];
   readonly simulated: SimulatedGpuBackend;
   readonly onnx: OnnxBackend | undefined;
   /** Closes the ONNX backend and removes a cache folder this function created. */
@@ -156,18 +158,22 @@ async function gpuWorkerParts(args: {
       if (fleet.onnx?.cacheDir === undefined) await rm(cacheDir, { recursive: true, force: true });
     };
   }
+  const slots = fleet.slots ?? 1;
+  const lane = new RelaxLane({ relaxSlots: defaultRelaxSlots(slots) });
   let inference = createInferenceActivities({
     backends: backendsByModel(fleetBackends, MODEL_NAMES),
     store: args.store,
     eventLog: args.eventLog,
     workerId: args.workerId,
+    whenIdle: (signal) => lane.whenIdle(signal),
   });
   if (args.wrapInference) inference = args.wrapInference(inference, gpuType);
   const options = gpuWorkerOptions({
     region: args.region,
     gpuType,
     activities: inference,
-    slots: fleet.slots ?? 1,
+    slots,
+    lane,
     shutdownGraceMs: 1000,
   });
   return { options, simulated, onnx, cleanup };
@@ -197,13 +203,17 @@ export async function startExtraGpuWorker(
     eventLog: h.eventLog,
     workerId: args.identity,
   });
-  const worker = await Worker.create({
-    ...parts.options,
-    identity: args.identity,
-    connection: env.nativeConnection,
-    namespace: env.namespace ?? 'default',
-  });
-  const run = worker.run();
+  const workers = await Promise.all(
+    parts.options.map((options) =>
+      Worker.create({
+        ...options,
+        identity: args.identity,
+        connection: env.nativeConnection,
+        namespace: env.namespace ?? 'default',
+      }),
+    ),
+  );
+  const runs = Promise.all(workers.map((w) => w.run()));
   let stopped: Promise<void> | undefined;
   return {
     identity: args.identity,
@@ -211,8 +221,8 @@ export async function startExtraGpuWorker(
     onnx: parts.onnx,
     stop() {
       stopped ??= (async () => {
-        if (worker.getState() === 'RUNNING') worker.shutdown();
-        await within(`GPU worker ${args.identity} shutdown`, 30_000, run);
+        for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+        await within(`GPU worker ${args.identity} shutdown`, 30_000, runs);
         await within(`the backends of GPU worker ${args.identity}`, 30_000, parts.cleanup);
       })();
       return stopped;
@@ -254,7 +264,7 @@ export async function startGenerationHarness(
     backends.set(gpuType, parts.simulated);
     if (parts.onnx) onnxBackends.set(gpuType, parts.onnx);
     cleanups.push(parts.cleanup);
-    workerOptions.push(parts.options);
+    workerOptions.push(...parts.options);
   }
   const workers = await Promise.all(
     workerOptions.map((o) =>

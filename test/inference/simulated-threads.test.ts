@@ -105,6 +105,7 @@ describe('simulated GPU backend render threads', { timeout: 120_000 }, () => {
           cancelled: 0,
           active: 0,
           queued: 0,
+          yielded: 0,
         });
       } finally {
         await backend.close();

@@ -299,7 +299,9 @@ describe('spike probes', () => {
         'eu-central.control/workflow',
         'eu-central.control/activity',
         'eu-central.gpu-a10g/activity',
+        'eu-central.gpu-a10g.relax/activity',
         'eu-central.gpu-h100/activity',
+        'eu-central.gpu-h100.relax/activity',
       ],
     );
     assert.deepEqual(targets.readiness, [

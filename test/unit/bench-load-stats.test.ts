@@ -188,6 +188,7 @@ describe('request bookkeeping', () => {
     applyFrame(r, { type: 'accepted', seq: 1 }, 1);
     applyFrame(r, { type: 'completed', seq: 2 }, 5);
     applyFrame(r, { type: 'accepted', seq: 1 }, 6);
+    applyFrame(r, { type: 'status', status: 'queued', queuePosition: 3, seq: 1 }, 6); // a live queue update: not one
     applyFrame(r, { type: 'completed', seq: 2 }, 7);
     assert.equal(r.terminals, 2);
     assert.equal(r.duplicateSeqs, 2);

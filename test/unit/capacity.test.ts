@@ -46,6 +46,17 @@ describe('capacity', () => {
     assert.equal(TIER_QUEUE_WAIT_BOUND_MS.fast, 180_000);
   });
 
+  test("relax's own wait is its lane's: the lane's backlog over the lane's drain rate", () => {
+    const fleet = snapshot({ '3': 60 }, 1); // fast waits 1 min: fine
+    const lane = snapshot({ '5': 400 }, 0.25); // relax waits 1600 s (> 15 min): shed
+    assert.deepEqual(capacityVerdict(fleet, 'relax', undefined, lane), { shed: true, retryAfterMs: 700_000 });
+    assert.deepEqual(capacityVerdict(fleet, 'fast', undefined, lane), { shed: false }, 'the lane never sheds fast');
+    assert.deepEqual(capacityVerdict(fleet, 'relax', undefined, snapshot({ '5': 100 }, 1)), { shed: false });
+    // fast past its bound sheds relax whatever the lane holds.
+    const fastFull = snapshot({ '3': 240 }, 1);
+    assert.equal(capacityVerdict(fastFull, 'relax', undefined, snapshot({}, 0)).shed, true);
+  });
+
   test('the control queue sheds on seconds, not minutes: relax at 5 s of workflow tasks ahead, fast at 15 s', () => {
     const behind = snapshot({ '3': 40, '5': 20 }, 5); // relax waits 12 s, fast 8 s
     assert.deepEqual(capacityVerdict(behind, 'relax', CONTROL_QUEUE_WAIT_BOUND_MS), {

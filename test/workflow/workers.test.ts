@@ -24,7 +24,7 @@ import { createLogger } from '../../runtime/logger';
 import { FsObjectStore } from '../../runtime/object-store';
 import { controlWorkerOptions } from '../../workers/control-worker';
 import { gpuWorkerOptions } from '../../workers/gpu-worker';
-import { SupervisedWorker } from '../../workers/worker-runtime';
+import { SupervisedWorker, type SupervisedWorkerOptions } from '../../workers/worker-runtime';
 import { testRedis, type TestRedis } from '../helpers/redis';
 import { testWorkflowBundle } from '../helpers/temporal';
 import { within } from '../helpers/deadline';
@@ -200,7 +200,7 @@ describe('workers', () => {
     const workflowBundle = await testWorkflowBundle();
     // ~50 ms per step: each request generates for about half a second, so some are mid-inference at the stop.
     const backend = new SimulatedGpuBackend({ gpuType: 'a10g', speedup: 5 });
-    const supervise = (name: string, options: () => ReturnType<typeof controlWorkerOptions>): SupervisedWorker =>
+    const supervise = (name: string, options: SupervisedWorkerOptions['workerOptions']): SupervisedWorker =>
       new SupervisedWorker({
         name,
         temporalAddress: address,
