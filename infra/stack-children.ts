@@ -5,6 +5,7 @@ import { sharedOptionsEnv } from '../runtime/shared-options';
 import { childLifelineArgs, spawnService } from './processes';
 import { repoRoot } from './repo-root';
 import type { LaunchContext } from './stack-context';
+import { regionChildName, regionEnv, type RegionPlan } from './stack-regions';
 import type { StackOptions } from './stack-options';
 import { Supervisor } from './supervisor';
 
@@ -65,28 +66,50 @@ export function nodeChild(
   );
 }
 
-/** Node children: the control worker and one GPU worker per type, each with its health and metrics port. */
+/** A region's Node workers: its control worker and one GPU worker per fleet, each with its health and metrics port. */
 export function workerChildren(
   options: StackOptions,
+  plan: RegionPlan,
   baseEnv: Record<string, string>,
   healthPorts: ReadonlyMap<string, number>,
   ctx: LaunchContext,
 ): Supervisor[] {
-  const worker = (name: string, script: string, env: Record<string, string>): Supervisor =>
-    nodeChild(
+  const worker = (name: string, script: string, env: Record<string, string>): Supervisor => {
+    const childName = regionChildName(plan, name);
+    return nodeChild(
       {
-        name,
+        name: childName,
         script,
-        env: { ...env, ATELIER_WORKER_HEALTH_PORT: String(healthPorts.get(name)) },
+        env: { ...regionEnv(plan), ...env, ATELIER_WORKER_HEALTH_PORT: String(healthPorts.get(childName)) },
         stopGraceMs: options.shutdownTimeoutMs,
       },
       baseEnv,
       ctx,
     );
+  };
   return [
     worker('control-worker', ENTRY_POINTS.controlWorker.script, {}),
-    ...options.gpuTypes.map((gpuType) =>
+    ...plan.gpuTypes.map((gpuType) =>
       worker(`gpu-worker[${gpuType}]`, ENTRY_POINTS.gpuWorker.script, { ATELIER_GPU_TYPE: gpuType }),
     ),
   ];
+}
+
+/** A region's gateway. */
+export function gatewayChild(
+  plan: RegionPlan,
+  adminToken: string,
+  baseEnv: Record<string, string>,
+  ctx: LaunchContext,
+): Supervisor {
+  return nodeChild(
+    {
+      name: regionChildName(plan, 'gateway'),
+      script: ENTRY_POINTS.gateway.script,
+      env: { ...regionEnv(plan), ATELIER_ADMIN_TOKEN: adminToken },
+      stopGraceMs: 15_000,
+    },
+    baseEnv,
+    ctx,
+  );
 }

@@ -25,6 +25,8 @@ export interface StackFile {
   readonly redisUrl: string;
   readonly redisPrefix: string;
   readonly region: string;
+  /** Every region the stack runs, home first, with its gateway. */
+  readonly regions: readonly { readonly name: string; readonly httpUrl: string; readonly wsUrl: string }[];
   /**
    * Every child by name (`gateway`, `control-worker`, `gpu-worker[a10g]`, `temporal`, `redis`), with its pid and, for
    * each one that serves Prometheus metrics (all but Redis), the URL to scrape.
@@ -89,6 +91,7 @@ export async function recordStackFile(
       redisUrl: handle.redisUrl,
       redisPrefix: handle.options.redisPrefix,
       region: handle.options.region,
+      regions: handle.regions.map((r) => ({ name: r.region, httpUrl: r.gatewayHttpUrl, wsUrl: r.gatewayWsUrl })),
       processes: handle.children().flatMap(({ name, pid }) => {
         const metricsUrl = handle.metricsUrls()[name];
         return pid === undefined ? [] : [{ name, pid, ...(metricsUrl ? { metricsUrl } : {}) }];

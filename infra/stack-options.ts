@@ -1,6 +1,6 @@
 // Options of the local-stack launcher (`npm start`, and `startStack()` in end-to-end tests): the settings every
 // process shares (runtime/shared-options.ts), which the launcher hands to each process it starts, and its own.
-import { GPU_TYPES, isGpuType, type GpuType } from '../core/gpu';
+import { assertRegion, GPU_TYPES, isGpuType, type GpuType } from '../core/gpu';
 import { parse, type OptionTable } from '../runtime/options';
 import { SHARED_OPTION_TABLE, type SharedOptions } from '../runtime/shared-options';
 
@@ -13,8 +13,13 @@ export interface StackOptions extends SharedOptions {
   temporalMetricsPort: number;
   gatewayHost: string;
   gatewayPort: number;
-  /** One GPU worker process is started per type. */
+  /** One GPU worker process is started per type (per region, of those the region runs). */
   gpuTypes: GpuType[];
+  /**
+   * Regions to run, each with its control worker, GPU fleets and gateway (infra/stack-regions.ts); the first is home.
+   * Empty: ATELIER_REGION alone, whatever the region catalogue says.
+   */
+  regions: string[];
   /** Port of Prometheus's UI and API; 0 runs the stack without Prometheus. */
   prometheusPort: number;
   /** How long start-up may take before it fails, ms. */
@@ -76,6 +81,12 @@ export const STACK_OPTIONS: OptionTable<StackOptions> = {
     doc: `GPU worker fleets to run, comma-separated (${GPU_TYPES.join(', ')})`,
     default: ['a10g', 'a100', 'a100-80gb', 'h100'],
     parse: parseGpuTypes,
+  },
+  regions: {
+    env: 'ATELIER_REGIONS',
+    doc: 'Regions to run from the region catalogue, comma-separated, home first; each gets a control worker, its fleets and a gateway on the next port (empty = ATELIER_REGION alone)',
+    default: [],
+    parse: (raw) => [...new Set(parse.list(raw).map((r) => assertRegion(r)))],
   },
   prometheusPort: {
     env: 'PROMETHEUS_PORT',

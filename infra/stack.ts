@@ -10,7 +10,8 @@ import { freePort } from './ports';
 import { randomBytes } from 'node:crypto';
 import { delay, killChildrenOnExit } from './processes';
 import { repoRoot } from './repo-root';
-import { childEnvironment, ENTRY_POINTS, nodeChild, workerChildren } from './stack-children';
+import { childEnvironment, ENTRY_POINTS, gatewayChild, workerChildren } from './stack-children';
+import { planRegions, regionChildName, regionWorkerNames, type RegionPlan } from './stack-regions';
 import { StackStartError, type LaunchContext } from './stack-context';
 import { firstApiKey, recordStackFile, removeStackFile } from './stack-file';
 import { workerHealthPorts } from './stack-metrics';
@@ -20,8 +21,17 @@ import { StackRedis } from './stack-redis';
 import { superviseTemporal } from './stack-temporal';
 import type { Supervisor } from './supervisor';
 
+/** One region of the stack and where its gateway is. */
+export interface StackRegion {
+  readonly region: string;
+  readonly gatewayHttpUrl: string;
+  readonly gatewayWsUrl: string;
+}
+
 export interface StackHandle {
   readonly options: StackOptions;
+  /** Every region the stack runs, home first (one unless ATELIER_REGIONS lists more). */
+  readonly regions: readonly StackRegion[];
   /** WebSocket endpoint, e.g. `ws://127.0.0.1:8080/v1/ws`. */
   readonly gatewayWsUrl: string;
   /** HTTP base of the gateway, e.g. `http://127.0.0.1:8080`. */
@@ -75,10 +85,21 @@ function assertBuilt(root: string): void {
   );
 }
 
-function gatewayUrls(options: StackOptions): { http: string; ws: string } {
-  const host = ['0.0.0.0', '::', '[::]'].includes(options.gatewayHost) ? '127.0.0.1' : options.gatewayHost;
-  const http = `http://${host.includes(':') ? `[${host}]` : host}:${options.gatewayPort}`;
+function gatewayUrls(gatewayHost: string, port: number): { http: string; ws: string } {
+  const host = ['0.0.0.0', '::', '[::]'].includes(gatewayHost) ? '127.0.0.1' : gatewayHost;
+  const http = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   return { http, ws: `${http.replace(/^http/, 'ws')}/v1/ws` };
+}
+
+/** Each region's gateway port, a free one where it is 0. */
+async function withFreeGatewayPorts(plans: RegionPlan[], host: string): Promise<RegionPlan[]> {
+  const out: RegionPlan[] = [];
+  for (const plan of plans) {
+    let port = plan.gatewayPort;
+    while (port === 0 || out.some((p) => p.gatewayPort === port)) port = await freePort(host);
+    out.push({ ...plan, gatewayPort: port });
+  }
+  return out;
 }
 
 interface Launched {
@@ -91,6 +112,7 @@ interface Launched {
   /** /metrics of our Node children, by name. */
   readonly metricsUrls: Record<string, string>;
   readonly prometheusUrl?: string | undefined;
+  readonly regions: readonly StackRegion[];
 }
 
 /** Every metrics endpoint of the stack, Temporal's included: what Prometheus scrapes. */
@@ -109,7 +131,7 @@ function stackHandle(
   stop: () => Promise<void>,
 ): StackHandle {
   const { temporal, redis, children } = launched;
-  const urls = gatewayUrls(options);
+  const urls = gatewayUrls(options.gatewayHost, options.gatewayPort);
   const requireTemporal = (): Supervisor => {
     if (!temporal) throw new Error('This stack uses an existing Temporal server, which it cannot stop or restart');
     return temporal;
@@ -118,6 +140,7 @@ function stackHandle(
   if (temporal) all.set('temporal', temporal);
   return {
     options,
+    regions: launched.regions,
     gatewayWsUrl: urls.ws,
     gatewayHttpUrl: urls.http,
     temporalAddress: options.temporalAddress,
@@ -201,30 +224,27 @@ export async function launchStack(requested: StackOptions, ctx: LaunchContext): 
     checkAborted();
     // Gateway port 0 = any free port, chosen only now: Temporal's dev server binds internal ports of its own as it
     // starts, and one of them once took a port picked for the gateway before it.
-    const options =
-      requested.gatewayPort === 0 ? { ...requested, gatewayPort: await freePort(requested.gatewayHost) } : requested;
+    const plans = await withFreeGatewayPorts(planRegions(requested), requested.gatewayHost);
+    const home = plans[0] as RegionPlan;
+    const options = { ...requested, region: home.region, gatewayPort: home.gatewayPort };
+    const regions = plans.map((plan) => ({ plan, urls: gatewayUrls(options.gatewayHost, plan.gatewayPort) }));
 
     const baseEnv = childEnvironment(options, dataDir);
-    const health = await workerHealthPorts(options, gatewayUrls(options).http, { ...process.env, ...ctx.extraEnv });
-    const workers = workerChildren(options, baseEnv, health.ports, ctx);
+    const health = await workerHealthPorts(
+      plans.flatMap(regionWorkerNames),
+      Object.fromEntries(regions.map(({ plan, urls }) => [regionChildName(plan, 'gateway'), urls.http])),
+      { ...process.env, ...ctx.extraEnv },
+    );
+    const workers = plans.flatMap((plan) => workerChildren(options, plan, baseEnv, health.ports, ctx));
     cleanups.push(async () => void (await Promise.all(workers.map((w) => w.stop()))));
     await Promise.all(workers.map((w) => w.start()));
     const adminToken = { ...process.env, ...ctx.extraEnv }.ATELIER_ADMIN_TOKEN || randomBytes(24).toString('base64url');
-    const gateway = nodeChild(
-      {
-        name: 'gateway',
-        script: ENTRY_POINTS.gateway.script,
-        env: { ATELIER_ADMIN_TOKEN: adminToken },
-        stopGraceMs: 15_000,
-      },
-      baseEnv,
-      ctx,
-    );
-    cleanups.push(() => gateway.stop());
-    await gateway.start();
-    await waitForReady(`${gatewayUrls(options).http}/readyz`, options.readyTimeoutMs, ctx.abort);
+    const gateways = plans.map((plan) => gatewayChild(plan, adminToken, baseEnv, ctx));
+    cleanups.push(async () => void (await Promise.all(gateways.map((g) => g.stop()))));
+    await Promise.all(gateways.map((g) => g.start()));
+    for (const { urls } of regions) await waitForReady(`${urls.http}/readyz`, options.readyTimeoutMs, ctx.abort);
 
-    const children = new Map<string, Supervisor>([...workers, gateway].map((s) => [s.name, s]));
+    const children = new Map<string, Supervisor>([...workers, ...gateways].map((s) => [s.name, s]));
     const launched: Launched = {
       temporal: temporal.supervisor,
       temporalUrls: temporal.urls,
@@ -233,6 +253,11 @@ export async function launchStack(requested: StackOptions, ctx: LaunchContext): 
       apiKey: firstApiKey({ ...process.env, ...ctx.extraEnv }.ATELIER_API_KEYS) ?? DEV_API_KEY,
       adminToken,
       metricsUrls: health.metricsUrls,
+      regions: regions.map(({ plan, urls }) => ({
+        region: plan.region,
+        gatewayHttpUrl: urls.http,
+        gatewayWsUrl: urls.ws,
+      })),
     };
     const prometheus = await superviseStackPrometheus(options, dataDir, launchedMetricsUrls(launched, temporal), ctx);
     if (prometheus) {

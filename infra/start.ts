@@ -68,12 +68,21 @@ function metricsLines(handle: StackHandle): string[] {
   );
 }
 
+/** The gateway's APIs; with several regions, each region's gateway. */
+function gatewayLines(handle: StackHandle): string[] {
+  if (handle.regions.length <= 1)
+    return [`  WebSocket API    ${handle.gatewayWsUrl}`, `  HTTP API         ${handle.gatewayHttpUrl}`];
+  return handle.regions.map(
+    (r, i) =>
+      `  ${i === 0 ? 'Gateways        ' : '                '} ${r.region.padEnd(10)}${r.gatewayWsUrl}  ${r.gatewayHttpUrl}`,
+  );
+}
+
 function banner(handle: StackHandle): string {
   return [
     '',
     'Atelier is up.',
-    `  WebSocket API    ${handle.gatewayWsUrl}`,
-    `  HTTP API         ${handle.gatewayHttpUrl}`,
+    ...gatewayLines(handle),
     `  Temporal Web UI  ${handle.temporalUiUrl ?? '(not started by us: see your Temporal server)'}`,
     `  Temporal         ${handle.temporalAddress} (namespace ${handle.temporalNamespace})`,
     `  Temporal metrics ${handle.temporalMetricsUrl ?? '(not started by us)'}`,

@@ -1,0 +1,114 @@
+// Several regions in one local stack (issue 12): `ATELIER_REGIONS=us-west,us-east` runs, per region, a control worker,
+// its GPU fleets and a gateway on a port of its own, on one Temporal server and one Redis. A request sent to the
+// us-east gateway with the command-line client runs in us-east: its workflow is on us-east's control queue, its GPU
+// step on us-east's fleet queue, taken by us-east's GPU worker process; stack.json lists both regions' gateways.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { generationWorkflowId } from '../../core/request';
+import { startStack, repoRoot, type StackHandle } from '../../infra/test-stack';
+import { decodePng } from '../helpers/png';
+import { within } from '../helpers/deadline';
+
+const run = promisify(execFile);
+
+describe('two regions in one local stack', () => {
+  let stack: StackHandle;
+
+  before(async () => {
+    stack = await startStack({
+      regions: ['us-west', 'us-east'],
+      gpuTypes: ['a10g'],
+      env: { ATELIER_SIM_SPEEDUP: '20', LOG_LEVEL: 'warn' },
+    } as Parameters<typeof startStack>[0]);
+  });
+
+  after(async () => {
+    await within('the two-region stack', 60_000, stack?.stop() ?? Promise.resolve());
+  });
+
+  test('each region has its gateway, control worker and fleet, and stack.json lists both gateways', async () => {
+    assert.deepEqual(
+      stack.regions.map((r) => r.region),
+      ['us-west', 'us-east'],
+    );
+    const [west, east] = stack.regions;
+    assert.ok(west && east && west.gatewayHttpUrl !== east.gatewayHttpUrl);
+    for (const r of stack.regions) assert.equal((await fetch(`${r.gatewayHttpUrl}/readyz`)).status, 200, r.region);
+    assert.deepEqual(
+      stack
+        .children()
+        .map((c) => c.name)
+        .sort(),
+      [
+        'control-worker',
+        'control-worker@us-east',
+        'gateway',
+        'gateway@us-east',
+        'gpu-worker[a10g]',
+        'gpu-worker[a10g]@us-east',
+        'redis',
+        'temporal',
+      ],
+    );
+    const file = JSON.parse(await readFile(path.join(stack.dataDir, 'stack.json'), 'utf8')) as {
+      regions: { name: string; wsUrl: string }[];
+    };
+    assert.deepEqual(
+      file.regions.map((r) => [r.name, r.wsUrl]),
+      [
+        ['us-west', west.gatewayWsUrl],
+        ['us-east', east.gatewayWsUrl],
+      ],
+    );
+  });
+
+  test('npm run generate through the us-east gateway runs the request in us-east', async () => {
+    const east = stack.regions[1];
+    assert.ok(east);
+    const dir = await mkdtemp(path.join(tmpdir(), 'atelier-regions-'));
+    const out = path.join(dir, 'east.png');
+    const requestId = `east-${Date.now()}`;
+    const cli = path.join(repoRoot(), 'dist', 'client', 'generate-cli.js');
+    const args = ['a harbour at dawn', '--tier', 'fast', '--width', '256', '--height', '256', '--steps', '3'];
+    await run(
+      process.execPath,
+      [cli, ...args, '--request-id', requestId, '--out', out, '--url', east.gatewayWsUrl, '--key', stack.apiKey],
+      { timeout: 120_000 },
+    );
+    const png = decodePng(await readFile(out));
+    assert.deepEqual([png.width, png.height], [256, 256]);
+
+    const connection = await Connection.connect({ address: stack.temporalAddress });
+    try {
+      const client = new Client({ connection, namespace: stack.temporalNamespace });
+      const workflowId = generationWorkflowId('dev', requestId);
+      const handle = client.workflow.getHandle(workflowId);
+      const description = await handle.describe();
+      assert.equal(description.taskQueue, 'us-east.control');
+      assert.deepEqual(description.searchAttributes.Region, ['us-east']);
+      const history = await handle.fetchHistory();
+      const scheduled = (history.events ?? []).flatMap((e) =>
+        e.activityTaskScheduledEventAttributes?.activityType?.name === 'runInference'
+          ? [e.activityTaskScheduledEventAttributes.taskQueue?.name]
+          : [],
+      );
+      assert.deepEqual(scheduled, ['us-east.gpu-a10g']);
+      const eastWorker = stack.children().find((c) => c.name === 'gpu-worker[a10g]@us-east');
+      const started = (history.events ?? []).flatMap((e) =>
+        e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.identity ?? ''] : [],
+      );
+      assert.ok(
+        started.some((identity) => identity.startsWith(`${eastWorker?.pid}@`)),
+        `taken by us-east's GPU worker (pid ${eastWorker?.pid}): ${started.join(', ')}`,
+      );
+    } finally {
+      await connection.close();
+    }
+  });
+});
