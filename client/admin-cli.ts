@@ -1,6 +1,7 @@
 // `npm run admin -- <command>`: the operators' command over the gateway's admin API (gateway/admin.ts).
 //
 //   npm run admin -- workers                              live GPU workers, paused fleets, replacement reports
+//   npm run admin -- regions                              every region's health as the gateway sees it
 //   npm run admin -- pause fleet a10g [--region us-west]  the fleet finishes what it holds and takes nothing new
 //   npm run admin -- resume fleet a10g                    it takes work again
 //   npm run admin -- drain fleet a10g                     each of its live workers finishes and exits
@@ -28,6 +29,7 @@ const USAGE = `Usage: npm run admin -- <command>
 
 Commands:
   workers                                 list live GPU workers, paused fleets and replacement reports
+  regions                                 every region's health: control workers, gateways, ready GPU workers
   pause  fleet <gpuType> [--region <r>]   the fleet finishes what it holds and takes nothing new
   resume fleet <gpuType> [--region <r>]   the fleet takes work again
   drain  fleet <gpuType> [--region <r>]   each live worker of the fleet finishes what it holds and exits
@@ -119,6 +121,7 @@ export function adminRequest(positionals: readonly string[], flags: PlanFlags = 
   if (positionals[0] === 'keys') return keysRequest(positionals, flags);
   const [order, kind, target] = positionals;
   if (order === 'workers' && positionals.length === 1) return { method: 'GET', path: '/admin/workers' };
+  if (order === 'regions' && positionals.length === 1) return { method: 'GET', path: '/admin/regions' };
   if (!['pause', 'resume', 'drain'].includes(order ?? '') || !target || positionals.length !== 3) {
     throw new UsageError(`Unknown command: ${positionals.join(' ') || '(none)'}`);
   }

@@ -29,6 +29,8 @@ export const REJECT_CODES = {
     'The model is failing on the GPU fleets and new requests for it are paused; "retryAfterMs" says when to try again.',
   RELAX_SHED:
     'More than 10% of requests are failing, so the relax tier is paused to keep the interactive tiers going; "retryAfterMs" says when to try again.',
+  REGION_UNAVAILABLE:
+    'No healthy region serves the model (it is served by other regions than this gateway\'s, and they are all down); "retryAfterMs" says when to try again.',
   UNKNOWN_REQUEST: 'A cancel named a request that this user never submitted.',
   SERVICE_UNAVAILABLE: 'The request could not be started because the orchestrator is unreachable; retry later.',
 } as const;

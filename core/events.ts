@@ -20,7 +20,15 @@ export type RequestEvent =
       /** What the request should take, cost and when it should be done, as judged at acceptance (core/estimate.ts). */
       readonly estimate?: RequestEstimate;
     }
-  | { readonly type: 'status'; readonly status: GenerationStatus; readonly gpuType?: GpuType }
+  | {
+      readonly type: 'status';
+      readonly status: GenerationStatus;
+      readonly gpuType?: GpuType;
+      /** On `queued`: the region the request runs in. */
+      readonly region?: string;
+      /** On `queued`: true when that is not the region of the gateway it was sent to (issue 12's failover). */
+      readonly degraded?: boolean;
+    }
   | { readonly type: 'progress'; readonly step: number; readonly totalSteps: number }
   | { readonly type: 'completed'; readonly images: readonly StoredImageRef[] }
   | {

@@ -33,6 +33,10 @@ export type ServerFrame =
       queuePosition?: number;
       /** With queuePosition: expected time to completion from now, ms; absent while the fleet drains nothing. */
       etaMs?: number;
+      /** On `queued`: the region the request runs in. */
+      region?: string;
+      /** On `queued`: the request runs in another region than its gateway's (failover: expect some delay). */
+      degraded?: boolean;
       seq: number;
     }
   | { type: 'progress'; requestId: string; step: number; totalSteps: number; seq: number }

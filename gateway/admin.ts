@@ -13,6 +13,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isGpuType } from '../core/gpu';
 import type { Logger } from '../runtime/logger';
+import type { RegionMonitor } from './region-monitor';
 import type { RedisApiKeyStore } from '../runtime/api-key-store';
 import { WORKER_ORDERS, type WorkerControlStore, type WorkerOrder } from '../runtime/worker-control';
 import { handleKeys } from './admin-keys';
@@ -27,6 +28,8 @@ export interface AdminDeps {
   readonly keys: RedisApiKeyStore;
   /** The region fleet orders apply to when the request names none. */
   readonly region: string;
+  /** Every region's health (GET /admin/regions). */
+  readonly regions: Pick<RegionMonitor, 'view'>;
   readonly log: Logger;
 }
 
@@ -68,6 +71,10 @@ export async function handleAdmin(deps: AdminDeps, req: IncomingMessage, reply: 
   const url = new URL(req.url ?? '/', 'http://admin.invalid');
   const parts = url.pathname.slice(ADMIN_ROUTE_PREFIX.length).split('/').map(decodeURIComponent);
   if (parts[0] === 'keys') return handleKeys(deps, req, parts, reply);
+  if (parts.length === 1 && parts[0] === 'regions') {
+    if (req.method !== 'GET') return reply(405, { error: 'METHOD_NOT_ALLOWED', message: 'GET only' }, { Allow: 'GET' });
+    return reply(200, { home: deps.region, regions: await deps.regions.view() });
+  }
   if (parts.length === 1 && parts[0] === 'workers') {
     if (req.method !== 'GET') return reply(405, { error: 'METHOD_NOT_ALLOWED', message: 'GET only' }, { Allow: 'GET' });
     const [workers, pausedFleets, replacements] = await Promise.all([

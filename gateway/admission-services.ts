@@ -8,6 +8,7 @@ import type { Plan } from '../core/plans';
 import type { GenerationRequest } from '../core/request';
 import { routeToGpu } from '../core/routing';
 import { CapacityStore } from '../runtime/capacity-store';
+import type { RegionMonitor } from './region-monitor';
 import { DEFAULT_PLAN } from '../core/plans';
 import type { RedisEventLog } from '../runtime/event-log';
 import { GlobalFailureRate } from '../runtime/global-breaker';
@@ -37,19 +38,16 @@ export function staticKeyPlan(options: GatewayOptions): Plan {
  * The capacity verdict for a request: the region's control queue (workflow tasks), then the fleet it routes to (the
  * routing matrix's first choice), each from the region's latest sample, read at most once a second per queue.
  */
-function capacityCheck(
-  options: GatewayOptions,
-  store: CapacityStore,
-): (request: GenerationRequest) => Promise<CapacityVerdict | undefined> {
+function capacityCheck(store: CapacityStore): (request: GenerationRequest) => Promise<CapacityVerdict | undefined> {
   const sample = cachedFor(CACHE_MS, (taskQueue: string) => store.read(taskQueue));
   return async (request) => {
     // The control queue first: every request's workflow waits there before it reaches any GPU queue.
-    const control = await sample(controlTaskQueue(options.region));
+    const control = await sample(controlTaskQueue(request.region));
     const controlVerdict = control && capacityVerdict(control, request.tier, CONTROL_QUEUE_WAIT_BOUND_MS);
     if (controlVerdict?.shed) return controlVerdict;
     const { gpuType } = routeToGpu(request);
-    const gpu = await sample(gpuTaskQueue(options.region, gpuType));
-    const relaxLane = request.tier === 'relax' ? await sample(relaxTaskQueue(options.region, gpuType)) : undefined;
+    const gpu = await sample(gpuTaskQueue(request.region, gpuType));
+    const relaxLane = request.tier === 'relax' ? await sample(relaxTaskQueue(request.region, gpuType)) : undefined;
     return gpu ? capacityVerdict(gpu, request.tier, undefined, relaxLane) : undefined;
   };
 }
@@ -59,6 +57,7 @@ export function admissionServices(
   redis: Redis,
   eventLog: RedisEventLog,
   log: Logger,
+  regions?: Pick<RegionMonitor, 'place'>,
 ): { admission: Admission; cancels: CancelChecks; live: LiveRequests } {
   const prefix = options.redisPrefix;
   // One read of the global window a second serves both the relax shed and the drain rate.
@@ -73,7 +72,8 @@ export function admissionServices(
     deploymentCap: options.maxInFlight,
     eventLog,
     breakers,
-    capacity: capacityCheck(options, new CapacityStore(redis, prefix)),
+    ...(regions ? { placement: (request: GenerationRequest) => regions.place(request) } : {}),
+    capacity: capacityCheck(new CapacityStore(redis, prefix)),
     // Requests ended over the global breaker's 60 s window.
     drainPerSecond: () =>
       globalRate.read().then(

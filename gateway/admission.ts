@@ -6,8 +6,10 @@
 //   4. in flight: the plan's cap on the user's requests accepted and not ended IN_FLIGHT_LIMIT + retryAfterMs
 //      and the deployment's cap on all of them (seed 003's 503)               OVERLOADED + retryAfterMs
 //   5. breakers: global (relax shed) and per model                            RELAX_SHED, MODEL_CIRCUIT_OPEN
-//   6. capacity: the fleet's expected wait against the tier's bound            QUEUE_FULL + retryAfterMs
-//      (relax shed first, never turbo before fast: core/capacity.ts)
+//   6. region: home, or the nearest healthy region serving the model         REGION_UNAVAILABLE + retryAfterMs
+//      (gateway/region-monitor.ts); the request then runs there
+//   7. capacity: the fleet's expected wait against the tier's bound, in the   QUEUE_FULL + retryAfterMs
+//      request's region (relax shed first, never turbo before fast: core/capacity.ts)
 // A check whose store cannot be read lets the request through (logged): refusing everything because Redis is slow
 // would turn a degraded dependency into an outage. The in-flight slot taken in step 4 is given back if a later step
 // refuses or the workflow cannot be started.
@@ -19,14 +21,27 @@ import type { RedisEventLog } from '../runtime/event-log';
 import type { Logger } from '../runtime/logger';
 import type { LiveRequests } from '../runtime/live-requests';
 import type { BreakerGate } from './breaker-gate';
+import type { Placement } from './region-monitor';
 import type { PlanRateLimiter } from './rate-limit';
 
 /** Bounds of a computed retryAfterMs: never "now", never more than a minute away. */
 const RETRY_AFTER_MIN_MS = 500;
 const RETRY_AFTER_MAX_MS = 60_000;
 
+/** Where an admitted request runs: its region, and whether that is not its gateway's (the client is told). */
+export interface RequestPlacement {
+  readonly region: string;
+  readonly degraded: boolean;
+}
+
 export type AdmissionDecision =
-  | { readonly admitted: true; readonly reattach: boolean; readonly release: () => Promise<void> }
+  | {
+      readonly admitted: true;
+      readonly reattach: boolean;
+      readonly release: () => Promise<void>;
+      /** Absent for a re-attach (its workflow runs where it was started). */
+      readonly placement?: RequestPlacement;
+    }
   | {
       readonly admitted: false;
       readonly code: RejectCode;
@@ -42,6 +57,8 @@ export interface AdmissionDeps {
   readonly deploymentCap: number;
   readonly eventLog: Pick<RedisEventLog, 'newestSeq'>;
   readonly breakers: Pick<BreakerGate, 'breakerRefusal'>;
+  /** Where a new request runs (gateway/region-monitor.ts); home when absent. */
+  readonly placement?: (request: GenerationRequest) => Promise<Placement>;
   /** The capacity verdict for the fleet a request routes to; undefined when there is no recent sample. */
   readonly capacity?: (request: GenerationRequest) => Promise<CapacityVerdict | undefined>;
   /** Requests the deployment ends per second, lately (the global breaker's window); undefined when unknown. */
@@ -77,12 +94,26 @@ export class Admission {
 
     const slot = await this.takeSlot(request, workflowId, plan);
     if (!slot.admitted) return slot;
-    const refusal = (await this.deps.breakers.breakerRefusal(request)) ?? (await this.capacityRefusal(request));
-    if (refusal) {
+    const breaker = await this.deps.breakers.breakerRefusal(request);
+    const placement = breaker ? undefined : await this.place(request);
+    const refusal =
+      breaker ??
+      (placement && !placement.ok
+        ? { code: placement.code, message: placement.message, retryAfterMs: placement.retryAfterMs }
+        : await this.capacityRefusal(placement?.ok ? { ...request, region: placement.region } : request));
+    if (refusal || !slot.admitted) {
       await slot.release();
-      return { admitted: false, ...refusal };
+      return refusal ? { admitted: false, ...refusal } : slot;
     }
-    return slot;
+    const where = placement?.ok ? placement : { region: request.region, degraded: false };
+    return { ...slot, placement: { region: where.region, degraded: where.degraded } };
+  }
+
+  private async place(request: GenerationRequest): Promise<Placement | undefined> {
+    return this.deps.placement?.(request).catch((err: unknown) => {
+      this.deps.log.warn({ err }, 'Region placement failed; keeping the request home');
+      return undefined;
+    });
   }
 
   private async capacityRefusal(

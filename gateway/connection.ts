@@ -10,6 +10,7 @@ import type { ServerFrame } from '../core/protocol';
 import { SEED_MAX, generationWorkflowId, validateGenerate, type GenerationRequest } from '../core/request';
 import { recordAccepted } from '../runtime/event-log';
 import { atelierTracer } from '../runtime/tracer';
+import type { RequestPlacement } from './admission';
 import type { ConnectionContext } from './connection-context';
 import type { QueueFollow } from './expectations';
 import { eventToFrame, queueUpdateFrame, readableRequestId, readClientFrame } from './frames';
@@ -109,7 +110,11 @@ export class ClientConnection {
       return;
     }
 
-    const started = this.startAndAnnounce(request);
+    // Where it runs: its region, unless the gateway's region cannot take it (gateway/region-monitor.ts).
+    const placement = admission.placement;
+    const placed =
+      placement && placement.region !== request.region ? { ...request, region: placement.region } : request;
+    const started = this.startAndAnnounce(placed, placement);
     this.ctx.trackInFlight(started);
     const start = await started;
     // Not started: the in-flight place it took is free again (a re-attach took none).
@@ -126,14 +131,17 @@ export class ClientConnection {
    * Records `accepted` and `queued`, then starts the request's workflow (or finds the one it has). Null when either
    * step could not be done; the client has been told so with SERVICE_UNAVAILABLE.
    */
-  private async startAndAnnounce(request: GenerationRequest): Promise<{ workflowId: string; isNew: boolean } | null> {
+  private async startAndAnnounce(
+    request: GenerationRequest,
+    placement?: RequestPlacement,
+  ): Promise<{ workflowId: string; isNew: boolean } | null> {
     const workflowId = generationWorkflowId(request.userId, request.requestId);
     let isNew: boolean;
     const estimate = await this.ctx.expectations.estimate(request);
     try {
       // Before the start (see recordAccepted). If the start then fails, the client is rejected and never follows
       // this log; a later resubmission of the same requestId continues it.
-      isNew = await recordAccepted(this.ctx.eventLog, workflowId, estimate);
+      isNew = await recordAccepted(this.ctx.eventLog, workflowId, estimate, placement);
     } catch (err) {
       this.ctx.log.warn({ err, workflowId }, 'Could not record the accepted event');
       this.reject(

@@ -89,7 +89,7 @@ export class RequestExpectations {
 
   private place(request: GenerationRequest): QueuePlace & { readonly gpuType: GpuType } {
     const { gpuType } = routeToGpu(request);
-    return { gpuType, tier: request.tier, taskQueue: gpuTaskQueueForTier(this.options.region, gpuType, request.tier) };
+    return { gpuType, tier: request.tier, taskQueue: gpuTaskQueueForTier(request.region, gpuType, request.tier) };
   }
 
   /** The estimate for `accepted`; undefined (logged) when it cannot be made, which never holds the request up. */
@@ -121,7 +121,7 @@ export class RequestExpectations {
     const watch: Watch = {
       workflowId,
       place,
-      ahead: tiersAheadOf(this.options.region, gpuType, request.tier),
+      ahead: tiersAheadOf(request.region, gpuType, request.tier),
       serviceMs: serviceMs(request, gpuType),
       send,
       seq: 0,

@@ -65,7 +65,14 @@ export function eventToFrame(requestId: string, event: SequencedEvent, imageUrl:
         seq,
       };
     case 'status':
-      return { type: 'status', requestId, status: event.status, seq };
+      return {
+        type: 'status',
+        requestId,
+        status: event.status,
+        ...(event.region !== undefined ? { region: event.region } : {}),
+        ...(event.degraded ? { degraded: true } : {}),
+        seq,
+      };
     case 'progress':
       return { type: 'progress', requestId, step: event.step, totalSteps: event.totalSteps, seq };
     case 'completed': {

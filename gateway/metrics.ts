@@ -29,7 +29,7 @@ export class GatewayMetrics {
   private readonly rejections: Counter<'code'>;
   private openConnections: () => number = () => 0;
 
-  constructor(registry: Registry) {
+  constructor(readonly registry: Registry) {
     this.endpoint = metricsEndpoint(registry);
     const connections = (): number => this.openConnections();
     atelierGauge(registry, {

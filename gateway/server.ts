@@ -76,6 +76,7 @@ export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): 
     },
   });
   metrics.countConnectionsWith(() => registry.count);
+  services.regions.registerMetrics(metrics.registry);
   const readiness = readinessProbe(services, () => closing === null);
   const httpServer: Server = createServer(
     createHttpHandler({
@@ -89,6 +90,7 @@ export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): 
         store: new WorkerControlStore(services.redis, options.redisPrefix),
         keys: services.keys,
         region: options.region,
+        regions: services.regions,
         log,
       },
     }),
@@ -115,6 +117,8 @@ export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): 
   return {
     async listen(): Promise<GatewayAddress> {
       address = await listen(parts);
+      // This region has a serving gateway while this one accepts connections (region health).
+      services.regions.start(() => closing === null);
       return address;
     },
     close: () => (closing ??= shutDown(parts)),
@@ -196,6 +200,7 @@ async function shutDown(parts: GatewayParts): Promise<void> {
   const { options, registry, httpServer } = parts;
   const { redis, subscriber, ownTemporalConnection } = parts.services;
   registry.stopHeartbeat();
+  await parts.services.regions.stop();
   // 1. Stop accepting: no new TCP connections; upgrades already in progress are refused with 503.
   const serverClosed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
   httpServer.closeIdleConnections();

@@ -16,6 +16,8 @@ import { ChainedApiKeyStore, StaticApiKeyStore, type ApiKeyStore } from './auth'
 import { withJwtAuth } from './jwt-auth';
 import type { CancelChecks } from './connection';
 import { RequestExpectations } from './expectations';
+import { RegionMonitor } from './region-monitor';
+import { loadRegionCatalogue } from '../runtime/region-catalogue';
 import { GenerationOrchestrator } from './orchestrator';
 import type { GatewayOptions } from './options';
 import { RedisSessionStore } from './session-store';
@@ -57,6 +59,8 @@ export interface GatewayServices {
   readonly sessions: RedisSessionStore;
   readonly admission: Admission;
   readonly cancels: CancelChecks;
+  /** Every region's health, and where a new request runs (failover between regions). */
+  readonly regions: RegionMonitor;
   /** Estimates in `accepted`, queue positions and queue updates. */
   readonly expectations: RequestExpectations;
   readonly objectStore: ObjectStore;
@@ -86,7 +90,15 @@ export function createServices(options: GatewayOptions, deps: GatewayDeps, log: 
     options,
     log,
   );
-  const { admission, cancels } = admissionServices(options, redis, eventLog, log);
+  const regions = new RegionMonitor({
+    redis,
+    prefix: options.redisPrefix,
+    catalogue: loadRegionCatalogue(),
+    home: options.region,
+    gatewayId: options.gatewayId,
+    log,
+  });
+  const { admission, cancels } = admissionServices(options, redis, eventLog, log, regions);
   const temporal = temporalClientFor(options, deps);
   const orchestrator = new GenerationOrchestrator(temporal.client, { retryWindowMs: options.startRetryMs, log });
   return {
@@ -96,6 +108,7 @@ export function createServices(options: GatewayOptions, deps: GatewayDeps, log: 
     sessions,
     admission,
     cancels,
+    regions,
     expectations: new RequestExpectations(redis, options.redisPrefix, {
       region: options.region,
       queueUpdateIntervalMs: options.queueUpdateIntervalMs,

@@ -78,10 +78,14 @@ export async function recordAccepted(
   eventLog: RequestEventAppender,
   workflowId: string,
   estimate?: RequestEstimate,
+  placement?: { readonly region: string; readonly degraded: boolean },
 ): Promise<boolean> {
   const event: RequestEvent = { type: 'accepted', workflowId, ...(estimate ? { estimate } : {}) };
   const accepted = await eventLog.append(workflowId, event, 'accepted');
-  await eventLog.publish(workflowId, { type: 'status', status: 'queued' }, 'status:queued');
+  // `queued` says where the request waits, and whether that is not where its client asked (seed 001: "notify users
+  // of potential delays").
+  const where = placement ? { region: placement.region, ...(placement.degraded ? { degraded: true } : {}) } : {};
+  await eventLog.publish(workflowId, { type: 'status', status: 'queued', ...where }, 'status:queued');
   return accepted.published;
 }
 

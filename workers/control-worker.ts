@@ -4,6 +4,7 @@
 //
 //   node dist/workers/control-worker.js [--help]
 import type { WorkerOptions } from '@temporalio/worker';
+import os from 'node:os';
 import path from 'node:path';
 import { createControlActivities } from '../activities';
 import { SAFETY_SCREEN_OPTIONS, createPromptScreen, type SafetyScreenOptions } from '../activities/safety-http';
@@ -22,6 +23,7 @@ import { GlobalFailureRate, OutcomeCountingEventLog } from '../runtime/global-br
 import { LiveRequests } from '../runtime/live-requests';
 import { withQueueLeaving } from '../runtime/queue-positions';
 import { CapacityStore } from '../runtime/capacity-store';
+import { RegionBeats } from '../runtime/region-beats';
 import { ModelBreakers } from '../runtime/model-breakers';
 import { setUpWorkerMetrics } from './worker-metrics';
 import {
@@ -195,7 +197,16 @@ async function main(): Promise<void> {
       }),
   });
   started.worker = worker;
+  // Region health (gateway/region-health.ts): this region has a control worker while this one polls.
+  const stopBeating = new RegionBeats(redis, options.redisPrefix).start(
+    options.region,
+    'control',
+    `${os.hostname()}:${process.pid}`,
+    () => worker.running,
+    (err) => log.debug({ err }, 'region beat failed'),
+  );
   onShutdownSignal(log, async () => {
+    await stopBeating();
     await worker.stop();
     await queueSampler?.stop();
     prefixAgreement.stop();

@@ -14,6 +14,7 @@ import { generationWorkflowId } from '../../core/request';
 import { startStack, repoRoot, type StackHandle } from '../../infra/test-stack';
 import { decodePng } from '../helpers/png';
 import { within } from '../helpers/deadline';
+import { eventually } from '../helpers/eventually';
 
 const run = promisify(execFile);
 
@@ -65,6 +66,24 @@ describe('two regions in one local stack', () => {
         ['us-west', west.gatewayWsUrl],
         ['us-east', east.gatewayWsUrl],
       ],
+    );
+  });
+
+  test('every gateway sees both regions healthy (their control workers beat, their GPU workers are ready), eu-west not', async () => {
+    const east = stack.regions[1];
+    assert.ok(east);
+    const read = async (): Promise<Record<string, boolean>> => {
+      const res = await fetch(`${east.gatewayHttpUrl}/admin/regions`, {
+        headers: { authorization: `Bearer ${stack.adminToken}` },
+      });
+      const body = (await res.json()) as { regions: { region: string; healthy: boolean }[] };
+      return Object.fromEntries(body.regions.map((r) => [r.region, r.healthy]));
+    };
+    await eventually(
+      async () =>
+        JSON.stringify(await read()) === JSON.stringify({ 'us-west': true, 'us-east': true, 'eu-west': false }),
+      30_000,
+      'us-west and us-east healthy, eu-west (not running) not',
     );
   });
 

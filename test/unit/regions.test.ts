@@ -5,6 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chooseRegion, failoverOrder, parseRegionCatalogue, regionFleets, requireRegion } from '../../core/regions';
 import { loadRegionCatalogue } from '../../runtime/region-catalogue';
+import { regionHealth } from '../../core/region-health';
 
 const catalogue = loadRegionCatalogue();
 
@@ -106,6 +107,24 @@ describe('region catalogue', () => {
         ok: false,
         reason: 'no-healthy-region',
       },
+    );
+  });
+
+  test('a region is healthy while a control worker polls and a GPU worker is ready; a gateway is not needed', () => {
+    const fleet = (live: number, ready: number) => ({ live, ready });
+    const ok = regionHealth('us-east', {
+      controlWorkers: 1,
+      gateways: 0,
+      gpuWorkers: { a10g: fleet(2, 1), h100: fleet(1, 0) },
+    });
+    assert.equal(ok.healthy, true);
+    assert.deepEqual(ok.problems, ['no gateway heard from in 30 s', 'fleet h100: no ready worker of 1']);
+    const noControl = regionHealth('us-east', { controlWorkers: 0, gateways: 2, gpuWorkers: { a10g: fleet(1, 1) } });
+    assert.deepEqual([noControl.healthy, noControl.problems], [false, ['no control worker heard from in 30 s']]);
+    const noGpu = regionHealth('us-east', { controlWorkers: 1, gateways: 1, gpuWorkers: { a10g: fleet(3, 0) } });
+    assert.deepEqual(
+      [noGpu.healthy, noGpu.problems],
+      [false, ['no ready GPU worker', 'fleet a10g: no ready worker of 3']],
     );
   });
 });

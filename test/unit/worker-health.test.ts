@@ -287,6 +287,7 @@ describe('recovery actions', () => {
 describe('npm run admin', () => {
   test('maps commands to admin API routes and refuses anything else', () => {
     assert.deepEqual(adminRequest(['workers']), { method: 'GET', path: '/admin/workers' });
+    assert.deepEqual(adminRequest(['regions']), { method: 'GET', path: '/admin/regions' });
     assert.deepEqual(adminRequest(['pause', 'fleet', 'a10g'], { region: 'us-east' }), {
       method: 'POST',
       path: '/admin/fleets/a10g/pause?region=us-east',
