@@ -10,14 +10,14 @@
 // the time a recovering region takes to be seen again. A gateway whose home region is not in the catalogue (a test's
 // private region) keeps every request home.
 import type { Registry } from 'prom-client';
-import { regionHealth, type RegionHealth } from '../core/region-health';
+import type { RegionHealth } from '../core/region-health';
 import { chooseRegion, findRegion, type RegionCatalogue, type RegionDetour } from '../core/regions';
 import type { GenerationRequest } from '../core/request';
 import { HEALTH_CHECK } from '../core/worker-health';
 import type { Logger } from '../runtime/logger';
 import { atelierGauge } from '../runtime/metrics';
 import type { Redis } from '../runtime/redis';
-import { RegionBeats } from '../runtime/region-beats';
+import { RegionBeats, readRegionHealth } from '../runtime/region-beats';
 import { WorkerControlStore } from '../runtime/worker-control';
 import { cachedFor } from './async';
 
@@ -108,22 +108,7 @@ export class RegionMonitor {
   private async readView(): Promise<RegionHealth[]> {
     const { catalogue, home } = this.options;
     const names = catalogue && this.routing ? catalogue.regions.map((r) => r.name) : [home];
-    const workers = await this.workers.workers();
-    return Promise.all(
-      names.map(async (region) => {
-        const [controlWorkers, gateways] = await Promise.all([
-          this.beats.alive(region, 'control'),
-          this.beats.alive(region, 'gateway'),
-        ]);
-        const gpuWorkers: Record<string, { live: number; ready: number }> = {};
-        for (const w of workers.filter((w) => w.region === region)) {
-          const fleet = (gpuWorkers[w.gpuType] ??= { live: 0, ready: 0 });
-          fleet.live++;
-          if (w.ready && w.state === 'serving') fleet.ready++;
-        }
-        return regionHealth(region, { controlWorkers, gateways, gpuWorkers });
-      }),
-    );
+    return readRegionHealth(this.beats, this.workers, names);
   }
 
   /** atelier_region_healthy in the gateway's registry (made after the monitor). */

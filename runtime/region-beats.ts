@@ -5,7 +5,9 @@
 //
 // Keys, under the deployment prefix: `region-beats:<region>:<role>` sorted set: process id -> last beat (ms).
 import type { Redis } from 'ioredis';
+import { regionHealth, type RegionHealth } from '../core/region-health';
 import { HEALTH_CHECK } from '../core/worker-health';
+import type { WorkerControlStore } from './worker-control';
 
 export type BeatRole = 'control' | 'gateway';
 
@@ -64,4 +66,28 @@ export class RegionBeats {
       await this.leave(region, role, id).catch(onError);
     };
   }
+}
+
+/** The health of each of `regions` from their beats and the GPU worker registry (core/region-health.ts). */
+export async function readRegionHealth(
+  beats: RegionBeats,
+  registry: Pick<WorkerControlStore, 'workers'>,
+  regions: readonly string[],
+): Promise<RegionHealth[]> {
+  const workers = await registry.workers();
+  return Promise.all(
+    regions.map(async (region) => {
+      const [controlWorkers, gateways] = await Promise.all([
+        beats.alive(region, 'control'),
+        beats.alive(region, 'gateway'),
+      ]);
+      const gpuWorkers: Record<string, { live: number; ready: number }> = {};
+      for (const w of workers.filter((w) => w.region === region)) {
+        const fleet = (gpuWorkers[w.gpuType] ??= { live: 0, ready: 0 });
+        fleet.live++;
+        if (w.ready && w.state === 'serving') fleet.ready++;
+      }
+      return regionHealth(region, { controlWorkers, gateways, gpuWorkers });
+    }),
+  );
 }

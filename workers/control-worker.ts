@@ -16,7 +16,7 @@ import { withInjectedLatency } from '../runtime/delayed-object-store';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { startTracing, type Tracing } from '../runtime/tracing';
-import { createRedis } from '../runtime/redis';
+import { createRedis, type Redis } from '../runtime/redis';
 import { RegionQueueSampler } from './region-metrics';
 import { readSharedBreakers, registerBreakerMetrics } from './breaker-metrics';
 import { GlobalFailureRate, OutcomeCountingEventLog } from '../runtime/global-breaker';
@@ -24,6 +24,7 @@ import { LiveRequests } from '../runtime/live-requests';
 import { withQueueLeaving } from '../runtime/queue-positions';
 import { CapacityStore } from '../runtime/capacity-store';
 import { RegionBeats } from '../runtime/region-beats';
+import { startRegionFailover } from './region-failover';
 import { ModelBreakers } from '../runtime/model-breakers';
 import { setUpWorkerMetrics } from './worker-metrics';
 import {
@@ -50,6 +51,11 @@ export interface ControlWorkerOptions extends CommonWorkerOptions, WorkflowBundl
    * samples for the region and serves on /metrics; 0 samples none. Milliseconds. @default 5000
    */
   readonly queueMetricsIntervalMs: number;
+  /**
+   * Interval of the failover rounds (workers/region-failover.ts): adopting a dead region's control queue and moving its
+   * waiting requests to the nearest healthy region; 0 turns it off. Milliseconds. @default 5000
+   */
+  readonly regionFailoverIntervalMs: number;
 }
 
 export const CONTROL_WORKER_OPTIONS: OptionTable<ControlWorkerOptions> = {
@@ -71,6 +77,12 @@ export const CONTROL_WORKER_OPTIONS: OptionTable<ControlWorkerOptions> = {
   queueMetricsIntervalMs: {
     env: 'ATELIER_CONTROL_QUEUE_METRICS_MS',
     doc: "Interval of the region's task-queue samples (backlog on /metrics, capacity for admission) and pending_safety count, ms (0 = off)",
+    default: 5_000,
+    parse: parse.int(0, 600_000),
+  },
+  regionFailoverIntervalMs: {
+    env: 'ATELIER_REGION_FAILOVER_MS',
+    doc: "Interval of the failover rounds: adopt a dead region's control queue, move its waiting requests (0 = off), ms",
     default: 5_000,
     parse: parse.int(0, 600_000),
   },
@@ -122,6 +134,33 @@ function startQueueSampler(
   });
   sampler.start();
   return sampler;
+}
+
+/** The failover of dead regions (workers/region-failover.ts), adopting a region with a Worker of `workerOptions`. */
+function startFailover(
+  options: ControlWorkerOptions,
+  redis: Redis,
+  log: Logger,
+  workerOptions: (region: string) => ReturnType<typeof controlWorkerOptions>,
+) {
+  return startRegionFailover({
+    region: options.region,
+    temporalAddress: options.temporalAddress,
+    temporalNamespace: options.temporalNamespace,
+    intervalMs: options.regionFailoverIntervalMs,
+    redis,
+    prefix: options.redisPrefix,
+    log,
+    adoptWorker: (region) =>
+      new SupervisedWorker({
+        name: `control-worker[adopted ${region}]`,
+        temporalAddress: options.temporalAddress,
+        temporalNamespace: options.temporalNamespace,
+        reconnectMaxBackoffMs: options.reconnectMaxBackoffMs,
+        log: log.child({ adopted: region }),
+        workerOptions: () => workerOptions(region),
+      }),
+  });
 }
 
 async function main(): Promise<void> {
@@ -197,7 +236,7 @@ async function main(): Promise<void> {
       }),
   });
   started.worker = worker;
-  // Region health (gateway/region-health.ts): this region has a control worker while this one polls.
+  // Region health (gateway/region-monitor.ts): this region has a control worker while this one polls.
   const stopBeating = new RegionBeats(redis, options.redisPrefix).start(
     options.region,
     'control',
@@ -205,8 +244,12 @@ async function main(): Promise<void> {
     () => worker.running,
     (err) => log.debug({ err }, 'region beat failed'),
   );
+  const failover = startFailover(options, redis, log, (region) =>
+    controlWorkerOptions({ region, activities, workflowBundle, shutdownGraceMs: options.shutdownGraceMs, tracing }),
+  );
   onShutdownSignal(log, async () => {
     await stopBeating();
+    await failover?.stop();
     await worker.stop();
     await queueSampler?.stop();
     prefixAgreement.stop();

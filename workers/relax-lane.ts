@@ -129,11 +129,16 @@ export class RelaxLane {
 
   private async reserve(abortSignal: AbortSignal): Promise<SlotPermit> {
     let permit: SlotPermit | undefined;
-    await this.when(() => {
-      if (!this.open) return false;
-      permit = this.grant();
-      return true;
-    }, abortSignal);
+    // Rejected with the signal's own reason: the SDK takes that as a reservation it withdrew, anything else as a fault.
+    await this.when(
+      () => {
+        if (!this.open) return false;
+        permit = this.grant();
+        return true;
+      },
+      abortSignal,
+      () => abortSignal.reason as unknown,
+    );
     return permit ?? this.grant();
   }
 
@@ -143,23 +148,28 @@ export class RelaxLane {
    * waits here before it says `generating` (activities/inference.ts).
    */
   whenIdle(signal: AbortSignal): Promise<void> {
-    return this.when(() => this.idle, signal);
+    return this.when(
+      () => this.idle,
+      signal,
+      () => Object.assign(new Error('waiting for the worker to be idle was aborted'), { name: 'AbortError' }),
+    );
   }
 
   private get idle(): boolean {
     return this.interactive === 0 && this.now() - this.lastInteractiveEnd >= this.resumeGraceMs;
   }
 
-  /** Resolves once `attempt` returns true, tried now and at every change, first come first served. */
-  private when(attempt: () => boolean, signal: AbortSignal): Promise<void> {
+  /**
+   * Resolves once `attempt` returns true, tried now and at every change, first come first served; rejects with
+   * `aborted()` if `signal` aborts first.
+   */
+  private when(attempt: () => boolean, signal: AbortSignal, aborted: () => unknown): Promise<void> {
     if (attempt()) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
         const index = this.waiters.indexOf(waiter);
         if (index >= 0) this.waiters.splice(index, 1);
-        const err = new Error('waiting for the relax lane was aborted');
-        err.name = 'AbortError';
-        reject(err);
+        reject(aborted());
       };
       const waiter = (): boolean => {
         if (!attempt()) return false;

@@ -199,8 +199,14 @@ class GenerationRun {
       this.view = { ...this.view, gpuType: route.gpuType };
       await this.enterStatus('generating', { gpuType: route.gpuType });
     }
-    const { gpuType, inference } = await runGpuStep(req, route, (next) => {
-      this.view = { ...this.view, gpuType: next };
+    const { gpuType, inference } = await runGpuStep(req, route, {
+      fleet: (next) => {
+        this.view = { ...this.view, gpuType: next };
+      },
+      // Moved to another region (its own died): its client is told where it waits now, as for a new request.
+      region: async (region) => {
+        await this.publish({ type: 'status', status: 'queued', region, degraded: true }, `status:queued:${region}`);
+      },
     });
     this.view = { ...this.view, step: req.steps };
     return { route: { ...route, gpuType }, inference };

@@ -21,6 +21,8 @@
 //   made: the request ends DeadlineExceeded (TIMED_OUT). No patch: requests without a deadline take none of this.
 import {
   ApplicationFailure,
+  CancellationScope,
+  setHandler,
   TimeoutFailure,
   isCancellation,
   log,
@@ -36,10 +38,11 @@ import { generationParams } from '../core/generation-params';
 import { planRecovery, POISON_DISTINCT_WORKERS, POISON_FAILURE_TYPES } from '../core/recovery';
 import type { GenerationRequest } from '../core/request';
 import type { RoutingDecision } from '../core/routing';
-import { GpuTypeKey, QuarantinedKey } from '../core/search-attributes';
+import { GpuTypeKey, QuarantinedKey, RegionKey } from '../core/search-attributes';
 import { fleetActivities, GPU_SCHEDULE_TO_START } from './activity-options';
 import { checkDeadline, deadlineExceeded, gpuAttemptBounds, msUntil } from './deadline';
 import { causes, isScheduleToStartTimeout } from './failures';
+import { moveRegionSignal, type RegionMove } from './region-move';
 
 /** Patch id of the workflow-driven recovery of the GPU step. */
 export const GPU_RECOVERY_PATCH = 'gpu-recovery-v1';
@@ -119,23 +122,61 @@ class GpuStep {
   private retries = 0;
   private soloBatch = false;
   private priorityKey: number | undefined;
+  /** The region whose fleets run the attempts: the request's, until a `moveRegion` signal names another. */
+  region: string;
+  /** A move asked for and not made yet. */
+  private move: RegionMove | undefined;
+  /** The scope of the attempt in flight, which a move cancels while it waits to start. */
+  private scope: CancellationScope | undefined;
 
   constructor(
     private readonly req: GenerationRequest,
     route: RoutingDecision,
     private readonly onFleet: (gpuType: GpuType) => void,
   ) {
+    this.region = req.region;
     this.gpuType = route.gpuType;
     this.fleets = [route.gpuType, ...route.alternatives];
     this.bound = req.gpuStartTimeoutMs ?? GPU_SCHEDULE_TO_START[req.tier];
     this.fairness = requestFairness(req);
   }
 
-  /** Runs one attempt on the current fleet. */
+  /** Runs one attempt on the current fleet of the current region, in a scope a region move can cancel. */
   attempt(): Promise<InferenceOutput> {
+    return CancellationScope.cancellable(() => {
+      this.scope = CancellationScope.current();
+      return this.attemptHere();
+    }).finally(() => (this.scope = undefined));
+  }
+
+  /** A `moveRegion` signal: noted, and the attempt cancelled if it waits to start (the signal's sender saw it so). */
+  requestMove(move: RegionMove): void {
+    if (move.from !== this.region || move.to === this.region) return;
+    this.move = move;
+    if (move.cancelWaiting) this.scope?.cancel();
+  }
+
+  /** Whether an attempt that just ended was cancelled by a region move (and not by the request's own cancel). */
+  movedAway(err: unknown): boolean {
+    return this.move?.cancelWaiting === true && isCancellation(err) && !CancellationScope.current().consideredCancelled;
+  }
+
+  /** Makes a move asked for, before the next attempt; the caller tells the client. Undefined when there is none. */
+  takeMove(): string | undefined {
+    const move = this.move;
+    this.move = undefined;
+    if (!move || move.from !== this.region) return undefined;
+    log.warn('Request moves to another region', { requestId: this.req.requestId, from: move.from, to: move.to });
+    this.region = move.to;
+    this.unstarted.length = 0;
+    upsertSearchAttributes([{ key: RegionKey, value: move.to }]);
+    return move.to;
+  }
+
+  private attemptHere(): Promise<InferenceOutput> {
     const { req, gpuType, soloBatch } = this;
     const { deadlineAt } = req;
-    const activities = fleetActivities(req.region, gpuType, req.tier, {
+    const activities = fleetActivities(this.region, gpuType, req.tier, {
       ...gpuAttemptBounds(this.bound, deadlineAt),
       retry: this.retries,
       priorityKey: this.priorityKey,
@@ -216,14 +257,18 @@ class GpuStep {
 export async function runGpuStep(
   req: GenerationRequest,
   route: RoutingDecision,
-  onFleet: (gpuType: GpuType) => void,
+  on: { fleet: (gpuType: GpuType) => void; region: (region: string) => Promise<void> },
 ): Promise<{ gpuType: GpuType; inference: InferenceOutput }> {
-  const step = new GpuStep(req, route, onFleet);
+  const step = new GpuStep(req, route, on.fleet);
+  setHandler(moveRegionSignal, (move) => step.requestMove(move));
   for (;;) {
+    const movedTo = step.takeMove();
+    if (movedTo !== undefined) await on.region(movedTo);
     try {
       const inference = await step.attempt();
       return { gpuType: step.gpuType, inference };
     } catch (err) {
+      if (step.movedAway(err)) continue;
       // Past the deadline, whatever ended the attempt (the bounds cut to it, the worker's own stop at it, or a failure
       // just before) ends the request: no other fleet and no retry could finish in time. A cancel is passed on.
       if (!isCancellation(err)) checkDeadline(req.deadlineAt, `while the request was on ${step.gpuType}`);

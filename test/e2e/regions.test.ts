@@ -15,6 +15,7 @@ import { startStack, repoRoot, type StackHandle } from '../../infra/test-stack';
 import { decodePng } from '../helpers/png';
 import { within } from '../helpers/deadline';
 import { eventually } from '../helpers/eventually';
+import { connectTestSocket } from '../helpers/ws-client';
 
 const run = promisify(execFile);
 
@@ -128,6 +129,55 @@ describe('two regions in one local stack', () => {
       );
     } finally {
       await connection.close();
+    }
+  });
+
+  test('a request waiting in a region that goes dark moves to the nearest healthy region and ends once', async () => {
+    const east = stack.regions[1];
+    assert.ok(east);
+    const socket = await connectTestSocket(east.gatewayWsUrl, stack.apiKey);
+    const frozen = ['gpu-worker[a10g]@us-east', 'control-worker@us-east'];
+    try {
+      // us-east's GPU worker stops (frozen, as a partitioned machine), then a request arrives while the region still
+      // looks healthy (its worker's last announcement counts for 30 s), then its control worker stops too.
+      stack.killChild('gpu-worker[a10g]@us-east', 'SIGSTOP');
+      const requestId = `stranded-${Date.now()}`;
+      socket.send({
+        type: 'generate',
+        requestId,
+        prompt: 'a lantern in fog',
+        model: 'sdxl',
+        tier: 'fast',
+        width: 256,
+        height: 256,
+        steps: 3,
+      });
+      const queued = await socket.waitFor(
+        (f) => f.requestId === requestId && f.type === 'status' && f.status === 'queued',
+      );
+      assert.equal(queued.region, 'us-east');
+      stack.killChild('control-worker@us-east', 'SIGSTOP');
+      const stoppedAt = Date.now();
+      const terminal = await socket.terminal(requestId, 150_000);
+      const failoverMs = Date.now() - stoppedAt;
+      process.stdout.write(`region failover of a waiting request: ${failoverMs} ms after the region went dark\n`);
+      assert.equal(terminal.type, 'completed', JSON.stringify(terminal));
+      const moved = socket.frames.find(
+        (f) => f.requestId === requestId && f.type === 'status' && f.region === 'us-west' && f.degraded === true,
+      );
+      assert.ok(moved, 'the client was told it moved to us-west');
+      assert.ok(failoverMs < 120_000, `moved and completed within 2 minutes (${failoverMs} ms)`);
+
+      // us-east comes back: the frozen worker's stale task is refused by Temporal, the client hears nothing more.
+      for (const name of frozen) stack.killChild(name, 'SIGCONT');
+      await new Promise((resolve) => setTimeout(resolve, 5_000));
+      const terminals = socket.frames.filter(
+        (f) => f.requestId === requestId && (f.type === 'completed' || f.type === 'failed'),
+      );
+      assert.equal(terminals.length, 1, 'exactly one terminal event');
+    } finally {
+      for (const name of frozen) stack.killChild(name, 'SIGCONT');
+      await socket.close();
     }
   });
 });

@@ -189,14 +189,17 @@ export interface ExtraGpuWorker {
   stop(): Promise<void>;
 }
 
-/** Starts one more GPU worker on `h`'s task queue for `gpuType`, with its own backends and identity. */
+/**
+ * Starts one more GPU worker on `h`'s task queues for `gpuType` (or another region's, for failover between regions),
+ * with its own backends and identity.
+ */
 export async function startExtraGpuWorker(
   env: TestWorkflowEnvironment,
   h: GenerationHarness,
-  args: { gpuType: GpuType; fleet: GpuFleetConfig; identity: string },
+  args: { gpuType: GpuType; fleet: GpuFleetConfig; identity: string; region?: string },
 ): Promise<ExtraGpuWorker> {
   const parts = await gpuWorkerParts({
-    region: h.region,
+    region: args.region ?? h.region,
     gpuType: args.gpuType,
     fleet: args.fleet,
     store: h.store,

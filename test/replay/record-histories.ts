@@ -15,7 +15,14 @@ import { RulesPromptScreen, type PromptScreen } from '../../activities/safety';
 import { NEWEST_PATCH } from '../../workflows/gpu-step';
 import { historyToJsonText } from './history-json';
 import { stopOwnTestRedis } from '../helpers/redis';
-import { createTemporalTestEnv, startGenerationHarness, type GenerationHarness } from '../helpers/temporal';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { moveRegionSignal } from '../../workflows/region-move';
+import {
+  createTemporalTestEnv,
+  startExtraGpuWorker,
+  startGenerationHarness,
+  type GenerationHarness,
+} from '../helpers/temporal';
 
 const HISTORIES_DIR = path.join(__dirname, 'histories', NEWEST_PATCH);
 const PENDING_SAFETY_PROMPT = 'a paper boat on a puddle (safety screen outage)';
@@ -61,6 +68,26 @@ const SCENARIOS: Record<string, (h: GenerationHarness) => Promise<WorkflowHandle
     const handle = await h.start({ ...h.request({ tier: 'turbo', steps: 4 }), gpuStartTimeoutMs: 1000 });
     await handle.result();
     return handle;
+  },
+  async 'region-failover'(h) {
+    // Turbo goes to H100, which region A (the harness's) lacks; the failover coordinator's signal moves the waiting
+    // attempt to region B's H100 queue (workflows/region-move.ts), where it completes.
+    const regionB = `${h.region}-b`;
+    const workerB = await startExtraGpuWorker(recorderEnv(), h, {
+      gpuType: 'h100',
+      fleet: { speedup: 1000 },
+      identity: 'recorder-region-b',
+      region: regionB,
+    });
+    try {
+      const handle = await h.start({ ...h.request({ tier: 'turbo', steps: 4 }), gpuStartTimeoutMs: 120_000 });
+      await waitForScheduledGpuAttempt(handle);
+      await handle.signal(moveRegionSignal, { from: h.region, to: regionB, cancelWaiting: true });
+      await handle.result();
+      return handle;
+    } finally {
+      await workerB.stop();
+    }
   },
   async quarantine(h) {
     // Fails on a different worker each attempt: quarantined at the third (POISON_DISTINCT_WORKERS).
@@ -112,6 +139,22 @@ function screenWithOutage(): PromptScreen {
   };
 }
 
+let env: TestWorkflowEnvironment | undefined;
+function recorderEnv(): TestWorkflowEnvironment {
+  if (!env) throw new Error('the recorder has no Temporal environment yet');
+  return env;
+}
+
+/** Until the request's GPU attempt is scheduled and not started (it waits for a worker). */
+async function waitForScheduledGpuAttempt(handle: WorkflowHandle): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const pending = (await handle.describe()).raw.pendingActivities ?? [];
+    if (pending.some((a) => a.activityType?.name === 'runInference' && Number(a.state) === 1)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('the GPU attempt was never scheduled');
+}
+
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
   const unknown = wanted.filter((name) => !(name in SCENARIOS));
@@ -119,7 +162,7 @@ async function main(): Promise<void> {
     throw new TypeError(`Unknown scenarios: ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`);
   const names = wanted.length > 0 ? wanted : Object.keys(SCENARIOS);
 
-  const env = await createTemporalTestEnv();
+  env = await createTemporalTestEnv();
   const failedOnce = new Set<string>();
   let poisonAttempts = 0;
   const h = await startGenerationHarness(env, {
@@ -156,7 +199,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await h.stop();
-    await env.teardown();
+    await env?.teardown();
     await stopOwnTestRedis();
   }
 }

@@ -23,8 +23,18 @@ const VERSIONS: Record<string, readonly string[]> = {
   'gpu-recovery-v1': [...EXPECTED, 'fleet-failover'],
   // quarantine: a poison request ending Quarantined after failing on three workers. deadline, deadline-timer,
   // deadline-met: requests with a deadline, timed out mid-inference (stopped by the worker, then by the workflow's
-  // timer) and met; added with deadlines, no patch (requests without one are unchanged).
-  'poison-quarantine-v1': [...EXPECTED, 'fleet-failover', 'quarantine', 'deadline', 'deadline-timer', 'deadline-met'],
+  // timer) and met; added with deadlines, no patch (requests without one are unchanged). region-failover: a waiting
+  // request moved to another region by the moveRegion signal (issue 12), no patch (a request never signalled is
+  // unchanged).
+  'poison-quarantine-v1': [
+    ...EXPECTED,
+    'fleet-failover',
+    'quarantine',
+    'deadline',
+    'deadline-timer',
+    'deadline-met',
+    'region-failover',
+  ],
 };
 
 describe('replay of recorded generateImage histories', () => {

@@ -64,13 +64,17 @@ describe('relax lane', () => {
     lane.close();
   });
 
-  test('a reservation the SDK aborts is withdrawn with an AbortError and takes no slot', async () => {
+  test("a reservation the SDK aborts is withdrawn with the signal's reason and takes no slot", async () => {
     const lane = new RelaxLane({ relaxSlots: 1, resumeGraceMs: 0 });
     lane.interactiveStarted();
     const abort = new AbortController();
     const waiting = lane.slotSupplier().reserveSlot(reserveCtx, abort.signal);
-    abort.abort();
-    await assert.rejects(waiting, { name: 'AbortError' });
+    const reason = new Error('no longer needed');
+    abort.abort(reason);
+    // The SDK logs any other rejection as a fault of the supplier.
+    await assert.rejects(waiting, (err) => err === reason);
+    const idle = lane.whenIdle(abort.signal);
+    await assert.rejects(idle, { name: 'AbortError' }, 'the activity side gets an AbortError');
     lane.interactiveEnded();
     await sleep(5);
     assert.equal(lane.stats().relaxHeld, 0);
