@@ -14,12 +14,11 @@
 // with the keys but without `matching.enableFairness` in the dev server's dynamic config (46.2 s).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { InferenceInput } from '../../core/activities';
 import { DEFAULT_FAIRNESS_WEIGHT } from '../../core/fairness';
 import type { GenerationRequest } from '../../core/request';
 import { eventually } from '../helpers/eventually';
+import { observeGpuAttempts } from '../helpers/gpu-attempts';
 import { createTemporalTestEnv, startGenerationHarness, type GenerationHarness } from '../helpers/temporal';
 
 const HEAVY_USER = 'heavy-user';
@@ -68,9 +67,8 @@ describe('fairness between users on a GPU queue (issue 11)', () => {
     env = await createTemporalTestEnv();
     h = await startGenerationHarness(env, {
       gpus: { a10g: { slots: 1, speedup: SPEEDUP } },
-      wrapInference: (activities) => ({
-        async runInference(input: InferenceInput) {
-          const info = Context.current().info;
+      wrapInference: observeGpuAttempts({
+        start(input, info) {
           const start: GpuStart = {
             userId: input.userId,
             requestId: input.requestId,
@@ -81,7 +79,6 @@ describe('fairness between users on a GPU queue (issue 11)', () => {
           };
           starts.push(start);
           onStart.get(input.requestId)?.(start);
-          return activities.runInference(input);
         },
       }),
     });

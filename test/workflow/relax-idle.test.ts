@@ -12,11 +12,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { InferenceInput } from '../../core/activities';
 import type { GenerationRequest } from '../../core/request';
 import type { InferenceHooks, InferenceJob } from '../../inference/backend';
+import { observeGpuAttempts } from '../helpers/gpu-attempts';
 import { createTemporalTestEnv, startGenerationHarness, type GenerationHarness } from '../helpers/temporal';
 
 /** SDXL 512x512 on an A10G models 72 ms a step; sped up 3 times, 24 ms: a 30-step relax pass takes about 0.7 s. */
@@ -51,21 +50,18 @@ describe('relax on idle capacity only (issue 11)', () => {
     env = await createTemporalTestEnv();
     h = await startGenerationHarness(env, {
       gpus: { a10g: { slots: 1, speedup: SPEEDUP } },
-      wrapInference: (activities) => ({
-        async runInference(input: InferenceInput) {
-          const info = Context.current().info;
-          const start: Start = {
+      wrapInference: observeGpuAttempts({
+        start(input, info) {
+          starts.set(input.requestId, {
             requestId: input.requestId,
             taskQueue: info.taskQueue,
             queuedAt: info.currentAttemptScheduledTimestampMs,
             startedAt: Date.now(),
-          };
-          starts.set(input.requestId, start);
-          try {
-            return await activities.runInference(input);
-          } finally {
-            start.endedAt = Date.now();
-          }
+          });
+        },
+        end(input) {
+          const start = starts.get(input.requestId);
+          if (start) start.endedAt = Date.now();
         },
       }),
     });
