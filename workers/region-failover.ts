@@ -13,6 +13,7 @@
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import type { RegionHealth } from '../core/region-health';
 import { chooseRegion, failoverOrder, findRegion, type RegionCatalogue } from '../core/regions';
+import { controlTaskQueue } from '../core/gpu';
 import { isModelName } from '../core/models';
 import type { Logger } from '../runtime/logger';
 import type { Redis } from '../runtime/redis';
@@ -79,7 +80,10 @@ export class RegionFailover {
     const healthy = (region: string): boolean => byName.get(region)?.healthy === true;
     for (const r of view) {
       const mine = !r.healthy && this.coordinatorOf(r.region, byName) === this.options.region;
-      const adopt = mine && r.controlWorkers === 0 && r.region !== this.options.region;
+      // Adopted while workflows run on its control queue, moved ones included (their tasks are still queued there);
+      // a region of the catalogue that was never deployed has none, and is not polled for nothing.
+      const adopt =
+        mine && r.controlWorkers === 0 && r.region !== this.options.region && (await this.hasWorkflows(r.region));
       if (adopt && !this.adopted.has(r.region)) {
         this.options.log.warn(
           { region: r.region, problems: r.problems },
@@ -106,6 +110,11 @@ export class RegionFailover {
     this.adopted.delete(region);
     this.options.log.info({ region }, 'releasing the control queue of an adopted region');
     await stop();
+  }
+
+  private async hasWorkflows(region: string): Promise<boolean> {
+    const query = `TaskQueue = "${controlTaskQueue(region)}" AND ExecutionStatus = "Running"`;
+    return (await this.client.workflow.count(query)).count > 0;
   }
 
   private async moveRequests(region: string, healthy: (region: string) => boolean): Promise<void> {

@@ -86,6 +86,19 @@ describe('two regions in one local stack', () => {
       30_000,
       'us-west and us-east healthy, eu-west (not running) not',
     );
+    // eu-west is dead but has no request: no control worker adopts its queue (one failover round is 5 s).
+    await new Promise((resolve) => setTimeout(resolve, 6_000));
+    const connection = await Connection.connect({ address: stack.temporalAddress });
+    try {
+      const described = await connection.workflowService.describeTaskQueue({
+        namespace: stack.temporalNamespace,
+        taskQueue: { name: 'eu-west.control' },
+        taskQueueType: 1,
+      });
+      assert.deepEqual(described.pollers ?? [], [], 'nobody polls the control queue of a region never deployed');
+    } finally {
+      await connection.close();
+    }
   });
 
   test('npm run generate through the us-east gateway runs the request in us-east', async () => {
