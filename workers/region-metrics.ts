@@ -15,7 +15,7 @@ import type { QueueSnapshot } from '../core/capacity';
 const { TaskQueueKind, TaskQueueType } = temporal.api.enums.v1;
 
 /** One DescribeTaskQueue call: a task queue and one of its task types. */
-interface QueueTarget {
+export interface QueueTarget {
   readonly taskQueue: string;
   readonly taskType: 'workflow' | 'activity';
 }
@@ -51,6 +51,17 @@ export function queueSnapshot(
 const CALL_TIMEOUT_MS = 3_000;
 
 /** The task queues of a region and their task types: workflows and activities on control, activities on the GPUs. */
+/** The DescribeTaskQueue request for one target, with its statistics (backlog, rates). */
+export function describeTaskQueueRequest(namespace: string, target: QueueTarget) {
+  return {
+    namespace,
+    taskQueue: { name: target.taskQueue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+    taskQueueType:
+      target.taskType === 'workflow' ? TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW : TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    reportStats: true,
+  };
+}
+
 export function regionQueueTargets(region: string): QueueTarget[] {
   const control = controlTaskQueue(region);
   return [
@@ -144,15 +155,7 @@ export class RegionQueueSampler {
     const labels = { task_queue: target.taskQueue, task_type: target.taskType };
     try {
       const response = await this.call(() =>
-        this.connection.workflowService.describeTaskQueue({
-          namespace: this.options.namespace,
-          taskQueue: { name: target.taskQueue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-          taskQueueType:
-            target.taskType === 'workflow'
-              ? TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
-              : TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-          reportStats: true,
-        }),
+        this.connection.workflowService.describeTaskQueue(describeTaskQueueRequest(this.options.namespace, target)),
       );
       const stats = response.stats;
       // GPU queues (activities) and the control queue's workflow tasks: what admission by capacity reads.

@@ -3,18 +3,13 @@
 // here directly so the bench samples as often as it needs on any stack), the requests the bench itself has in flight,
 // and the readiness (/readyz) of the gateway and of every worker. spike-checks.ts turns the samples into figures.
 import type { Connection } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
 import { performance } from 'node:perf_hooks';
 import { controlTaskQueue, fleetTaskQueues, isGpuType, type GpuType } from '../../core/gpu';
+import { describeTaskQueueRequest, type QueueTarget } from '../../workers/region-metrics';
 import type { StackFile } from './stack';
 
-const { TaskQueueKind, TaskQueueType } = temporal.api.enums.v1;
-
-/** One DescribeTaskQueue call: a task queue and one of its task types, named `<queue>/<type>` in the figures. */
-export interface QueueTarget {
-  readonly taskQueue: string;
-  readonly taskType: 'workflow' | 'activity';
-}
+/** One DescribeTaskQueue call, named `<queue>/<type>` in the figures. */
+export type { QueueTarget };
 
 export interface ProbeSample {
   /** ms since the probes started. */
@@ -70,15 +65,7 @@ export function probeTargets(file: StackFile): ProbeTargets {
 
 async function backlogOf(connection: Connection, namespace: string, target: QueueTarget): Promise<number> {
   const response = await connection.withDeadline(Date.now() + PROBE_TIMEOUT_MS, () =>
-    connection.workflowService.describeTaskQueue({
-      namespace,
-      taskQueue: { name: target.taskQueue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-      taskQueueType:
-        target.taskType === 'workflow'
-          ? TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
-          : TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-      reportStats: true,
-    }),
+    connection.workflowService.describeTaskQueue(describeTaskQueueRequest(namespace, target)),
   );
   return Number(response.stats?.approximateBacklogCount ?? 0);
 }
