@@ -17,8 +17,9 @@ import {
   type GenerationHarness,
 } from '../helpers/temporal';
 
-/** Temporal's PendingActivityState of an activity scheduled and not started. */
+/** Temporal's PendingActivityState of an activity scheduled and not started, and of one started. */
 const SCHEDULED = 1;
+const STARTED = 2;
 
 describe('a waiting request moves to another region (issue 12)', () => {
   let env: TestWorkflowEnvironment;
@@ -28,7 +29,8 @@ describe('a waiting request moves to another region (issue 12)', () => {
 
   before(async () => {
     env = await createTemporalTestEnv();
-    h = await startGenerationHarness(env, { gpus: { a10g: {} } });
+    // A's A10G runs at a speed-up low enough for a move to arrive while its attempt runs (the second test).
+    h = await startGenerationHarness(env, { gpus: { a10g: { speedup: 5 } } });
     regionB = `${h.region}-b`;
     workerB = await startExtraGpuWorker(env, h, {
       gpuType: 'h100',
@@ -43,21 +45,21 @@ describe('a waiting request moves to another region (issue 12)', () => {
     await env?.teardown();
   });
 
-  async function waitingForGpu(handle: WorkflowHandle): Promise<void> {
+  async function gpuAttemptIn(handle: WorkflowHandle, state: number, what: string): Promise<void> {
     await eventually(
       async () =>
         ((await handle.describe()).raw.pendingActivities ?? []).some(
-          (a) => a.activityType?.name === 'runInference' && Number(a.state) === SCHEDULED,
+          (a) => a.activityType?.name === 'runInference' && Number(a.state) === state,
         ),
       20_000,
-      'the GPU attempt to be scheduled in region A',
+      what,
     );
   }
 
   test('its unstarted attempt leaves for B and completes there once; the client is told', async () => {
     const req = { ...h.request({ tier: 'turbo', steps: 4 }), gpuStartTimeoutMs: 120_000 };
     const handle = await h.start(req);
-    await waitingForGpu(handle);
+    await gpuAttemptIn(handle, SCHEDULED, 'the GPU attempt to be scheduled in region A');
     // Stale: it names a region the request is not in.
     await handle.signal(moveRegionSignal, { from: 'elsewhere', to: 'nowhere', cancelWaiting: true });
     await handle.signal(moveRegionSignal, { from: h.region, to: regionB, cancelWaiting: true });
@@ -82,11 +84,15 @@ describe('a waiting request moves to another region (issue 12)', () => {
     assert.deepEqual((await handle.describe()).searchAttributes.Region, [regionB]);
   });
 
-  test('a move without cancelWaiting leaves the attempt where it is', async () => {
-    const req = { ...h.request({ tier: 'fast', steps: 4 }) };
+  test('a move without cancelWaiting leaves the running attempt where it is', async () => {
+    const req = { ...h.request({ tier: 'fast', steps: 30 }) };
     const handle = await h.start(req);
+    // The move must find the attempt running: one that arrives first moves the request before its first attempt.
+    await gpuAttemptIn(handle, STARTED, "the GPU attempt to run on region A's A10G");
     await handle.signal(moveRegionSignal, { from: h.region, to: regionB, cancelWaiting: false });
     const result = await handle.result();
     assert.match(result.workerId, /^test:/, "served by region A's own A10G worker: nothing failed, nothing moved");
+    const history = await handle.fetchHistory();
+    assert.equal((history.events ?? []).filter((e) => e.activityTaskCanceledEventAttributes).length, 0);
   });
 });
