@@ -30,6 +30,8 @@ export interface InferenceActivityDeps {
   readonly backends: ReadonlyMap<ModelName, InferenceBackend>;
   readonly store: ObjectStore;
   readonly eventLog: RequestEventPublisher;
+  /** The region of this worker, whose object store holds what it stages (InferenceOutput.region). */
+  readonly region?: string;
   /** Names this worker in results and logs, e.g. `host:pid:a10g`. */
   readonly workerId: string;
   /** Least time between two progress events of one request (at most ~10 per second), milliseconds. @default 100 */
@@ -224,6 +226,7 @@ export function createInferenceActivities(deps: InferenceActivityDeps): Inferenc
         const first = images[0];
         return {
           stagingKeys,
+          ...(deps.region !== undefined ? { region: deps.region } : {}),
           seeds: images.map((image) => image.seed),
           width: first?.width ?? input.width,
           height: first?.height ?? input.height,

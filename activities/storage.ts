@@ -5,6 +5,10 @@
 // says `uploading` when it starts and publishes the request's `completed` terminal once the images are stored
 // (activities/request-events.ts).
 //
+// Across regions (runtime/region-stores.ts): the staged PNGs are read from the store of the region whose GPU worker
+// made them (a request that failed over ran its GPU step elsewhere), the final images go to this region's store, and
+// the other regions are told to copy them (runtime/image-replication.ts).
+//
 // Nothing from elsewhere is trusted: the staging keys the GPU worker returned must be exactly the keys of this
 // request's run, and a manifest counts only when it is bound to this very request (its workflow run, prompt hash,
 // model, size and seeds). A requestId reused after Temporal's retention starts a new run, which never gets the
@@ -25,8 +29,16 @@ import {
 import { announceStatus, announceTerminal } from './request-events';
 
 export interface StorageDeps {
+  /** This region's store: the final images go here. */
   readonly store: ObjectStore;
   readonly eventLog: RequestEventPublisher;
+  /**
+   * The store holding the staged images of a GPU worker of `region` (another region's after a failover,
+   * runtime/region-stores.ts). @default `store`
+   */
+  readonly stagedIn?: (region: string | undefined) => ObjectStore;
+  /** Told of each request's stored keys (images, then the manifest) for the other regions' replicas. */
+  readonly replicate?: (keys: readonly string[]) => Promise<void>;
 }
 
 type StoredImage = StoreImagesOutput['images'][number];
@@ -101,14 +113,21 @@ function checkStagingKeys(input: StoreImagesInput, runId: string): void {
   }
 }
 
-export function createStorageActivities({ store, eventLog }: StorageDeps): StorageActivities {
+export function createStorageActivities(deps: StorageDeps): StorageActivities {
+  const { store, eventLog } = deps;
   return {
     async storeImages(input: StoreImagesInput): Promise<StoreImagesOutput> {
       const ctx = Context.current();
       const runId = activityRunId(ctx.info);
       checkStagingKeys(input, runId);
       await announceStatus(eventLog, 'uploading');
-      const stored = await storeStagedImages(store, input, bindingOf(input, runId), ctx.log).catch((err: unknown) => {
+      const stores = { final: store, staged: deps.stagedIn?.(input.stagedRegion) ?? store };
+      const stored = await storeStagedImages(stores, input, bindingOf(input, runId), ctx.log).catch((err: unknown) => {
+        throw asStorageFailure(err);
+      });
+      // Announced again by a retry that found the manifest: the copies are idempotent, a missed one is not.
+      const keys = [...stored.images.map((image) => image.key), imageManifestKey(input.userId, input.requestId)];
+      await deps.replicate?.(keys).catch((err: unknown) => {
         throw asStorageFailure(err);
       });
       const terminalPublished = await announceTerminal(eventLog, { type: 'completed', images: imageRefs(stored) });
@@ -118,18 +137,19 @@ export function createStorageActivities({ store, eventLog }: StorageDeps): Stora
 }
 
 async function storeStagedImages(
-  store: ObjectStore,
+  stores: { readonly final: ObjectStore; readonly staged: ObjectStore },
   input: StoreImagesInput,
   binding: ManifestBinding,
   log: Pick<Context['log'], 'warn'>,
 ): Promise<StoreImagesOutput> {
+  const { final: store, staged: stagingStore } = stores;
   const manifestKey = imageManifestKey(input.userId, input.requestId);
   const done = await store.get(manifestKey);
   if (done) {
     const manifest = JSON.parse(done.body.toString('utf8')) as Manifest;
     if (sameBinding(manifest.binding, binding)) {
       // A previous attempt of this request finished; it may have crashed before removing the staging copies.
-      await Promise.all(input.stagingKeys.map((key) => store.delete(key)));
+      await Promise.all(input.stagingKeys.map((key) => stagingStore.delete(key)));
       return { images: manifest.images };
     }
     // An earlier request that used this requestId: its images stay where they are, this one gets its own.
@@ -141,7 +161,7 @@ async function storeStagedImages(
   }
   const images: StoredImage[] = [];
   for (const [index, stagingKey] of input.stagingKeys.entries()) {
-    const staged = await store.get(stagingKey);
+    const staged = await stagingStore.get(stagingKey);
     if (!staged) throw unrecoverable(`Staged image ${stagingKey} is missing`);
     const size = pngSize(staged.body);
     if (!size || size.width !== input.width || size.height !== input.height) {
@@ -170,6 +190,6 @@ async function storeStagedImages(
     { requestId: input.requestId, userId: input.userId },
     'application/json',
   );
-  await Promise.all(input.stagingKeys.map((key) => store.delete(key)));
+  await Promise.all(input.stagingKeys.map((key) => stagingStore.delete(key)));
   return output;
 }

@@ -40,6 +40,8 @@ export interface InferenceInput extends GenerationParams {
 export interface InferenceOutput {
   /** Object-store keys of the PNGs, staged for the storage activity; never the bytes. */
   readonly stagingKeys: readonly string[];
+  /** The region whose object store holds the staged images: the GPU worker's. Absent in histories from before. */
+  readonly region?: string;
   /** Seed of each image (request seed + index). */
   readonly seeds: readonly number[];
   readonly width: number;
@@ -60,6 +62,8 @@ export interface StoreImagesInput {
   readonly model: ModelName;
   readonly prompt: string;
   readonly stagingKeys: readonly string[];
+  /** Where the staged images are (InferenceOutput.region); absent: this region's store. */
+  readonly stagedRegion?: string;
   readonly seeds: readonly number[];
   readonly width: number;
   readonly height: number;

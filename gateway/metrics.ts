@@ -27,6 +27,7 @@ export class GatewayMetrics {
   private readonly e2e: Histogram<'tier' | 'model' | 'outcome'>;
   private readonly queueWait: Histogram<'tier' | 'gpu_type'>;
   private readonly rejections: Counter<'code'>;
+  private readonly peerReads: Counter<'origin'>;
   private openConnections: () => number = () => 0;
 
   constructor(readonly registry: Registry) {
@@ -56,6 +57,11 @@ export class GatewayMetrics {
       help: 'Frames refused: rejected frames (request refused) and error frames (frame unreadable), by code',
       labelNames: ['code'],
     });
+    this.peerReads = atelierCounter(registry, {
+      name: 'atelier_image_peer_reads_total',
+      help: "Images served from another region's store (their origin), not yet replicated to this one's, by origin",
+      labelNames: ['origin'],
+    });
     // Every code starts at 0, so rate() sees the first rejection of a kind instead of a series appearing.
     for (const code of [...Object.keys(REJECT_CODES), ...Object.keys(FRAME_ERROR_CODES)])
       this.rejections.inc({ code }, 0);
@@ -74,6 +80,11 @@ export class GatewayMetrics {
   /** A `rejected` or `error` frame went out. */
   refused(code: RejectCode | FrameErrorCode): void {
     this.rejections.inc({ code });
+  }
+
+  /** An image was served from `region`'s store: it was not (yet) replicated to this gateway's region. */
+  imageReadFromPeer(region: string): void {
+    this.peerReads.inc({ origin: region });
   }
 
   /** Times a request submitted on a connection from the moment its generate frame arrived (performance.now()). */

@@ -46,10 +46,10 @@ const SHUTDOWN_REASON = 'server shutting down, reconnect';
 
 export function createGateway(options: GatewayOptions, deps: GatewayDeps = {}): Gateway {
   const log = deps.logger ?? createLogger('gateway', { gatewayId: options.gatewayId });
-  const services = createServices(options, deps, log);
   const metrics = deps.metricsRegistry
     ? new GatewayMetrics(deps.metricsRegistry)
     : GatewayMetrics.forProcess(options.region);
+  const services = createServices(options, deps, log, (region) => metrics.imageReadFromPeer(region));
   // Aborted when shutdown stops waiting for workflow starts: their retries end.
   const startRetries = new AbortController();
   let address: GatewayAddress | null = null;

@@ -5,8 +5,8 @@ import type { Client, Connection } from '@temporalio/client';
 import type { Registry } from 'prom-client';
 import { RedisEventLog, type EventSubscriber } from '../runtime/event-log';
 import type { Logger } from '../runtime/logger';
-import { FsObjectStore, type ObjectStore } from '../runtime/object-store';
-import { withInjectedLatency } from '../runtime/delayed-object-store';
+import type { ObjectStore } from '../runtime/object-store';
+import { openRegionStores, ReadThroughRegionStore } from '../runtime/region-stores';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { createRedis, type Redis } from '../runtime/redis';
 import type { Admission } from './admission';
@@ -73,7 +73,13 @@ export interface GatewayServices {
   readonly prefixAgreement: PrefixAgreement | undefined;
 }
 
-export function createServices(options: GatewayOptions, deps: GatewayDeps, log: Logger): GatewayServices {
+/** `onPeerRead`: told of each image served from another region's store, before it was replicated here. */
+export function createServices(
+  options: GatewayOptions,
+  deps: GatewayDeps,
+  log: Logger,
+  onPeerRead?: (region: string) => void,
+): GatewayServices {
   const redis: Redis = createRedis(options.redisUrl, 'gateway', options.redisCommandTimeoutMs);
   const eventLog = new RedisEventLog(redis, { prefix: options.redisPrefix });
   const subscriber = eventLog.createSubscriber(
@@ -82,8 +88,8 @@ export function createServices(options: GatewayOptions, deps: GatewayDeps, log: 
   // Pongs refresh a session every heartbeat; it expires only after about three without one.
   const sessionTtlSeconds = Math.ceil((3 * options.heartbeatIntervalMs) / 1000);
   const sessions = new RedisSessionStore(redis, options.redisPrefix, sessionTtlSeconds);
-  const objectStore =
-    deps.objectStore ?? withInjectedLatency(new FsObjectStore(options.storageDir), options.chaosStorageLatencyMs);
+  // This region's store, then the peers' (an image from another region until it is replicated here).
+  const objectStore = deps.objectStore ?? new ReadThroughRegionStore(openRegionStores(options), onPeerRead);
   const keys = new RedisApiKeyStore(redis, options.redisPrefix);
   const apiKeys = withJwtAuth(
     deps.apiKeys ?? new ChainedApiKeyStore([StaticApiKeyStore.parse(options.apiKeys, staticKeyPlan(options)), keys]),

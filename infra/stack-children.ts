@@ -70,6 +70,7 @@ export function nodeChild(
 export function workerChildren(
   options: StackOptions,
   plan: RegionPlan,
+  plans: readonly RegionPlan[],
   baseEnv: Record<string, string>,
   healthPorts: ReadonlyMap<string, number>,
   ctx: LaunchContext,
@@ -80,7 +81,11 @@ export function workerChildren(
       {
         name: childName,
         script,
-        env: { ...regionEnv(plan), ...env, ATELIER_WORKER_HEALTH_PORT: String(healthPorts.get(childName)) },
+        env: {
+          ...regionEnv(plan, plans, baseEnv.ATELIER_STORAGE_DIR ?? ''),
+          ...env,
+          ATELIER_WORKER_HEALTH_PORT: String(healthPorts.get(childName)),
+        },
         stopGraceMs: options.shutdownTimeoutMs,
       },
       baseEnv,
@@ -98,6 +103,7 @@ export function workerChildren(
 /** A region's gateway. */
 export function gatewayChild(
   plan: RegionPlan,
+  plans: readonly RegionPlan[],
   adminToken: string,
   baseEnv: Record<string, string>,
   ctx: LaunchContext,
@@ -106,7 +112,7 @@ export function gatewayChild(
     {
       name: regionChildName(plan, 'gateway'),
       script: ENTRY_POINTS.gateway.script,
-      env: { ...regionEnv(plan), ATELIER_ADMIN_TOKEN: adminToken },
+      env: { ...regionEnv(plan, plans, baseEnv.ATELIER_STORAGE_DIR ?? ''), ATELIER_ADMIN_TOKEN: adminToken },
       stopGraceMs: 15_000,
     },
     baseEnv,

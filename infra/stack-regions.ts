@@ -2,7 +2,8 @@
 // worker, the GPU fleets the region catalogue gives it (of ATELIER_GPU_TYPES) and a gateway on a port of its own, all
 // on one Temporal server and one Redis. The first region is home: its processes keep the single-region names
 // (`gateway`, `control-worker`, `gpu-worker[a10g]`) and its gateway the configured port; another region's processes
-// are named `<name>@<region>` and its gateway listens on the next port.
+// are named `<name>@<region>` and its gateway listens on the next port. Each region has its own object store.
+import path from 'node:path';
 import type { GpuType } from '../core/gpu';
 import { regionFleets, requireRegion, type RegionCatalogue } from '../core/regions';
 import { loadRegionCatalogue } from '../runtime/region-catalogue';
@@ -57,11 +58,25 @@ export function planRegions(
   });
 }
 
-/** What a region's children get beyond the stack's shared environment. */
-export function regionEnv(plan: RegionPlan): Record<string, string> {
+/**
+ * What a region's children get beyond the stack's shared environment. With several regions each keeps its images in a
+ * store of its own, `<storage dir>/<region>`, and names the others' as its peers (runtime/region-stores.ts).
+ */
+export function regionEnv(plan: RegionPlan, plans: readonly RegionPlan[], storageDir: string): Record<string, string> {
+  const storage: Record<string, string> =
+    plans.length > 1
+      ? {
+          ATELIER_STORAGE_DIR: path.join(storageDir, plan.region),
+          ATELIER_PEER_STORAGE: plans
+            .filter((p) => p.region !== plan.region)
+            .map((p) => `${p.region}=${path.join(storageDir, p.region)}`)
+            .join(','),
+        }
+      : {};
   return {
     ATELIER_REGION: plan.region,
     ATELIER_GPU_TYPES: plan.gpuTypes.join(','),
     ATELIER_GATEWAY_PORT: String(plan.gatewayPort),
+    ...storage,
   };
 }

@@ -62,6 +62,10 @@ export interface StackHandle {
   children(): { name: string; pid: number | undefined }[];
   /** Sends `signal` to one child; unless the stack is stopping it is restarted like any crash. */
   killChild(name: string, signal?: NodeJS.Signals): void;
+  /** SIGKILLs one child and keeps it down until startChild(name): a lost machine, for chaos experiments. */
+  crashChild(name: string): Promise<void>;
+  /** Starts a child crashChild() kept down. */
+  startChild(name: string): Promise<void>;
   /** SIGKILLs our redis-server (a crash: unsynced writes are lost). Throws if we did not start it. */
   crashRedis(): Promise<void>;
   /** Starts Redis again on the same port with the same data (append-only file). */
@@ -138,6 +142,11 @@ function stackHandle(
   };
   const all = new Map(children);
   if (temporal) all.set('temporal', temporal);
+  const child = (name: string): Supervisor => {
+    const target = all.get(name);
+    if (!target) throw new Error(`No child named ${name}; children: ${[...all.keys()].join(', ')}`);
+    return target;
+  };
   return {
     options,
     regions: launched.regions,
@@ -164,11 +173,9 @@ function stackHandle(
       ...[...all.values()].map((s) => ({ name: s.name, pid: s.pid })),
       ...(redis.pid !== undefined ? [{ name: 'redis', pid: redis.pid }] : []),
     ],
-    killChild: (name, signal = 'SIGKILL') => {
-      const target = all.get(name);
-      if (!target) throw new Error(`No child named ${name}; children: ${[...all.keys()].join(', ')}`);
-      target.signal(signal);
-    },
+    killChild: (name, signal = 'SIGKILL') => child(name).signal(signal),
+    crashChild: (name) => child(name).crash(),
+    startChild: (name) => child(name).start(),
     crashRedis: () => redis.crash(),
     startRedis: () => redis.start(),
     stopTemporal: () => requireTemporal().stop(),
@@ -235,11 +242,11 @@ export async function launchStack(requested: StackOptions, ctx: LaunchContext): 
       Object.fromEntries(regions.map(({ plan, urls }) => [regionChildName(plan, 'gateway'), urls.http])),
       { ...process.env, ...ctx.extraEnv },
     );
-    const workers = plans.flatMap((plan) => workerChildren(options, plan, baseEnv, health.ports, ctx));
+    const workers = plans.flatMap((plan) => workerChildren(options, plan, plans, baseEnv, health.ports, ctx));
     cleanups.push(async () => void (await Promise.all(workers.map((w) => w.stop()))));
     await Promise.all(workers.map((w) => w.start()));
     const adminToken = { ...process.env, ...ctx.extraEnv }.ATELIER_ADMIN_TOKEN || randomBytes(24).toString('base64url');
-    const gateways = plans.map((plan) => gatewayChild(plan, adminToken, baseEnv, ctx));
+    const gateways = plans.map((plan) => gatewayChild(plan, plans, adminToken, baseEnv, ctx));
     cleanups.push(async () => void (await Promise.all(gateways.map((g) => g.stop()))));
     await Promise.all(gateways.map((g) => g.start()));
     for (const { urls } of regions) await waitForReady(`${urls.http}/readyz`, options.readyTimeoutMs, ctx.abort);

@@ -61,6 +61,21 @@ export class Supervisor {
     this.running?.signal(signal);
   }
 
+  /**
+   * SIGKILLs the service and keeps it down, as a machine lost with its region would be, until start() is called
+   * again (chaos experiments).
+   */
+  async crash(): Promise<void> {
+    this.wanted = false;
+    clearTimeout(this.restartTimer);
+    const running = this.running;
+    this.running = undefined;
+    if (!running) return;
+    this.log.warn({ service: this.name, pid: running.pid }, `${this.name} killed; kept down`);
+    running.signal('SIGKILL');
+    await running.exited;
+  }
+
   private async launchOnce(): Promise<void> {
     const running = await this.launch();
     if (!this.wanted) {

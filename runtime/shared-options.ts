@@ -4,6 +4,7 @@
 import { DEFAULT_REGION, assertRegion } from '../core/gpu';
 import { LOG_LEVELS, type LogLevel } from './logger';
 import { parse, type OptionTable } from './options';
+import { parsePeerStorage } from './region-stores';
 import { DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL } from './redis';
 
 export interface SharedOptions {
@@ -28,6 +29,13 @@ export interface SharedOptions {
   readonly region: string;
   /** Root of the filesystem object store (staged and stored images). @default '.atelier/objects' */
   readonly storageDir: string;
+  /**
+   * The object stores of the other regions, `region=directory,...` (runtime/region-stores.ts): staged images are read
+   * from the region whose GPU made them, a gateway serves an image from its origin until it is replicated here, and
+   * the control worker replicates each region's images into this one's. Empty: one store that every region shares.
+   * @default ''
+   */
+  readonly peerStorage: string;
   /** pino level of this process's logs. @default 'info' */
   readonly logLevel: LogLevel;
   /**
@@ -90,6 +98,15 @@ export const SHARED_OPTION_TABLE: OptionTable<SharedOptions> = {
     doc: 'Root of the filesystem object store (`npm start`: <data dir>/objects)',
     default: '.atelier/objects',
     parse: parse.string,
+  },
+  peerStorage: {
+    env: 'ATELIER_PEER_STORAGE',
+    doc: "The other regions' object stores, `region=dir,...`: read across regions, replicated into this one (`npm start` with ATELIER_REGIONS sets it; empty: one shared store)",
+    default: '',
+    parse: (raw, env) => {
+      parsePeerStorage(raw, '', env);
+      return raw;
+    },
   },
   logLevel: { env: 'LOG_LEVEL', doc: `Log level (${LOG_LEVELS.join(', ')})`, default: 'info', parse: parseLogLevel },
   chaosStorageLatencyMs: {

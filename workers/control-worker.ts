@@ -5,14 +5,11 @@
 //   node dist/workers/control-worker.js [--help]
 import type { WorkerOptions } from '@temporalio/worker';
 import os from 'node:os';
-import path from 'node:path';
 import { createControlActivities } from '../activities';
 import { SAFETY_SCREEN_OPTIONS, createPromptScreen, type SafetyScreenOptions } from '../activities/safety-http';
 import { controlTaskQueue } from '../core/gpu';
 import { RedisEventLog } from '../runtime/event-log';
 import { createLogger, type Logger } from '../runtime/logger';
-import { FsObjectStore } from '../runtime/object-store';
-import { withInjectedLatency } from '../runtime/delayed-object-store';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { startTracing, type Tracing } from '../runtime/tracing';
@@ -25,6 +22,7 @@ import { withQueueLeaving } from '../runtime/queue-positions';
 import { CapacityStore } from '../runtime/capacity-store';
 import { RegionBeats } from '../runtime/region-beats';
 import { startRegionFailover } from './region-failover';
+import { startRegionImages } from './region-images';
 import { ModelBreakers } from '../runtime/model-breakers';
 import { setUpWorkerMetrics } from './worker-metrics';
 import {
@@ -179,9 +177,11 @@ async function main(): Promise<void> {
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
   const screen = createPromptScreen(options, log);
   const globalRate = new GlobalFailureRate(redis, options.redisPrefix);
+  // This region's store, the peers' (a failed-over request's staged images), and replication between them.
+  const images = startRegionImages(options, redis, metrics.registry, log);
   const activities = createControlActivities({
     screen,
-    store: withInjectedLatency(new FsObjectStore(path.resolve(options.storageDir)), options.chaosStorageLatencyMs),
+    ...images.storage,
     // Each request's outcome also feeds seed 001's global breaker as its terminal event is first written, and a
     // request that ends while it waits for a GPU leaves its queue's set (its peers' queue positions).
     eventLog: withQueueLeaving(
@@ -251,6 +251,7 @@ async function main(): Promise<void> {
     await stopBeating();
     await failover?.stop();
     await worker.stop();
+    await images.replicator?.stop();
     await queueSampler?.stop();
     prefixAgreement.stop();
     await closeServer(health);

@@ -149,6 +149,7 @@ async function createGpuActivities(
       options.redisPrefix,
       log,
     ),
+    region: options.region,
     workerId: options.workerId,
     onInferenceTimed,
     onOutcome: hooks.onOutcome,

@@ -227,6 +227,7 @@ class GenerationRun {
       model: req.model,
       prompt: req.prompt,
       stagingKeys: inference.stagingKeys,
+      ...(inference.region !== undefined ? { stagedRegion: inference.region } : {}),
       seeds: inference.seeds,
       width: inference.width,
       height: inference.height,

@@ -190,4 +190,51 @@ describe('storeImages activity', () => {
     }
     assert.ok(await store.head(other.stagingKeys[0] as string), "the other request's staged image is untouched");
   });
+
+  test("a request whose GPU step ran in another region: its staged images are read from that region's store, the final ones stored here and announced to the peers", async () => {
+    const peerDir = await mkdtemp(path.join(os.tmpdir(), 'atelier-storage-peer-'));
+    try {
+      const peer = new FsObjectStore(peerDir);
+      const staged = renderSimulatedImage(256, 192, 100, 'a quiet harbour');
+      const stagingKey = stagingImageKey('user-1', 'req-moved', 'run-1', 0);
+      await peer.put(stagingKey, staged);
+      const announced: string[][] = [];
+      const activities = createStorageActivities({
+        store,
+        eventLog,
+        stagedIn: (region) => (region === 'us-east' ? peer : store),
+        replicate: (keys) => {
+          announced.push([...keys]);
+          return Promise.resolve();
+        },
+      });
+      const input: StoreImagesInput = {
+        requestId: 'req-moved',
+        userId: 'user-1',
+        model: 'sdxl',
+        prompt: 'a quiet harbour',
+        stagingKeys: [stagingKey],
+        stagedRegion: 'us-east',
+        seeds: [100],
+        width: 256,
+        height: 192,
+      };
+      const run = (): Promise<StoreImagesOutput> =>
+        new MockActivityEnvironment(
+          { activityType: 'storeImages', workflowExecution: { workflowId: logId('req-moved'), runId: 'run-1' } },
+          { logger: new DefaultLogger('ERROR') },
+        ).run(activities.storeImages, input);
+      const out = await run();
+      const key = out.images[0]?.key as string;
+      assert.ok((await store.get(key))?.body.equals(staged), 'the final image is in this region');
+      assert.equal(await peer.head(key), null, 'and not written to the region that staged it');
+      assert.equal(await peer.head(stagingKey), null, "the staging copy is removed from the GPU worker's region");
+      assert.deepEqual(announced, [[key, 'images/user-1/req-moved/manifest.json']], 'images, then the manifest');
+      // A retry that finds the manifest announces again (the first announcement may be what failed).
+      assert.deepEqual((await run()).images, out.images);
+      assert.equal(announced.length, 2);
+    } finally {
+      await rm(peerDir, { recursive: true, force: true });
+    }
+  });
 });

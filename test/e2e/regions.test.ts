@@ -1,11 +1,12 @@
 // Several regions in one local stack (issue 12): `ATELIER_REGIONS=us-west,us-east` runs, per region, a control worker,
 // its GPU fleets and a gateway on a port of its own, on one Temporal server and one Redis. A request sent to the
 // us-east gateway with the command-line client runs in us-east: its workflow is on us-east's control queue, its GPU
-// step on us-east's fleet queue, taken by us-east's GPU worker process; stack.json lists both regions' gateways.
+// step on us-east's fleet queue, taken by us-east's GPU worker process; stack.json lists both regions' gateways. Each
+// region keeps its images in its own store, and an image made in one is served through the other's gateway.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -142,6 +143,57 @@ describe('two regions in one local stack', () => {
       );
     } finally {
       await connection.close();
+    }
+  });
+
+  test("an image stored in us-west is served through us-east's gateway: replicated into us-east's store, and read from its origin until then", async () => {
+    const [west, east] = stack.regions;
+    assert.ok(west && east);
+    const socket = await connectTestSocket(west.gatewayWsUrl, stack.apiKey);
+    try {
+      const requestId = `replicated-${Date.now()}`;
+      socket.send({
+        type: 'generate',
+        requestId,
+        prompt: 'a lighthouse',
+        model: 'sdxl',
+        tier: 'fast',
+        width: 256,
+        height: 256,
+        steps: 3,
+      });
+      const done = await socket.terminal(requestId, 120_000);
+      assert.equal(done.type, 'completed', JSON.stringify(done));
+      const [image] = done.images as { url: string }[];
+      assert.ok(image);
+      const key = decodeURIComponent(new URL(image.url).pathname.slice('/v1/images/'.length));
+      const objects = path.join(stack.dataDir, 'objects');
+      const origin = await readFile(path.join(objects, 'us-west', key));
+      await eventually(
+        async () => (await readFile(path.join(objects, 'us-east', key)).catch(() => null))?.equals(origin) === true,
+        30_000,
+        "the image replicated into us-east's store",
+      );
+      const throughEast = image.url.replace(west.gatewayHttpUrl, east.gatewayHttpUrl);
+      assert.notEqual(throughEast, image.url);
+      const replicated = await fetch(throughEast);
+      assert.equal(replicated.status, 200);
+      assert.ok(Buffer.from(await replicated.arrayBuffer()).equals(origin), 'the same bytes, from the replica');
+
+      // Before replication (here: the replica removed), us-east's gateway reads the image from its origin.
+      const peerReads = async (): Promise<number> => {
+        const text = await (await fetch(`${east.gatewayHttpUrl}/metrics`)).text();
+        return Number(/^atelier_image_peer_reads_total\{[^}]*origin="us-west"[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
+      };
+      const before = await peerReads();
+      await rm(path.join(objects, 'us-east', key));
+      await rm(path.join(objects, 'us-east', `${key}.meta.json`));
+      const fromOrigin = await fetch(throughEast);
+      assert.equal(fromOrigin.status, 200);
+      assert.ok(Buffer.from(await fromOrigin.arrayBuffer()).equals(origin), 'the same bytes, from us-west');
+      assert.equal(await peerReads(), before + 1, "counted as a read from us-west's store");
+    } finally {
+      await socket.close();
     }
   });
 
