@@ -10,6 +10,8 @@ export interface ExperimentFigures {
   readonly lost: number;
   readonly duplicates: number;
   readonly recoveryMs: number;
+  /** Further times an experiment measured, ms, by name (region_outage: detection, failback), shown beside recovery. */
+  readonly phasesMs?: Readonly<Record<string, number>>;
 }
 
 export interface ExperimentLine extends ExperimentFigures {
