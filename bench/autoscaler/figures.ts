@@ -185,7 +185,8 @@ export function checks(result: SimResult, figures: readonly StrategyFigures[]): 
       pass: f.left_behind === 0,
     });
   }
-  for (const judged of [policy, of('reactive')]) if (judged) out.push(...policyChecks(judged, staticPeak, schedule));
+  for (const judged of [policy, of('policy-no-forecast')])
+    if (judged) out.push(...policyChecks(judged, staticPeak, schedule));
   return out;
 }
 

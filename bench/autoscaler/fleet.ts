@@ -263,7 +263,8 @@ export class Fleet {
   }
 
   /** What the autoscaler is told of this fleet (avgWaitS: mean age of the requests waiting now). */
-  signals(now: number, peakReplicas: number, predictedDemand: number): FleetSignals {
+  /** The fleet as the autoscaler sees it; without a forecast, the policy falls back on its fixed schedule. */
+  signals(now: number, peakReplicas: number, predictedDemand: number | undefined): FleetSignals {
     const meanAgeS = (tiers: number[]): number => {
       const n = tiers.reduce((s, t) => s + this.queues[t]!.length, 0);
       const sum = tiers.reduce((s, t) => s + this.queuedArrivalSum[t]!, 0);
@@ -279,7 +280,7 @@ export class Fleet {
       avgWaitS: meanAgeS([0, 1]),
       relaxAvgWaitS: meanAgeS([2]),
       ...(utilization !== undefined ? { utilization } : {}),
-      predictedDemand,
+      ...(predictedDemand !== undefined ? { predictedDemand } : {}),
     };
   }
 }

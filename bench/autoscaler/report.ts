@@ -145,7 +145,7 @@ export function formatAutoscaler(r: AutoscalerReport): string {
   lines.push('== comparison (cost over the window; a 24 h window is dollars per day)');
   for (const s of r.strategies) {
     lines.push(
-      `  ${s.strategy.padEnd(12)}${pad(usd(s.cost_usd), 9)}${pad(`${s.cost_ratio_to_static ?? '-'}x`, 8)} of static` +
+      `  ${s.strategy.padEnd(19)}${pad(usd(s.cost_usd), 9)}${pad(`${s.cost_ratio_to_static ?? '-'}x`, 8)} of static` +
         `   fast SLO ${pct(s.tiers.fast.slo_share)} (calm ${pct(s.tiers.fast.calm_slo_share)}), ` +
         `turbo SLO ${pct(s.tiers.turbo.slo_share)} (calm ${pct(s.tiers.turbo.calm_slo_share)}), ` +
         `rejected ${s.tiers.turbo.rejected}/${s.tiers.fast.rejected}/${s.tiers.relax.rejected}`,
@@ -153,7 +153,7 @@ export function formatAutoscaler(r: AutoscalerReport): string {
   }
   lines.push('== checks');
   for (const c of r.checks) {
-    lines.push(`  ${c.pass ? 'PASS' : 'FAIL'} ${c.name.padEnd(34)} ${String(c.value)} (target ${c.target})`);
+    lines.push(`  ${c.pass ? 'PASS' : 'FAIL'} ${c.name.padEnd(44)} ${String(c.value)} (target ${c.target})`);
   }
   return lines.join('\n');
 }

@@ -3,10 +3,10 @@
 //   is also every fleet's peakReplicas, what the schedule's shares are of.
 // - schedule: the time-of-day pre-scaling alone, max(fleet minimum, ceil(share x peakReplicas)), nothing reactive.
 // - policy: the real decideScale (core/autoscale.ts) with SEED_001_POLICY every 15 s of simulated time, fed the
-//   signals a fleet would report, and its `to` applied per fleet.
-// - reactive: the same policy without its time-of-day floor (schedule share 0): triggers, forecast, tier minimums
-//   and constraints only. The seed's schedule keeps every fleet at 100% of its peak size from 10:00 to 22:00; this
-//   shows what that floor costs and buys.
+//   signals a fleet would report and a forecast (the curve 10 minutes ahead), and its `to` applied per fleet.
+// - policy-no-forecast: the same without a forecast, so the policy falls back on the seed's fixed schedule as its
+//   floor (what a deployment with no traffic forecast runs). The schedule keeps every fleet at 100% of its peak size
+//   from 10:00 to 22:00; this shows what that costs and buys.
 // Cold start and the forecast are modelling assumptions, documented where they are defined.
 import { decideScale, SCALE_UP_CONDITIONS, type AutoscaleMemory, type FleetDecision } from '../../core/autoscale';
 import { fleetMinimum, scheduledShare, type AutoscalePolicy } from '../../core/autoscale-policy';
@@ -15,7 +15,7 @@ import { modelWeightsGb } from '../../core/routing';
 import type { Fleet } from './fleet';
 import { curveQps, DAY_START_MS, MINUTE_MS, PEAK_QPS, type FleetLoad } from './traffic';
 
-export const STRATEGIES = ['static-peak', 'schedule', 'policy', 'reactive'] as const;
+export const STRATEGIES = ['static-peak', 'schedule', 'policy', 'policy-no-forecast'] as const;
 export type StrategyName = (typeof STRATEGIES)[number];
 
 /** Duty cycle the static fleet is sized for at the peak hour (headroom for Poisson bursts and relax). */
@@ -94,8 +94,13 @@ export function makeController(name: StrategyName, ctx: ControllerContext): Cont
     };
   }
   let memory: AutoscaleMemory = {};
-  const policy = name === 'reactive' ? { ...ctx.policy, schedule: [{ at: '00:00', share: 0 }] } : ctx.policy;
-  const initialSize = (g: GpuType, ms: number): number => scheduledSize(policy, g, peakOf(g), ms);
+  const forecast = name === 'policy';
+  // At 00:00 the fleets start at the size the policy would keep them at: the forecast's need, or the schedule's.
+  const initialSize = (g: GpuType, ms: number): number => {
+    const load = ctx.loads.get(g);
+    if (!forecast || !load) return sized(g, ms);
+    return Math.max(fleetMinimum(ctx.policy, g), Math.ceil(predictedDemand(load, ms) / STATIC_TARGET_UTILIZATION));
+  };
   return {
     name,
     causes,
@@ -103,9 +108,9 @@ export function makeController(name: StrategyName, ctx: ControllerContext): Cont
     tick(ms, fleets) {
       const signals = fleets.map((f) => {
         const load = ctx.loads.get(f.gpuType);
-        return f.signals(ms, peakOf(f.gpuType), load ? predictedDemand(load, ms) : 0);
+        return f.signals(ms, peakOf(f.gpuType), forecast && load ? predictedDemand(load, ms) : undefined);
       });
-      const result = decideScale(policy, signals, memory, DAY_START_MS + ms);
+      const result = decideScale(ctx.policy, signals, memory, DAY_START_MS + ms);
       memory = result.memory;
       for (const d of result.decisions) {
         if (d.to === d.from) continue;

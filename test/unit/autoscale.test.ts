@@ -1078,3 +1078,19 @@ describe('a small region: floors stop at what it has', () => {
     );
   });
 });
+
+describe('time of day: the fixed schedule is the fallback for a fleet without a forecast', () => {
+  const noon = Date.UTC(2026, 0, 1, 12);
+  test('without a forecast, the 10:00-22:00 share of 100% raises a10g from 20 to its peak of 40', () => {
+    const [d] = decideScale(SEED_001_POLICY, [a10g(20, { peakReplicas: 40 })], {}, noon).decisions;
+    assert.deepEqual([d?.action, d?.to], ['up', 40]);
+  });
+  test('with a forecast between 0.5 and 0.8 of its capacity, the same fleet holds at 20', () => {
+    const [d] = decideScale(SEED_001_POLICY, [a10g(20, { peakReplicas: 40, predictedDemand: 12 })], {}, noon).decisions;
+    assert.deepEqual([d?.action, d?.to], ['hold', 20]);
+  });
+  test('with a forecast above 0.8 of its capacity, it grows by the forecast trigger, +5', () => {
+    const [d] = decideScale(SEED_001_POLICY, [a10g(20, { peakReplicas: 40, predictedDemand: 17 })], {}, noon).decisions;
+    assert.deepEqual([d?.action, d?.to, d?.fired], ['up', 25, ['predicted_traffic_high']]);
+  });
+});
