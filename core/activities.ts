@@ -1,5 +1,6 @@
 // Contracts between the workflow and its activities. Workflows import these types only; implementations live in
 // activities/ and are built by `createActivities(deps)`.
+import type { FleetDecision, FleetSignals } from './autoscale';
 import type { FailureCode } from './errors';
 import type { GpuType } from './gpu';
 import type { RequestEvent, StoredImageRef } from './events';
@@ -101,6 +102,15 @@ export interface PublishEventInput {
 export interface NotificationActivities {
   /** Appends an event to the request's log and fans it out to gateways; returns its sequence number. */
   publishEvent(input: PublishEventInput): Promise<number>;
+}
+
+/**
+ * The autoscaler's activities (issue 13), run by the region's control workers beside ControlActivities when autoscaling
+ * is on: what the autoscaler sees, and what it asks the scale driver for.
+ */
+export interface AutoscalerActivities {
+  sampleFleets(input: { readonly region: string }): Promise<FleetSignals[]>;
+  applyScale(input: { readonly region: string; readonly decisions: readonly FleetDecision[] }): Promise<void>;
 }
 
 export type ControlActivities = SafetyActivities & StorageActivities & NotificationActivities;

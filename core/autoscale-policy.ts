@@ -116,7 +116,10 @@ export class AutoscalePolicyError extends TypeError {
 
 /** A policy from JSON: seed 001's, with the sections the JSON gives replaced (each section whole), validated. */
 export function parseAutoscalePolicy(raw: unknown, source = 'the autoscale policy'): AutoscalePolicy {
-  const merged = typeof raw === 'object' && raw !== null ? { ...SEED_001_POLICY, ...raw } : raw;
+  // A `$comment` key documents the file (as in config/regions.json); it is no part of the policy.
+  const sections = typeof raw === 'object' && raw !== null ? { ...raw } : raw;
+  if (typeof sections === 'object' && sections !== null) delete (sections as Record<string, unknown>).$comment;
+  const merged = typeof sections === 'object' && sections !== null ? { ...SEED_001_POLICY, ...sections } : sections;
   const result = autoscalePolicySchema.safeParse(merged);
   if (result.success) return result.data;
   const issue = result.error.issues[0];

@@ -26,6 +26,15 @@ export function childEnvironment(options: StackOptions, dataDir: string): Record
     ATELIER_GATEWAY_HOST: options.gatewayHost,
     ATELIER_GATEWAY_PORT: String(options.gatewayPort),
     ATELIER_GPU_TYPES: options.gpuTypes.join(','),
+    ATELIER_AUTOSCALER: String(options.autoscaler),
+    // Local autoscaling: a policy sized for one machine and a round every 5 s, unless the environment names others.
+    ...(options.autoscaler
+      ? {
+          ATELIER_AUTOSCALE_POLICY:
+            process.env.ATELIER_AUTOSCALE_POLICY ?? path.join(repoRoot(), 'config', 'autoscale-local.json'),
+          ATELIER_AUTOSCALE_INTERVAL_MS: process.env.ATELIER_AUTOSCALE_INTERVAL_MS ?? '5000',
+        }
+      : {}),
     // Workers cancel in-flight activities (to be retried elsewhere) this long after SIGTERM; kept below our
     // SIGKILL deadline so they always get to close their connections.
     ATELIER_WORKER_SHUTDOWN_GRACE_MS: String(Math.max(0, options.shutdownTimeoutMs - 5_000)),

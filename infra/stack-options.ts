@@ -26,6 +26,13 @@ export interface StackOptions extends SharedOptions {
   readyTimeoutMs: number;
   /** How long workers get to drain in-flight requests on shutdown before SIGKILL, ms. */
   shutdownTimeoutMs: number;
+  /**
+   * Run each region's autoscaler (in its control worker) and start and drain GPU worker processes to match it
+   * (infra/stack-autoscale.ts).
+   */
+  autoscaler: boolean;
+  /** Most GPU worker processes per fleet the local autoscaling runs. */
+  autoscaleLocalMax: number;
 }
 
 const parseGpuTypes = (raw: string, env: string): GpuType[] => {
@@ -105,6 +112,18 @@ export const STACK_OPTIONS: OptionTable<StackOptions> = {
     doc: 'Time workers get to drain on shutdown before SIGKILL, ms',
     default: 30_000,
     parse: parse.int(0, 3_600_000),
+  },
+  autoscaler: {
+    env: 'ATELIER_AUTOSCALER',
+    doc: "Autoscale the GPU fleets: each region's control worker runs the autoscaler, the launcher starts and drains GPU worker processes to match (see Autoscaling)",
+    default: false,
+    parse: parse.bool,
+  },
+  autoscaleLocalMax: {
+    env: 'ATELIER_AUTOSCALE_LOCAL_MAX',
+    doc: 'Most GPU worker processes per fleet that local autoscaling runs',
+    default: 3,
+    parse: parse.int(1, 32),
   },
 };
 

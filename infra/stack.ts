@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { delay, killChildrenOnExit } from './processes';
 import { repoRoot } from './repo-root';
 import { childEnvironment, ENTRY_POINTS, gatewayChild, workerChildren } from './stack-children';
+import { startLocalFleetScaler } from './stack-autoscale';
 import { planRegions, regionChildName, regionWorkerNames, type RegionPlan } from './stack-regions';
 import { StackStartError, type LaunchContext } from './stack-context';
 import { firstApiKey, recordStackFile, removeStackFile } from './stack-file';
@@ -20,65 +21,9 @@ import { superviseStackPrometheus } from './stack-prometheus';
 import { StackRedis } from './stack-redis';
 import { superviseTemporal } from './stack-temporal';
 import type { Supervisor } from './supervisor';
+import { gatewayUrls, launchedMetricsUrls, stackHandle, type Launched, type StackHandle } from './stack-handle';
 
-/** One region of the stack and where its gateway is. */
-export interface StackRegion {
-  readonly region: string;
-  readonly gatewayHttpUrl: string;
-  readonly gatewayWsUrl: string;
-}
-
-export interface StackHandle {
-  readonly options: StackOptions;
-  /** Every region the stack runs, home first (one unless ATELIER_REGIONS lists more). */
-  readonly regions: readonly StackRegion[];
-  /** WebSocket endpoint, e.g. `ws://127.0.0.1:8080/v1/ws`. */
-  readonly gatewayWsUrl: string;
-  /** HTTP base of the gateway, e.g. `http://127.0.0.1:8080`. */
-  readonly gatewayHttpUrl: string;
-  readonly temporalAddress: string;
-  readonly temporalNamespace: string;
-  /** Temporal Web UI, when we started a dev server with a UI. */
-  readonly temporalUiUrl: string | undefined;
-  /** Prometheus endpoint of the Temporal dev server we started. */
-  readonly temporalMetricsUrl: string | undefined;
-  /** Prometheus's UI and API, scraping every process, when it runs. */
-  readonly prometheusUrl: string | undefined;
-  /**
-   * The Prometheus endpoint of every process that serves one, by child name: `gateway`, `control-worker`,
-   * `gpu-worker[<type>]`, and `temporal` when we started it. Fixed for this start, across child restarts.
-   */
-  metricsUrls(): Record<string, string>;
-  readonly redisUrl: string;
-  readonly dataDir: string;
-  /** A key the gateway accepts: the first of ATELIER_API_KEYS when the children have keys, else the dev key. */
-  readonly apiKey: string;
-  /** Bearer token of the gateway's admin API: ATELIER_ADMIN_TOKEN when set, else one made for this start. */
-  readonly adminToken: string;
-  /**
-   * Name and pid of every running child (e.g. `gpu-worker[a10g]`, `temporal`, `redis` when we started them), for
-   * chaos tests.
-   */
-  children(): { name: string; pid: number | undefined }[];
-  /** Sends `signal` to one child; unless the stack is stopping it is restarted like any crash. */
-  killChild(name: string, signal?: NodeJS.Signals): void;
-  /** SIGKILLs one child and keeps it down until startChild(name): a lost machine, for chaos experiments. */
-  crashChild(name: string): Promise<void>;
-  /** Starts a child crashChild() kept down. */
-  startChild(name: string): Promise<void>;
-  /** SIGKILLs our redis-server (a crash: unsynced writes are lost). Throws if we did not start it. */
-  crashRedis(): Promise<void>;
-  /** Starts Redis again on the same port with the same data (append-only file). */
-  startRedis(): Promise<void>;
-  /** Stops our Temporal dev server (workflows stay in its SQLite file). Throws if we did not start it. */
-  stopTemporal(): Promise<void>;
-  /** Starts it again on the same port with the same SQLite file. */
-  startTemporal(): Promise<void>;
-  /** stopTemporal() then startTemporal(). */
-  restartTemporal(): Promise<void>;
-  /** Ordered shutdown: gateway, workers (they drain), then Redis and Temporal if we started them. */
-  stop(): Promise<void>;
-}
+export type { StackHandle, StackRegion } from './stack-handle';
 
 function assertBuilt(root: string): void {
   const missing = Object.values(ENTRY_POINTS).filter((e) => !existsSync(path.join(root, e.script)));
@@ -87,12 +32,6 @@ function assertBuilt(root: string): void {
     `Missing entry points:\n${missing.map((e) => `  - ${e.script} (compiled from ${e.source})`).join('\n')}\n` +
       'Build with `npm run build` (`npm start` builds automatically); if the source file does not exist yet, that component is not written.',
   );
-}
-
-function gatewayUrls(gatewayHost: string, port: number): { http: string; ws: string } {
-  const host = ['0.0.0.0', '::', '[::]'].includes(gatewayHost) ? '127.0.0.1' : gatewayHost;
-  const http = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  return { http, ws: `${http.replace(/^http/, 'ws')}/v1/ws` };
 }
 
 /** Each region's gateway port, a free one where it is 0. */
@@ -104,89 +43,6 @@ async function withFreeGatewayPorts(plans: RegionPlan[], host: string): Promise<
     out.push({ ...plan, gatewayPort: port });
   }
   return out;
-}
-
-interface Launched {
-  readonly temporal: Supervisor | undefined;
-  readonly temporalUrls: () => { ui?: string; metrics?: string };
-  readonly redis: StackRedis;
-  readonly children: Map<string, Supervisor>;
-  readonly apiKey: string;
-  readonly adminToken: string;
-  /** /metrics of our Node children, by name. */
-  readonly metricsUrls: Record<string, string>;
-  readonly prometheusUrl?: string | undefined;
-  readonly regions: readonly StackRegion[];
-}
-
-/** Every metrics endpoint of the stack, Temporal's included: what Prometheus scrapes. */
-function launchedMetricsUrls(
-  launched: Launched,
-  temporal: { urls: () => { metrics?: string } },
-): Record<string, string> {
-  const temporalMetrics = temporal.urls().metrics;
-  return { ...launched.metricsUrls, ...(temporalMetrics ? { temporal: temporalMetrics } : {}) };
-}
-
-function stackHandle(
-  options: StackOptions,
-  dataDir: string,
-  launched: Launched,
-  stop: () => Promise<void>,
-): StackHandle {
-  const { temporal, redis, children } = launched;
-  const urls = gatewayUrls(options.gatewayHost, options.gatewayPort);
-  const requireTemporal = (): Supervisor => {
-    if (!temporal) throw new Error('This stack uses an existing Temporal server, which it cannot stop or restart');
-    return temporal;
-  };
-  const all = new Map(children);
-  if (temporal) all.set('temporal', temporal);
-  const child = (name: string): Supervisor => {
-    const target = all.get(name);
-    if (!target) throw new Error(`No child named ${name}; children: ${[...all.keys()].join(', ')}`);
-    return target;
-  };
-  return {
-    options,
-    regions: launched.regions,
-    gatewayWsUrl: urls.ws,
-    gatewayHttpUrl: urls.http,
-    temporalAddress: options.temporalAddress,
-    temporalNamespace: options.temporalNamespace,
-    get temporalUiUrl() {
-      return launched.temporalUrls().ui;
-    },
-    prometheusUrl: launched.prometheusUrl,
-    get temporalMetricsUrl() {
-      return launched.temporalUrls().metrics;
-    },
-    metricsUrls: () => {
-      const temporalMetrics = launched.temporalUrls().metrics;
-      return { ...launched.metricsUrls, ...(temporalMetrics ? { temporal: temporalMetrics } : {}) };
-    },
-    redisUrl: options.redisUrl,
-    dataDir,
-    apiKey: launched.apiKey,
-    adminToken: launched.adminToken,
-    children: () => [
-      ...[...all.values()].map((s) => ({ name: s.name, pid: s.pid })),
-      ...(redis.pid !== undefined ? [{ name: 'redis', pid: redis.pid }] : []),
-    ],
-    killChild: (name, signal = 'SIGKILL') => child(name).signal(signal),
-    crashChild: (name) => child(name).crash(),
-    startChild: (name) => child(name).start(),
-    crashRedis: () => redis.crash(),
-    startRedis: () => redis.start(),
-    stopTemporal: () => requireTemporal().stop(),
-    startTemporal: () => requireTemporal().start(),
-    restartTemporal: async () => {
-      const t = requireTemporal();
-      await t.stop();
-      await t.start();
-    },
-    stop,
-  };
 }
 
 /** Undone in reverse order by the stack's stop(): Prometheus, gateway, workers, Redis, Temporal. */
@@ -252,6 +108,10 @@ export async function launchStack(requested: StackOptions, ctx: LaunchContext): 
     for (const { urls } of regions) await waitForReady(`${urls.http}/readyz`, options.readyTimeoutMs, ctx.abort);
 
     const children = new Map<string, Supervisor>([...workers, ...gateways].map((s) => [s.name, s]));
+    if (options.autoscaler) {
+      const scaler = startLocalFleetScaler(options, plans, baseEnv, children, ctx);
+      cleanups.push(() => scaler.stop());
+    }
     const launched: Launched = {
       temporal: temporal.supervisor,
       temporalUrls: temporal.urls,

@@ -29,6 +29,8 @@ export interface WorkerRecord {
   /** Its own circuit breaker (seed 001 per_worker). */
   readonly breaker: string;
   readonly ready: boolean;
+  /** Share of the last 60 s its GPU computed, 0..1 (the autoscaler's utilization); absent: not measured. */
+  readonly dutyCycle?: number;
   readonly announcedAt: number;
 }
 

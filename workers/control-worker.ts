@@ -23,6 +23,13 @@ import { CapacityStore } from '../runtime/capacity-store';
 import { RegionBeats } from '../runtime/region-beats';
 import { startRegionFailover } from './region-failover';
 import { startRegionImages } from './region-images';
+import {
+  AUTOSCALER_OPTIONS,
+  autoscalerActivities,
+  ensureAutoscaler,
+  type AutoscalerOptions,
+} from './autoscaler-starter';
+import type { AutoscalerActivities } from '../core/activities';
 import { ModelBreakers } from '../runtime/model-breakers';
 import { setUpWorkerMetrics } from './worker-metrics';
 import {
@@ -39,7 +46,8 @@ import {
 } from './worker-runtime';
 import { tracingWorkerOptions } from './worker-tracing';
 
-export interface ControlWorkerOptions extends CommonWorkerOptions, WorkflowBundleOptions, SafetyScreenOptions {
+export interface ControlWorkerOptions
+  extends CommonWorkerOptions, WorkflowBundleOptions, SafetyScreenOptions, AutoscalerOptions {
   /** Control activities (safety, storage, events) run at once by one worker. @default 200 */
   readonly maxConcurrentActivities: number;
   /** Workflow executions kept in memory between tasks (sticky cache). @default 1000 */
@@ -60,6 +68,7 @@ export const CONTROL_WORKER_OPTIONS: OptionTable<ControlWorkerOptions> = {
   ...COMMON_WORKER_OPTIONS,
   ...WORKFLOW_BUNDLE_OPTIONS,
   ...SAFETY_SCREEN_OPTIONS,
+  ...AUTOSCALER_OPTIONS,
   maxConcurrentActivities: {
     env: 'ATELIER_CONTROL_MAX_ACTIVITIES',
     doc: 'Control activities (safety, storage, events) run at once',
@@ -92,7 +101,8 @@ export const CONTROL_WORKER_OPTIONS: OptionTable<ControlWorkerOptions> = {
  */
 export function controlWorkerOptions(args: {
   region: string;
-  activities: ReturnType<typeof createControlActivities>;
+  /** The control activities, and the autoscaler's where this worker runs it. */
+  activities: ReturnType<typeof createControlActivities> & Partial<AutoscalerActivities>;
   workflowBundle: NonNullable<WorkerOptions['workflowBundle']>;
   maxConcurrentActivities?: number;
   maxCachedWorkflows?: number;
@@ -179,7 +189,7 @@ async function main(): Promise<void> {
   const globalRate = new GlobalFailureRate(redis, options.redisPrefix);
   // This region's store, the peers' (a failed-over request's staged images), and replication between them.
   const images = startRegionImages(options, redis, metrics.registry, log);
-  const activities = createControlActivities({
+  const controlActivities = createControlActivities({
     screen,
     ...images.storage,
     // Each request's outcome also feeds seed 001's global breaker as its terminal event is first written, and a
@@ -196,6 +206,10 @@ async function main(): Promise<void> {
       log,
     ),
   });
+  const activities = {
+    ...controlActivities,
+    ...(options.autoscaler ? autoscalerActivities(redis, options.redisPrefix) : {}),
+  };
   const breakers = { modelBreakers: new ModelBreakers(redis, options.redisPrefix, log), globalRate, log };
   registerBreakerMetrics(metrics.registry, breakers);
   const prefixAgreement = new PrefixAgreement({ redis, prefix: options.redisPrefix, role: 'control-worker', log });
@@ -247,7 +261,9 @@ async function main(): Promise<void> {
   const failover = startFailover(options, redis, log, (region) =>
     controlWorkerOptions({ region, activities, workflowBundle, shutdownGraceMs: options.shutdownGraceMs, tracing }),
   );
+  const autoscaling = options.autoscaler ? ensureAutoscaler(options, log) : undefined;
   onShutdownSignal(log, async () => {
+    await autoscaling?.stop();
     await stopBeating();
     await failover?.stop();
     await worker.stop();

@@ -13,7 +13,7 @@ export interface GpuControlDeps {
   readonly supervised: Pick<SupervisedWorker, 'hold' | 'release' | 'heldFor'>;
   readonly identity: { readonly workerId: string; readonly region: string; readonly gpuType: string };
   /** The worker's readiness and breaker, for its registry entry. */
-  readonly status: () => { ready: boolean; breaker: string };
+  readonly status: () => { ready: boolean; breaker: string; dutyCycle?: number };
   /** Finishes the work in hand and exits. */
   readonly drain: (reason: string) => void;
   readonly log: Logger;
@@ -91,13 +91,14 @@ export class GpuControl {
 
   private async announce(): Promise<void> {
     const holds = this.deps.supervised.heldFor();
-    const { ready, breaker } = this.deps.status();
+    const { ready, breaker, dutyCycle } = this.deps.status();
     const record: WorkerRecord = {
       ...this.deps.identity,
       state: this.draining ? 'draining' : Object.keys(holds).length > 0 ? 'held' : 'serving',
       holds,
       breaker,
       ready,
+      ...(dutyCycle !== undefined ? { dutyCycle } : {}),
       announcedAt: Date.now(),
     };
     await this.deps.store.announce(record);

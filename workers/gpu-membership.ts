@@ -100,7 +100,7 @@ export function createMembership(deps: MembershipDeps): Membership {
     store,
     supervised,
     identity,
-    status: () => ({ ready: ready(), breaker: faults.breakerState }),
+    status: () => ({ ready: ready(), breaker: faults.breakerState, ...dutyCycleOf(deps.backends) }),
     drain: (reason) => deps.shutdown(reason, 0),
     log,
     intervalMs,
@@ -166,4 +166,10 @@ function frontendProbe(
       await (await connection?.catch(() => undefined))?.close();
     },
   };
+}
+
+/** The mean duty cycle of the worker's backends, for its announcements (the autoscaler's utilization). */
+function dutyCycleOf(backends: readonly InferenceBackend[]): { dutyCycle?: number } {
+  const fractions = backends.flatMap((b) => (b.telemetry ? [b.telemetry.busyFraction()] : []));
+  return fractions.length > 0 ? { dutyCycle: fractions.reduce((sum, f) => sum + f, 0) / fractions.length } : {};
 }

@@ -112,8 +112,9 @@ export class RegionFailover {
     await stop();
   }
 
+  /** Requests (not the region's autoscaler, whose fleets are gone with it) still run on the region's control queue. */
   private async hasWorkflows(region: string): Promise<boolean> {
-    const query = `TaskQueue = "${controlTaskQueue(region)}" AND ExecutionStatus = "Running"`;
+    const query = `TaskQueue = "${controlTaskQueue(region)}" AND WorkflowType = "generateImage" AND ExecutionStatus = "Running"`;
     return (await this.client.workflow.count(query)).count > 0;
   }
 

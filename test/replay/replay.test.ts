@@ -35,9 +35,11 @@ const VERSIONS: Record<string, readonly string[]> = {
     'deadline-met',
     'region-failover',
   ],
+  // The region's autoscaler (issue 13), a workflow of its own: scaled up and back down by a small policy.
+  'autoscaler-v1': ['autoscaler'],
 };
 
-describe('replay of recorded generateImage histories', () => {
+describe('replay of recorded workflow histories (generateImage, autoscaler)', () => {
   test('every recorded history replays without a determinism error', async () => {
     // Replay logs each nondeterminism as an error itself; the assertions below report it.
     Runtime.install({ logger: new DefaultLogger('ERROR') });
