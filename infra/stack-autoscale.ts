@@ -2,10 +2,10 @@
 // region's control worker, and this loop matches the GPU worker processes of each fleet to the replicas the autoscaler
 // asked for (runtime/scale-driver.ts, one Redis hash per region). A fleet keeps the worker the stack started with;
 // extra ones are named `gpu-worker[<type>]#<n>` (`...@<region>` outside the home region). Scale-up starts one, which
-// warms up like any GPU worker before it polls (ATELIER_ONNX_PRELOAD); scale-down stops the newest with SIGTERM, so it drains: it takes no new
-// work, finishes what it holds and exits, and nothing is lost to a scale event. At most ATELIER_AUTOSCALE_LOCAL_MAX
-// workers per fleet (this machine is not a GPU fleet; an ask above it is written back as what runs, as a cloud driver
-// reports the replicas it got) and at least the first.
+// warms up like any GPU worker before it polls (ATELIER_ONNX_PRELOAD); scale-down stops the newest with SIGTERM, so
+// it drains: it takes no new work, finishes what it holds and exits, and nothing is lost to a scale event. At most
+// ATELIER_AUTOSCALE_LOCAL_MAX workers per fleet (this machine is not a GPU fleet; an ask above it is written back as
+// what runs, as a cloud driver reports the replicas it got) and at least the first.
 import type { Redis } from 'ioredis';
 import { isGpuType, type GpuType } from '../core/gpu';
 import { createRedis } from '../runtime/redis';
