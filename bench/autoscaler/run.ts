@@ -48,20 +48,13 @@ export interface StrategyRun {
   readonly wallMs: number;
 }
 
-export interface SimResult {
-  readonly options: SimOptions;
-  readonly policy: AutoscalePolicy;
-  readonly fleetTypes: readonly GpuType[];
-  readonly loads: ReadonlyMap<GpuType, FleetLoad>;
-  readonly peak: ReadonlyMap<GpuType, number>;
-  readonly coldStart: ReadonlyMap<GpuType, number>;
-  /** Arrivals per minute of the window (the same for every strategy). */
-  readonly arrivalsPerMinute: Int32Array;
+export interface SimResult extends Setup {
   readonly runs: readonly StrategyRun[];
 }
 
 type Payload = FleetEvent | { readonly kind: 'arrival'; readonly arrival: Arrival } | { readonly kind: 'tick' };
 
+/** What every strategy's run shares: the options, the policy, the fleets and their loads, sizes and cold starts. */
 interface Setup {
   readonly options: SimOptions;
   readonly policy: AutoscalePolicy;
@@ -69,6 +62,7 @@ interface Setup {
   readonly loads: ReadonlyMap<GpuType, FleetLoad>;
   readonly peak: ReadonlyMap<GpuType, number>;
   readonly coldStart: ReadonlyMap<GpuType, number>;
+  /** Arrivals per minute of the window (the same for every strategy). */
   readonly arrivalsPerMinute: Int32Array;
 }
 
