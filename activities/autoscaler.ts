@@ -5,6 +5,7 @@
 // driver (runtime/scale-driver.ts). Both are idempotent: a retry reads again, or sets the same counts again.
 import { Context } from '@temporalio/activity';
 import type { AutoscalerActivities } from '../core/activities';
+import type { FleetDecision } from '../core/autoscale';
 import { fleetSignals } from '../core/autoscale-signals';
 import { gpuTaskQueue, relaxTaskQueue } from '../core/gpu';
 import { findRegion, regionFleets, type RegionCatalogue } from '../core/regions';
@@ -17,6 +18,8 @@ export interface AutoscalerActivityDeps {
   readonly workers: Pick<WorkerControlStore, 'workers'>;
   readonly driver: ScaleDriver;
   readonly catalogue: () => RegionCatalogue;
+  /** Told of each step once the driver took it (the control worker counts them on /metrics). */
+  readonly onStep?: (region: string, step: FleetDecision) => void;
 }
 
 export function createAutoscalerActivities(deps: AutoscalerActivityDeps): AutoscalerActivities {
@@ -49,6 +52,7 @@ export function createAutoscalerActivities(deps: AutoscalerActivityDeps): Autosc
       for (const d of decisions) {
         Context.current().log.info('Autoscaler sets a fleet', { region, ...d });
         await deps.driver.setReplicas(region, d.gpuType, d.to);
+        deps.onStep?.(region, d);
       }
     },
   };

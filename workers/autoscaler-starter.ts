@@ -5,12 +5,14 @@
 // retried every 5 s; the workflow then runs on whichever control worker polls the region's queue.
 import { Client, Connection } from '@temporalio/client';
 import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
 import { createAutoscalerActivities } from '../activities/autoscaler';
 import type { AutoscalerActivities } from '../core/activities';
 import { controlTaskQueue } from '../core/gpu';
 import { CapacityStore } from '../runtime/capacity-store';
 import { loadAutoscalePolicy } from '../runtime/autoscale-policy-file';
 import type { Logger } from '../runtime/logger';
+import { atelierCounter, atelierGauge } from '../runtime/metrics';
 import { parse, type OptionTable } from '../runtime/options';
 import { loadRegionCatalogue } from '../runtime/region-catalogue';
 import { RedisDesiredReplicas } from '../runtime/scale-driver';
@@ -47,13 +49,40 @@ export const AUTOSCALER_OPTIONS: OptionTable<AutoscalerOptions> = {
   },
 };
 
-/** The autoscaler's activities over this process's Redis, with the local driver. */
-export function autoscalerActivities(redis: Redis, prefix: string): AutoscalerActivities {
+/**
+ * The autoscaler's activities over this process's Redis, with the local driver, and its metrics:
+ * `atelier_autoscaler_steps_total{fleet_region, gpu_type, action}` as steps are applied, and
+ * `atelier_autoscaler_desired_replicas{fleet_region, gpu_type}` read from the driver at each scrape.
+ */
+export function autoscalerActivities(
+  redis: Redis,
+  prefix: string,
+  registry: Registry,
+  region: string,
+): AutoscalerActivities {
+  const driver = new RedisDesiredReplicas(redis, prefix);
+  const steps = atelierCounter<'fleet_region' | 'gpu_type' | 'action'>(registry, {
+    name: 'atelier_autoscaler_steps_total',
+    help: 'Scale steps the autoscaler applied, by fleet and direction (their reasons are in its workflow history)',
+    labelNames: ['fleet_region', 'gpu_type', 'action'],
+  });
+  atelierGauge<'fleet_region' | 'gpu_type'>(registry, {
+    name: 'atelier_autoscaler_desired_replicas',
+    help: "GPU workers the autoscaler asked the driver for, per fleet of this worker's region",
+    labelNames: ['fleet_region', 'gpu_type'],
+    async collect() {
+      const desired = await driver.replicas(region).catch(() => ({}));
+      this.reset();
+      for (const [gpuType, n] of Object.entries(desired)) this.set({ fleet_region: region, gpu_type: gpuType }, n);
+    },
+  });
   return createAutoscalerActivities({
     capacity: new CapacityStore(redis, prefix),
     workers: new WorkerControlStore(redis, prefix),
-    driver: new RedisDesiredReplicas(redis, prefix),
+    driver,
     catalogue: loadRegionCatalogue,
+    onStep: (fleetRegion, step) =>
+      steps.inc({ fleet_region: fleetRegion, gpu_type: step.gpuType, action: step.action }),
   });
 }
 

@@ -208,7 +208,7 @@ async function main(): Promise<void> {
   });
   const activities = {
     ...controlActivities,
-    ...(options.autoscaler ? autoscalerActivities(redis, options.redisPrefix) : {}),
+    ...(options.autoscaler ? autoscalerActivities(redis, options.redisPrefix, metrics.registry, options.region) : {}),
   };
   const breakers = { modelBreakers: new ModelBreakers(redis, options.redisPrefix, log), globalRate, log };
   registerBreakerMetrics(metrics.registry, breakers);

@@ -125,6 +125,17 @@ describe('local autoscaling under a step load', () => {
         a10g.some((s) => s.action === 'down' && /utilization/.test(s.reason)),
         JSON.stringify(a10g),
       );
+      // The control worker counts the steps and shows the driver's desired replicas on /metrics.
+      const metricsUrl = stack.metricsUrls()['control-worker'];
+      assert.ok(metricsUrl, 'the control worker serves /metrics');
+      const text = await (await fetch(metricsUrl)).text();
+      const sample = (name: string, labels: string): number =>
+        Number(new RegExp(`^${name}\\{[^}]*${labels}[^}]*\\} (\\d+)`, 'm').exec(text)?.[1] ?? -1);
+      assert.equal(
+        sample('atelier_autoscaler_steps_total', 'gpu_type="a10g",action="up"'),
+        a10g.filter((s) => s.action === 'up').length,
+      );
+      assert.equal(sample('atelier_autoscaler_desired_replicas', 'gpu_type="a10g"'), 1);
       process.stdout.write(
         `autoscale: ${ids.length} requests, at most ${most} a10g workers; steps ${a10g.map((s) => `${s.action} ${s.from}->${s.to}`).join(', ')}\n`,
       );
