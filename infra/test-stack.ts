@@ -47,6 +47,27 @@ async function testStackOptions(overrides: Partial<StackOptions>, tempDir: strin
  * free port.
  */
 export async function startStack(overrides: StartStackOverrides = {}): Promise<StackHandle> {
+  // A free port is free when picked, not when bound: another test process (a Temporal dev server's own internal ports,
+  // say) can take it in between. Ports picked here are picked again, twice at most; a port a test chose is not.
+  const portsOurs = overrides.redisUrl === undefined && overrides.temporalAddress === undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startStackOnce(overrides);
+    } catch (err) {
+      if (!portsOurs || attempt >= 3 || !portTaken(err)) throw err;
+    }
+  }
+}
+
+/** Whether a start failed because a port picked as free was taken before it was bound. */
+function portTaken(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (/address already in use|EADDRINUSE/i.test(e.message)) return true;
+  }
+  return false;
+}
+
+async function startStackOnce(overrides: StartStackOverrides): Promise<StackHandle> {
   const { env: extraEnv = {}, onOutput, ...optionOverrides } = overrides;
   const tempDir =
     optionOverrides.dataDir === undefined ? await fs.mkdtemp(path.join(os.tmpdir(), 'atelier-stack-')) : undefined;
