@@ -1,9 +1,11 @@
 // Seed 001's GPU pool autoscaling policy as data (issue 13): every trigger with its threshold and duration, the
-// constraints, the tier minimums, the model distribution and the time-of-day pre-scaling schedule. The numbers are the
-// seed's; a deployment changes them with a JSON file (ATELIER_AUTOSCALE_POLICY) checked by the schema below. The
+// constraints, the tier minimums, the model distribution, the time-of-day pre-scaling schedule, and the shape of the
+// day the traffic forecast follows (core/autoscale-forecast.ts). The numbers are the seed's; a deployment changes
+// them with a JSON file (ATELIER_AUTOSCALE_POLICY) checked by the schema below. The
 // decisions over these numbers are in core/autoscale.ts. Pure data and functions: the autoscaler workflow, the local
 // driver and the day simulation all read the same policy.
 import { z } from 'zod';
+import { forecastSchema, SEED_001_FORECAST } from './autoscale-forecast';
 import { GPU_TYPES, type GpuType } from './gpu';
 
 /** A condition that must hold `forMs` before it counts (0: at once). */
@@ -64,6 +66,8 @@ export const autoscalePolicySchema = z
     schedule: z
       .array(z.strictObject({ at: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/), share: z.number().min(0).max(1) }))
       .min(1),
+    /** The traffic forecast behind the predicted-traffic triggers (core/autoscale-forecast.ts). */
+    forecast: forecastSchema,
   })
   .refine((p) => p.constraints.minWorkers <= p.constraints.maxWorkers, {
     message: 'constraints.minWorkers is above constraints.maxWorkers',
@@ -107,6 +111,7 @@ export const SEED_001_POLICY: AutoscalePolicy = {
     { at: '14:00', share: 1 },
     { at: '22:00', share: 0.7 },
   ],
+  forecast: SEED_001_FORECAST,
 };
 
 /** Thrown for a policy file that does not fit the schema; the message names the field. */

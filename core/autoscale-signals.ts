@@ -40,8 +40,8 @@ function waitSeconds(snapshot: QueueSnapshot | undefined, tier: 'fast' | 'relax'
 export function fleetSignals(o: FleetObservation): FleetSignals {
   const fast = waitSeconds(o.queue, 'fast');
   const relax = waitSeconds(o.relaxLane, 'relax');
-  const utilization =
-    o.dutyCycles.length > 0 ? o.dutyCycles.reduce((sum, d) => sum + d, 0) / o.dutyCycles.length : undefined;
+  const busyGpus = o.dutyCycles.reduce((sum, d) => sum + Math.min(1, Math.max(0, d)), 0);
+  const utilization = o.dutyCycles.length > 0 ? busyGpus / o.dutyCycles.length : undefined;
   return {
     gpuType: o.gpuType,
     replicas: o.replicas,
@@ -50,6 +50,6 @@ export function fleetSignals(o: FleetObservation): FleetSignals {
     relaxDepth: backlog(o.relaxLane),
     ...(fast !== undefined ? { avgWaitS: fast } : {}),
     ...(relax !== undefined ? { relaxAvgWaitS: relax } : {}),
-    ...(utilization !== undefined ? { utilization } : {}),
+    ...(utilization !== undefined ? { utilization, busyGpus } : {}),
   };
 }

@@ -18,6 +18,7 @@
 //   holds every fleet at 100% from 10:00 to 22:00, which the day simulation prices at 0.79x a static peak fleet
 //   where the forecast gets 0.57x at the same waits (README "Autoscaling").
 // - Min and max workers, and the tier minimums, are per region: a region must be able to run alone.
+import { predictedDemand } from './autoscale-forecast';
 import { fleetMinimum, scheduledShare, type AutoscalePolicy, type Sustained } from './autoscale-policy';
 import type { GpuType } from './gpu';
 
@@ -48,6 +49,11 @@ export interface FleetSignals {
   readonly relaxAvgWaitS?: number;
   /** Mean GPU duty cycle of the fleet's workers, 0..1; unknown: the fleet is not taken for idle. */
   readonly utilization?: number;
+  /**
+   * GPUs the fleet keeps busy, the sum of its workers' duty cycles over the last minute; with the policy's forecast
+   * on, the forecast carries it to the horizon (core/autoscale-forecast.ts) unless `predictedDemand` is given.
+   */
+  readonly busyGpus?: number;
   /** Workers the forecast traffic needs at full utilization; unknown: no forecast triggers. */
   readonly predictedDemand?: number;
 }
@@ -260,6 +266,15 @@ function applyPoolLimits(
   return out;
 }
 
+/** The fleet's forecast demand from its busy GPUs, where the policy forecasts and no forecast was given. */
+function withForecast(policy: AutoscalePolicy, f: FleetSignals, nowMs: number): FleetSignals {
+  // A policy carried over from before the forecast existed (an older history) has none: it forecasts nothing.
+  const forecast = policy.forecast as AutoscalePolicy['forecast'] | undefined;
+  if (f.predictedDemand !== undefined || f.busyGpus === undefined || !forecast) return f;
+  const predicted = predictedDemand(forecast, f.busyGpus, nowMs);
+  return predicted === undefined ? f : { ...f, predictedDemand: predicted };
+}
+
 /** Decides every fleet of a region's pool at `nowMs`; returns the decisions and the memory for the next call. */
 export function decideScale(
   policy: AutoscalePolicy,
@@ -267,6 +282,7 @@ export function decideScale(
   memory: AutoscaleMemory,
   nowMs: number,
 ): { decisions: FleetDecision[]; memory: AutoscaleMemory } {
+  fleets = fleets.map((f) => withForecast(policy, f, nowMs));
   const evaluated = fleets.map((f) => evaluate(policy, f, memory[f.gpuType], nowMs));
   const decisions = applyPoolLimits(
     policy,

@@ -37,6 +37,11 @@ export interface TierFigures {
   wait_max_s: number | null;
   /** Share of accepted requests that waited under the tier's target (turbo, fast); null for relax. */
   slo_share: number | null;
+  /**
+   * Share of all arrivals, refused ones counted as misses, that started under the target: what admission traded for
+   * `slo_share` (a refusal is answered at once with retryAfterMs, never left waiting).
+   */
+  slo_share_of_arrivals: number | null;
   /** The same over requests that arrived outside the spike's aftermath (run.ts SPIKE_AFTERMATH_MS). */
   calm_wait_p99_s: number | null;
   calm_slo_share: number | null;
@@ -47,13 +52,18 @@ function tierFigures(fleets: readonly Fleet[], t: number, tier: Tier): TierFigur
   const calm = sortedValues(fleets.map((f) => f.calmWaits[t]!));
   const target = tier === 'turbo' ? TURBO_WAIT_TARGET_S : tier === 'fast' ? FAST_WAIT_TARGET_S : undefined;
   const s = (x: number | null): number | null => (x === null ? null : x / 1000);
+  const accepted = fleets.reduce((sum, f) => sum + f.accepted[t]!, 0);
+  const rejected = fleets.reduce((sum, f) => sum + f.rejected[t]!, 0);
+  const inTime = target === undefined ? 0 : (shareBelow(sorted, target * 1000) ?? 0) * sorted.length;
   return {
-    accepted: fleets.reduce((sum, f) => sum + f.accepted[t]!, 0),
-    rejected: fleets.reduce((sum, f) => sum + f.rejected[t]!, 0),
+    accepted,
+    rejected,
     wait_p50_s: round(s(percentileOfSorted(sorted, 50))),
     wait_p99_s: round(s(percentileOfSorted(sorted, 99))),
     wait_max_s: round(s(percentileOfSorted(sorted, 100))),
     slo_share: target === undefined ? null : round(shareBelow(sorted, target * 1000), 5),
+    slo_share_of_arrivals:
+      target === undefined || accepted + rejected === 0 ? null : round(inTime / (accepted + rejected), 5),
     calm_wait_p99_s: round(s(percentileOfSorted(calm, 99))),
     calm_slo_share: target === undefined ? null : round(shareBelow(calm, target * 1000), 5),
   };

@@ -5,10 +5,10 @@
 //
 // Admission (seed 003's backpressure, kept simple): a new request of a tier is refused while the work queued ahead
 // of it on the fleet (its own tier and those served before it: turbo; turbo + fast; everything for relax), in
-// GPU-seconds, over the fleet's ready workers is above its tier's wait bound: by default the gateway's own bounds
-// (core/capacity.ts TIER_QUEUE_WAIT_BOUND_MS: turbo 1 min, fast 3 min, relax 15 min). Each tier is judged on its own;
+// GPU-seconds, over the fleet's ready workers is above its tier's wait bound: by default the gateway's own admission
+// bounds (core/capacity.ts TIER_ADMISSION_WAIT_BOUND_MS: turbo 1 min, fast 30 s, relax 15 min). Each tier is judged on its own;
 // the gateway's "never turbo before fast" order is left out (on the turbo-only H100 fleet it would never shed turbo).
-import { TIER_QUEUE_WAIT_BOUND_MS } from '../../core/capacity';
+import { TIER_ADMISSION_WAIT_BOUND_MS } from '../../core/capacity';
 import type { FleetSignals } from '../../core/autoscale';
 import type { GpuType } from '../../core/gpu';
 import { TIERS } from '../../core/tiers';
@@ -16,7 +16,7 @@ import { Fifo, Series } from './series';
 
 export const TIER_COUNT = 3;
 /** Admission's wait bound per tier index, ms: the gateway's. */
-export const DEFAULT_ADMISSION_BOUNDS_MS: readonly number[] = TIERS.map((t) => TIER_QUEUE_WAIT_BOUND_MS[t]);
+export const DEFAULT_ADMISSION_BOUNDS_MS: readonly number[] = TIERS.map((t) => TIER_ADMISSION_WAIT_BOUND_MS[t]);
 /** The span of the utilization signal (issue 13: busy fraction over the last minute). */
 export const UTILIZATION_WINDOW_MS = 60_000;
 
@@ -252,19 +252,31 @@ export class Fleet {
   }
 
   /** The duty cycle over the last UTILIZATION_WINDOW_MS (sampled at each call); undefined before any ready time. */
-  utilization(now: number): number | undefined {
+  /** Busy fraction of the ready workers, and busy workers on average, over the last UTILIZATION_WINDOW_MS. */
+  utilization(now: number): { fraction: number; busyGpus: number } | undefined {
     this.advance(now);
     const samples = this.utilSamples;
     samples.push({ atMs: now, busyMs: this.busyMs, readyMs: this.readyMs });
     while (samples.length > 1 && now - samples[1]!.atMs >= UTILIZATION_WINDOW_MS) samples.shift();
     const first = samples[0]!;
     const ready = this.readyMs - first.readyMs;
-    return ready > 0 ? (this.busyMs - first.busyMs) / ready : undefined;
+    const span = now - first.atMs;
+    // No window yet (the very first look): what the workers are doing now, as a just-started worker reports.
+    if (span === 0) {
+      const up = this.idle.length + this.busy;
+      return up > 0 ? { fraction: this.busy / up, busyGpus: this.busy } : undefined;
+    }
+    if (!(ready > 0)) return undefined;
+    const busy = this.busyMs - first.busyMs;
+    return { fraction: busy / ready, busyGpus: busy / span };
   }
 
-  /** What the autoscaler is told of this fleet (avgWaitS: mean age of the requests waiting now). */
-  /** The fleet as the autoscaler sees it; without a forecast, the policy falls back on its fixed schedule. */
-  signals(now: number, peakReplicas: number, predictedDemand: number | undefined): FleetSignals {
+  /**
+   * The fleet as the autoscaler sees it, as a live fleet reports it: queues, waits, duty cycle, and with `forecast`
+   * its busy GPUs, from which the policy forecasts (core/autoscale-forecast.ts). Without, the policy falls back on
+   * its fixed schedule.
+   */
+  signals(now: number, peakReplicas: number, forecast: boolean): FleetSignals {
     const meanAgeS = (tiers: number[]): number => {
       const n = tiers.reduce((s, t) => s + this.queues[t]!.length, 0);
       const sum = tiers.reduce((s, t) => s + this.queuedArrivalSum[t]!, 0);
@@ -279,8 +291,8 @@ export class Fleet {
       relaxDepth: this.relaxDepth,
       avgWaitS: meanAgeS([0, 1]),
       relaxAvgWaitS: meanAgeS([2]),
-      ...(utilization !== undefined ? { utilization } : {}),
-      ...(predictedDemand !== undefined ? { predictedDemand } : {}),
+      ...(utilization !== undefined ? { utilization: utilization.fraction } : {}),
+      ...(utilization !== undefined && forecast ? { busyGpus: utilization.busyGpus } : {}),
     };
   }
 }

@@ -125,8 +125,8 @@ export function formatAutoscaler(r: AutoscalerReport): string {
     `Autoscaler day (issue 13): seed ${r.seed}, ${r.from_h}:00-${r.to_h}:00 UTC, ` +
       `${r.strategies[0]?.arrivals ?? 0} arrivals, the same for every strategy`,
     `Assumptions: tick ${a.tick_s} s; static fleet at ${a.static_target_utilization * 100}% duty at the peak hour; ` +
-      `cold start ${a.provision_s} s + weights at ${a.weights_gb_per_s} GB/s; forecast ${a.forecast_ahead_min} min ` +
-      `ahead on the curve (blind to the spike); relax GPU time at ${a.relax_spot_ratio} x on-demand (spot); ` +
+      `cold start ${a.provision_s} s + weights at ${a.weights_gb_per_s} GB/s; policy forecasts ` +
+      `${a.forecast_ahead_min} min ahead from busy GPUs along the day's profile (blind to the spike); relax GPU time at ${a.relax_spot_ratio} x on-demand (spot); ` +
       `admission bounds turbo/fast/relax ${a.admission_wait_bound_s.turbo}/${a.admission_wait_bound_s.fast}/` +
       `${a.admission_wait_bound_s.relax} s of queued work per ready worker`,
     `Spike: ${a.spike.multiplier}x from ${a.spike.at_h}:00 for ${a.spike.duration_s} s. ` +
@@ -146,7 +146,8 @@ export function formatAutoscaler(r: AutoscalerReport): string {
   for (const s of r.strategies) {
     lines.push(
       `  ${s.strategy.padEnd(19)}${pad(usd(s.cost_usd), 9)}${pad(`${s.cost_ratio_to_static ?? '-'}x`, 8)} of static` +
-        `   fast SLO ${pct(s.tiers.fast.slo_share)} (calm ${pct(s.tiers.fast.calm_slo_share)}), ` +
+        `   fast SLO ${pct(s.tiers.fast.slo_share)} (calm ${pct(s.tiers.fast.calm_slo_share)}, ` +
+        `of arrivals ${pct(s.tiers.fast.slo_share_of_arrivals)}), ` +
         `turbo SLO ${pct(s.tiers.turbo.slo_share)} (calm ${pct(s.tiers.turbo.calm_slo_share)}), ` +
         `rejected ${s.tiers.turbo.rejected}/${s.tiers.fast.rejected}/${s.tiers.relax.rejected}`,
     );

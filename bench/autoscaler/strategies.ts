@@ -3,17 +3,19 @@
 //   is also every fleet's peakReplicas, what the schedule's shares are of.
 // - schedule: the time-of-day pre-scaling alone, max(fleet minimum, ceil(share x peakReplicas)), nothing reactive.
 // - policy: the real decideScale (core/autoscale.ts) with SEED_001_POLICY every 15 s of simulated time, fed the
-//   signals a fleet would report and a forecast (the curve 10 minutes ahead), and its `to` applied per fleet.
+//   signals a live fleet reports (queues, waits, duty cycle, busy GPUs), so it forecasts as the live autoscaler does:
+//   the busy GPUs carried along the seed's day profile 10 minutes ahead (core/autoscale-forecast.ts), blind to the
+//   spike; its `to` is applied per fleet.
 // - policy-no-forecast: the same without a forecast, so the policy falls back on the seed's fixed schedule as its
 //   floor (what a deployment with no traffic forecast runs). The schedule keeps every fleet at 100% of its peak size
 //   from 10:00 to 22:00; this shows what that costs and buys.
 // Cold start and the forecast are modelling assumptions, documented where they are defined.
 import { decideScale, SCALE_UP_CONDITIONS, type AutoscaleMemory, type FleetDecision } from '../../core/autoscale';
-import { fleetMinimum, scheduledShare, type AutoscalePolicy } from '../../core/autoscale-policy';
+import { fleetMinimum, scheduledShare, SEED_001_POLICY, type AutoscalePolicy } from '../../core/autoscale-policy';
 import type { GpuType } from '../../core/gpu';
 import { modelWeightsGb } from '../../core/routing';
 import type { Fleet } from './fleet';
-import { curveQps, DAY_START_MS, MINUTE_MS, PEAK_QPS, type FleetLoad } from './traffic';
+import { curveQps, DAY_START_MS, PEAK_QPS, type FleetLoad } from './traffic';
 
 export const STRATEGIES = ['static-peak', 'schedule', 'policy', 'policy-no-forecast'] as const;
 export type StrategyName = (typeof STRATEGIES)[number];
@@ -24,8 +26,8 @@ export const STATIC_TARGET_UTILIZATION = 0.7;
 export const PROVISION_MS = 90_000;
 /** Assumption: a new worker reads its fleet's models' weights at 2 GB/s (local NVMe or a warm object cache). */
 export const WEIGHTS_GB_PER_S = 2;
-/** How far ahead the forecast looks: the curve's rate then, no knowledge of the spike. */
-export const FORECAST_AHEAD_MS = 10 * MINUTE_MS;
+/** How far ahead the policy's forecast looks (its own setting), and the fleets' start size at 00:00. */
+export const FORECAST_AHEAD_MS = SEED_001_POLICY.forecast.aheadMs;
 
 /** Workers each fleet needs at the peak hour (spike excluded) at the target duty, at least its tier minimums. */
 export function staticPeakSizes(loads: ReadonlyMap<GpuType, FleetLoad>, policy: AutoscalePolicy): Map<GpuType, number> {
@@ -43,7 +45,10 @@ export function coldStartMs(load: FleetLoad): number {
   return Math.round(PROVISION_MS + (weightsGb / WEIGHTS_GB_PER_S) * 1000);
 }
 
-/** The forecast: GPU-equivalents the curve's traffic FORECAST_AHEAD_MS from now needs on the fleet (100% duty). */
+/**
+ * GPU-equivalents the curve's traffic FORECAST_AHEAD_MS from now needs on the fleet (100% duty): the fleets' size at
+ * the start of the window. From then on the policy forecasts as it does live, from the fleet's busy GPUs.
+ */
 export function predictedDemand(load: FleetLoad, msOfDay: number): number {
   return curveQps(msOfDay + FORECAST_AHEAD_MS) * load.share * load.meanServiceS;
 }
@@ -107,8 +112,7 @@ export function makeController(name: StrategyName, ctx: ControllerContext): Cont
     initialSize,
     tick(ms, fleets) {
       const signals = fleets.map((f) => {
-        const load = ctx.loads.get(f.gpuType);
-        return f.signals(ms, peakOf(f.gpuType), forecast && load ? predictedDemand(load, ms) : undefined);
+        return f.signals(ms, peakOf(f.gpuType), forecast);
       });
       const result = decideScale(ctx.policy, signals, memory, DAY_START_MS + ms);
       memory = result.memory;

@@ -13,6 +13,7 @@
 //   Flux mostly 4-step distilled runs (as SD3.5 Large Turbo or FLUX.1 schnell would be) at 1024x1024, with a
 //   minority at full steps. The static fleet this gives (printed) stays under the policy's 200 workers; the A100
 //   fleet comes out larger than the seed's 25 because SD3 and Flux are heavier in this repo's model than in the seed.
+import { SEED_001_DAILY_QPS } from '../../core/autoscale-forecast';
 import { routeToGpu } from '../../core/routing';
 import { serviceMs } from '../../core/estimate';
 import type { GpuType } from '../../core/gpu';
@@ -26,22 +27,8 @@ export const DAY_MS = 24 * HOUR_MS;
 /** Midnight UTC of the simulated day: the schedule reads the time of day from the epoch. */
 export const DAY_START_MS = Date.UTC(2026, 0, 1);
 
-/** Seed 001's "typical day", read off its chart: (hour UTC, QPS), linear in between. */
-export const DAILY_QPS: readonly (readonly [number, number])[] = [
-  [0, 10],
-  [4, 10],
-  [6, 15],
-  [8, 25],
-  [10, 40],
-  [12, 55],
-  [13, 60],
-  [15, 60],
-  [17, 50],
-  [19, 35],
-  [21, 22],
-  [23, 12],
-  [24, 10],
-];
+/** Seed 001's "typical day" (core/autoscale-forecast.ts, the live forecast's default shape too). */
+export const DAILY_QPS = SEED_001_DAILY_QPS;
 
 /** The spike the autoscaler is not told about: 10x the curve for 2 minutes from 16:00 UTC. */
 export const SPIKE = { startMs: 16 * HOUR_MS, durationMs: 2 * MINUTE_MS, multiplier: 10 } as const;

@@ -1,5 +1,5 @@
 // Admission by capacity at a real gateway (real Redis, real Temporal dev server): with the region's queue sample in
-// Redis as the control worker writes it, a fleet whose backlog would keep fast requests past their 3-minute bound
+// Redis as the control worker writes it, a fleet whose backlog would keep fast requests past their 30 s admission bound
 // sheds new fast and relax requests with QUEUE_FULL and a retryAfterMs from its drain rate, while turbo (its own H100
 // fleet, no backlog) is admitted; without a sample nothing is shed.
 import { describe, test } from 'node:test';
@@ -22,7 +22,7 @@ describe('admission by capacity', () => {
     };
     assert.equal((await answer('relax')).type, 'accepted', 'no sample: no capacity check');
 
-    // 600 fast tasks ahead at 2 a second: 5 minutes, past fast's 3-minute bound by 2 minutes.
+    // 600 fast tasks ahead at 2 a second: 5 minutes, past fast's 30 s admission bound by 270 s.
     const store = new CapacityStore(fixture.gw.redis.redis, fixture.gw.redis.prefix);
     await store.publish(gpuTaskQueue('us-west', 'a10g'), {
       at: Date.now(),
@@ -32,7 +32,7 @@ describe('admission by capacity', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_100)); // the gateway's one-second cache
     for (const tier of ['fast', 'relax']) {
       const shed = await answer(tier);
-      assert.deepEqual([shed.type, shed.code, shed.retryAfterMs], ['rejected', 'QUEUE_FULL', 120_000], tier);
+      assert.deepEqual([shed.type, shed.code, shed.retryAfterMs], ['rejected', 'QUEUE_FULL', 270_000], tier);
     }
     assert.equal((await answer('turbo')).type, 'accepted');
     await socket.close();

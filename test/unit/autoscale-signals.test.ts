@@ -24,6 +24,7 @@ describe('fleet signals from queue samples and worker announcements', () => {
       avgWaitS: 10,
       relaxAvgWaitS: 600,
       utilization: 0.4,
+      busyGpus: 0.8,
     });
   });
 

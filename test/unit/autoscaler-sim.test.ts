@@ -107,10 +107,10 @@ describe('fleet', () => {
   test("admission refuses a tier while its queued work per ready worker is over the tier's bound", () => {
     const { fleet, run } = oneWorker();
     for (let i = 0; i < 30; i++) fleet.arrive({ arrivalMs: 0, serviceMs: 10_000, tier: 1, calm: true }, 0);
-    // One running, then 180 s of queued work is still admitted, 190 s is not: 1 + 19 accepted.
-    assert.deepEqual([fleet.accepted[1], fleet.rejected[1]], [20, 10]);
+    // One running, then 30 s of queued work is still admitted (fast's admission bound), 40 s is not: 1 + 4 accepted.
+    assert.deepEqual([fleet.accepted[1], fleet.rejected[1]], [5, 25]);
     run();
-    assert.equal(fleet.served[1], 20);
+    assert.equal(fleet.served[1], 5);
   });
 
   test('a scale-down takes idle workers at once and lets busy ones finish', () => {
@@ -220,7 +220,7 @@ describe('flags', () => {
     assert.deepEqual(quick && windowMs(quick), { fromMs: 15 * H, toMs: 17 * H });
     const day = parseSimulateOptions([]);
     assert.deepEqual(day && [day.seed, day.hours, day.out], [1, 24, 'docs/autoscaler-day.svg']);
-    assert.deepEqual(day?.admissionBoundsMs, [60_000, 180_000, 900_000]);
+    assert.deepEqual(day?.admissionBoundsMs, [60_000, 30_000, 900_000]);
     assert.equal(parseSimulateOptions(['--help']), undefined);
     assert.throws(() => parseSimulateOptions(['--hours', '0']), /--hours/);
     assert.throws(() => parseSimulateOptions(['--admission', '1,2']), /--admission/);

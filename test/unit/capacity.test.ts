@@ -7,6 +7,7 @@ import {
   CONTROL_QUEUE_WAIT_BOUND_MS,
   capacityVerdict,
   expectedWaitMs,
+  TIER_ADMISSION_WAIT_BOUND_MS,
   TIER_QUEUE_WAIT_BOUND_MS,
   type QueueSnapshot,
 } from '../../core/capacity';
@@ -29,25 +30,28 @@ describe('capacity', () => {
   });
 
   test('relax is shed past its bound, or whenever fast is; fast past its own; turbo only once fast is', () => {
-    // relax waits 20 min (> 15), fast 1 min: relax alone is shed.
-    const relaxOnly = snapshot({ '3': 60, '5': 1140 }, 1);
+    // relax waits 20 min (> 15), fast 20 s (< 30): relax alone is shed.
+    const relaxOnly = snapshot({ '3': 20, '5': 1180 }, 1);
     assert.deepEqual(capacityVerdict(relaxOnly, 'relax'), { shed: true, retryAfterMs: 5 * 60_000 });
     assert.deepEqual(capacityVerdict(relaxOnly, 'fast'), { shed: false });
-    // fast waits 4 min (> 3): fast and relax are shed; relax's own wait (4 min) is fine, it goes with fast's.
+    // fast waits 4 min (> 30 s): fast and relax are shed; relax's own wait (4 min) is fine, it goes with fast's.
     const fastFull = snapshot({ '3': 240 }, 1);
-    assert.deepEqual(capacityVerdict(fastFull, 'fast'), { shed: true, retryAfterMs: 60_000 });
-    assert.deepEqual(capacityVerdict(fastFull, 'relax'), { shed: true, retryAfterMs: 60_000 });
+    assert.deepEqual(capacityVerdict(fastFull, 'fast'), { shed: true, retryAfterMs: 210_000 });
+    assert.deepEqual(capacityVerdict(fastFull, 'relax'), { shed: true, retryAfterMs: 210_000 });
     assert.deepEqual(capacityVerdict(fastFull, 'turbo'), { shed: false }, 'turbo waits behind no fast work');
-    // turbo's own backlog past its minute, but fast is fine: turbo is not shed before fast.
-    const turboBusy = snapshot({ '1': 70 }, 1);
+    // 40 s of turbo work: fast (behind it, bound 30 s) is shed, turbo (bound 60 s) is not.
+    const turboBusy = snapshot({ '1': 40 }, 1);
+    assert.equal(capacityVerdict(turboBusy, 'fast').shed, true);
     assert.equal(capacityVerdict(turboBusy, 'turbo').shed, false);
     assert.equal(capacityVerdict(snapshot({ '1': 200 }, 1), 'turbo').shed, true, 'fast is shed too: then turbo');
     assert.deepEqual(capacityVerdict(snapshot({ '5': 3 }, 0), 'relax'), { shed: false }, 'unknown drain: admit');
+    // Admission's fast bound is twice the 15 s wait target; the failover bound (schedule-to-start) stays 3 min.
+    assert.equal(TIER_ADMISSION_WAIT_BOUND_MS.fast, 30_000);
     assert.equal(TIER_QUEUE_WAIT_BOUND_MS.fast, 180_000);
   });
 
   test("relax's own wait is its lane's: the lane's backlog over the lane's drain rate", () => {
-    const fleet = snapshot({ '3': 60 }, 1); // fast waits 1 min: fine
+    const fleet = snapshot({ '3': 20 }, 1); // fast waits 20 s: fine
     const lane = snapshot({ '5': 400 }, 0.25); // relax waits 1600 s (> 15 min): shed
     assert.deepEqual(capacityVerdict(fleet, 'relax', undefined, lane), { shed: true, retryAfterMs: 700_000 });
     assert.deepEqual(capacityVerdict(fleet, 'fast', undefined, lane), { shed: false }, 'the lane never sheds fast');
