@@ -151,7 +151,12 @@ describe('the autoscaler workflow (issue 13)', () => {
       const gap = (view.recentSteps[i]?.at ?? 0) - (view.recentSteps[i - 1]?.at ?? 0);
       assert.ok(gap >= 1_500, `steps ${i - 1} and ${i} are ${gap} ms apart: no step inside a cooldown`);
     }
-    assert.match(view.recentSteps[0]?.reason ?? '', /fast queue 40 > 5/);
+    // The forecast fires at once (one worker at 95% duty, forecast above 0.8 of 1); the queue after its 1 s.
+    assert.match(view.recentSteps[0]?.reason ?? '', /forecast 0\.\d+ workers > 0\.8 x 1/);
+    assert.ok(
+      view.recentSteps.slice(1, 3).some((s) => /fast queue 40 > 5/.test(s.reason)),
+      'the queue trigger takes the fleet on past what one busy worker forecasts',
+    );
     assert.match(view.recentSteps.at(-1)?.reason ?? '', /utilization 5% < 30%/);
 
     const history = await handle.fetchHistory();
