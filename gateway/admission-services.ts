@@ -1,7 +1,7 @@
 // The gateway's admission collaborators, built from its options over one Redis connection: the plan of static keys,
 // the breakers, the in-flight registry, the rate limiters (new requests by plan, cancels by option) and what a cancel
 // is checked against. server.ts hands them to every connection.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../runtime/redis';
 import { CONTROL_QUEUE_WAIT_BOUND_MS, capacityVerdict, type CapacityVerdict } from '../core/capacity';
 import { controlTaskQueue, gpuTaskQueue, relaxTaskQueue } from '../core/gpu';
 import type { Plan } from '../core/plans';
@@ -54,7 +54,7 @@ function capacityCheck(store: CapacityStore): (request: GenerationRequest) => Pr
 
 export function admissionServices(
   options: GatewayOptions,
-  redis: Redis,
+  redis: RedisClient,
   eventLog: RedisEventLog,
   log: Logger,
   regions?: Pick<RegionMonitor, 'place'>,

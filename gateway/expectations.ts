@@ -10,7 +10,7 @@
 // keeps status events for the request's whole life, and a periodic `queued` could land after the worker's
 // `generating`. One timer per gateway reads every waiting request's position, so a thousand waiting requests cost a
 // thousand small reads per period, not a thousand timers.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../runtime/redis';
 import type { QueueSnapshot } from '../core/capacity';
 import {
   estimateRequest,
@@ -74,7 +74,7 @@ export class RequestExpectations {
   private ticking = false;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     prefix: string,
     private readonly options: RequestExpectationsOptions,
   ) {

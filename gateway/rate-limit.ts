@@ -1,7 +1,7 @@
 // Per-user rate limit on `generate`, shared by every gateway instance through Redis (rate-limiter-flexible's
 // atomic counter script). While Redis is unreachable an in-memory limiter with the same budget stands in, so an
 // outage neither blocks every request nor lifts the limit entirely.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../runtime/redis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 
 export type RateDecision = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterMs: number };
@@ -15,7 +15,7 @@ export class RedisRequestRateLimiter implements RequestRateLimiter {
   private readonly limiter: RateLimiterRedis;
 
   /** `keyPrefix` names the counters: `<deployment prefix>ratelimit:generate` unless told otherwise. */
-  constructor(redis: Redis, prefix: string, perMinute: number, keyPrefix = `${prefix}ratelimit:generate`) {
+  constructor(redis: RedisClient, prefix: string, perMinute: number, keyPrefix = `${prefix}ratelimit:generate`) {
     this.limiter = new RateLimiterRedis({
       storeClient: redis,
       keyPrefix,
@@ -48,7 +48,7 @@ export class PlanRateLimiter {
   private readonly limiters = new Map<number, RedisRequestRateLimiter>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     /** Key prefix of the counters, e.g. `atelier:ratelimit:generate`. */
     private readonly keyPrefix: string,
   ) {}

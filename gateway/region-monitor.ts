@@ -16,7 +16,7 @@ import type { GenerationRequest } from '../core/request';
 import { HEALTH_CHECK } from '../core/worker-health';
 import type { Logger } from '../runtime/logger';
 import { atelierGauge } from '../runtime/metrics';
-import type { Redis } from '../runtime/redis';
+import type { RedisClient } from '../runtime/redis';
 import { RegionBeats, readRegionHealth } from '../runtime/region-beats';
 import { WorkerControlStore } from '../runtime/worker-control';
 import { cachedFor } from './async';
@@ -35,7 +35,7 @@ export type Placement =
     };
 
 export interface RegionMonitorOptions {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly prefix: string;
   /** The region catalogue; without one, or without `home` in it, every request stays home. */
   readonly catalogue: RegionCatalogue | undefined;

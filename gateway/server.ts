@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { PROTOCOL_PATH } from '../core/protocol';
 import { createLogger, type Logger } from '../runtime/logger';
-import type { Redis } from '../runtime/redis';
+import type { RedisClient } from '../runtime/redis';
 import { withTimeout } from './async';
 import { ConnectionRegistry } from './connection-registry';
 import { createHttpHandler, type ReadinessReport } from './http';
@@ -224,7 +224,7 @@ async function shutDown(parts: GatewayParts): Promise<void> {
   parts.log.info('Gateway stopped');
 }
 
-function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+function redisReady(redis: RedisClient, timeoutMs: number): Promise<boolean> {
   if (redis.status === 'ready') return Promise.resolve(true);
   return new Promise((resolve) => {
     const timer = setTimeout(() => {

@@ -8,7 +8,7 @@ import type { Logger } from '../runtime/logger';
 import type { ObjectStore } from '../runtime/object-store';
 import { openRegionStores, ReadThroughRegionStore } from '../runtime/region-stores';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
-import { createRedis, type Redis } from '../runtime/redis';
+import { createRedis, type RedisClient } from '../runtime/redis';
 import type { Admission } from './admission';
 import { admissionServices, staticKeyPlan } from './admission-services';
 import { RedisApiKeyStore } from '../runtime/api-key-store';
@@ -53,7 +53,7 @@ export interface GatewayDeps {
 
 /** The gateway's collaborators, each handed in through deps or built from options. */
 export interface GatewayServices {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly eventLog: RedisEventLog;
   readonly subscriber: EventSubscriber;
   readonly sessions: RedisSessionStore;
@@ -80,7 +80,7 @@ export function createServices(
   log: Logger,
   onPeerRead?: (region: string) => void,
 ): GatewayServices {
-  const redis: Redis = createRedis(options.redisUrl, 'gateway', options.redisCommandTimeoutMs);
+  const redis: RedisClient = createRedis(options.redisUrl, 'gateway', options.redisCommandTimeoutMs);
   const eventLog = new RedisEventLog(redis, { prefix: options.redisPrefix });
   const subscriber = eventLog.createSubscriber(
     createRedis(options.redisUrl, 'gateway-sub', options.redisCommandTimeoutMs),

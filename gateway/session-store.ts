@@ -1,7 +1,7 @@
 // Connection sessions in Redis: which user is connected through which gateway instance since when. Operators
 // and other instances read them (e.g. to count a user's connections); the TTL makes a crashed gateway's sessions
 // disappear on their own, and every heartbeat pong pushes it back.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../runtime/redis';
 
 export interface SessionRecord {
   readonly connectionId: string;
@@ -13,7 +13,7 @@ export interface SessionRecord {
 
 export class RedisSessionStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     /** Lifetime of a session without heartbeats, seconds. */
     private readonly ttlSeconds: number,

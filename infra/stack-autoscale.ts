@@ -6,7 +6,6 @@
 // it drains: it takes no new work, finishes what it holds and exits, and nothing is lost to a scale event. At most
 // ATELIER_AUTOSCALE_LOCAL_MAX workers per fleet (this machine is not a GPU fleet; an ask above it is written back as
 // what runs, as a cloud driver reports the replicas it got) and at least the first.
-import type { Redis } from 'ioredis';
 import { isGpuType, type GpuType } from '../core/gpu';
 import { createRedis } from '../runtime/redis';
 import { RedisDesiredReplicas } from '../runtime/scale-driver';
@@ -43,7 +42,7 @@ export function startLocalFleetScaler(
   children: Map<string, Supervisor>,
   ctx: LaunchContext,
 ): LocalFleetScaler {
-  const redis: Redis = createRedis(options.redisUrl, 'stack-autoscale', options.redisCommandTimeoutMs);
+  const redis = createRedis(options.redisUrl, 'stack-autoscale', options.redisCommandTimeoutMs);
   redis.on('error', () => undefined);
   const driver = new RedisDesiredReplicas(redis, options.redisPrefix);
   const fleets = plans.flatMap((plan) =>

@@ -2,11 +2,12 @@
 // gateway's admin API. Only a key's sha256 is stored, so a copy of Redis does not hand out working keys; the key itself
 // is shown once, when it is created or rotated.
 //
-// Keys, under the deployment prefix: `apikey:<sha256 hex>` -> JSON { keyId, userId, plan } (what authentication
-// reads, one GET), and the hash `apikeys`: keyId -> JSON { keyId, userId, plan, createdAt, digest } (what the admin
-// API lists and what rotation and revocation find the digest by).
+// Keys, under the deployment prefix: `{apikeys}:<sha256 hex>` -> JSON { keyId, userId, plan } (what authentication
+// reads, one GET), and the hash `{apikeys}`: keyId -> JSON { keyId, userId, plan, createdAt, digest } (what the admin
+// API lists and what rotation and revocation find the digest by). Both share the `{apikeys}` hash tag: they change
+// together in one MULTI, which a Redis Cluster runs only on keys of one slot.
 import { createHash, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 import { planSchema, type Plan } from '../core/plans';
 
 export interface ApiKeyRecord {
@@ -31,16 +32,16 @@ function digestOf(apiKey: string): string {
 
 export class RedisApiKeyStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 
   private byDigest(digest: string): string {
-    return `${this.prefix}apikey:${digest}`;
+    return `${this.prefix}{apikeys}:${digest}`;
   }
 
   private get index(): string {
-    return `${this.prefix}apikeys`;
+    return `${this.prefix}{apikeys}`;
   }
 
   /** The user and plan of a key, or null for an unknown (or revoked) key. */

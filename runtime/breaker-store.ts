@@ -1,7 +1,7 @@
 // Circuit breakers that several processes must agree on (seed 001), kept in Redis: each breaker is one key holding its
 // snapshot (core/circuit-breaker.ts). A transition reads the snapshot, applies the pure rules and writes it back with
 // a compare-and-set, retried when another process changed it meanwhile, so concurrent outcomes are never lost.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 import {
   CLOSED_BREAKER,
   breakerState,
@@ -38,7 +38,7 @@ export class RedisBreakerStore {
   private readonly queues = new Map<string, Promise<void>>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     /** Key prefix, e.g. `atelier:breaker:model:`. */
     private readonly keyPrefix: string,
     readonly policy: BreakerPolicy,

@@ -4,14 +4,14 @@
 // stale figures: no sample means no capacity check.
 //
 // Key, under the deployment prefix: `capacity:<task queue>` -> JSON QueueSnapshot.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 import type { QueueSnapshot } from '../core/capacity';
 
 const SAMPLE_TTL_MS = 30_000;
 
 export class CapacityStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 

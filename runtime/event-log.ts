@@ -4,11 +4,10 @@
 // message, catches up); a pub/sub channel per request carries new events without polling.
 //
 // The log id is the workflow id (`gen:<user>:<requestId>`), which is unique across users.
-import type { Redis } from 'ioredis';
 import type { RequestEstimate } from '../core/estimate';
 import { isTerminalEvent, type RequestEvent, type SequencedEvent } from '../core/events';
 import { luaScript } from './lua-scripts';
-import { DEFAULT_REDIS_PREFIX } from './redis';
+import { DEFAULT_REDIS_PREFIX, type RedisClient } from './redis';
 
 export interface EventLogOptions {
   /** Prefix of every key and channel; tests use a unique one. @default 'atelier:' */
@@ -94,7 +93,7 @@ export class RedisEventLog implements RequestEventAppender {
   private readonly settings: Required<Omit<EventLogOptions, 'prefix'>>;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     options: EventLogOptions = {},
   ) {
     this.prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
@@ -165,7 +164,7 @@ export class RedisEventLog implements RequestEventAppender {
   }
 
   /** A follower of request logs on a dedicated connection (pub/sub mode takes the connection over). */
-  createSubscriber(subscriberRedis: Redis): EventSubscriber {
+  createSubscriber(subscriberRedis: RedisClient): EventSubscriber {
     return new EventSubscriber(this, subscriberRedis);
   }
 }
@@ -197,7 +196,7 @@ export class EventSubscriber {
 
   constructor(
     private readonly log: RedisEventLog,
-    private readonly sub: Redis,
+    private readonly sub: RedisClient,
   ) {
     sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
     // ioredis re-subscribes on reconnect, but messages published meanwhile are gone: re-read every log.

@@ -7,7 +7,7 @@
 //
 // Key, under the deployment prefix: `global-outcomes`, a hash of `t:<second>` (requests ended) and `f:<second>`
 // (failed), pruned as it is read.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 import { GLOBAL_BREAKER, failureRateOpen, type OutcomeCounts } from '../core/circuit-breaker';
 import type { FailureCode } from '../core/errors';
 import { isTerminalEvent, type RequestEvent } from '../core/events';
@@ -32,7 +32,7 @@ export class GlobalFailureRate {
   private readonly key: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
   ) {
     this.key = `${prefix}global-outcomes`;

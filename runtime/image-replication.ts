@@ -9,7 +9,7 @@
 // `claimIdleMs` by whichever replicator of the region asks first, so a replicator that dies mid-copy loses nothing. A
 // region that is down keeps its stream; its replicators catch up when it returns (failback), up to the stream's cap,
 // past which its gateways go on reading the oldest images from their origin.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 import type { Logger } from './logger';
 import type { RegionStores } from './region-stores';
 
@@ -24,7 +24,7 @@ export function replicationStreamKey(prefix: string, region: string): string {
 /** Announces stored images to the peer regions, for their replicators. */
 export class ReplicationLog {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     /** The regions to copy into: every peer of the store's region. */
     private readonly targets: readonly string[],
@@ -33,13 +33,21 @@ export class ReplicationLog {
   /** Queues a copy of `keys` (in order: images, then the manifest that says they are complete) into every peer. */
   async announce(origin: string, keys: readonly string[]): Promise<void> {
     if (this.targets.length === 0 || keys.length === 0) return;
-    const batch = this.redis.pipeline();
-    for (const target of this.targets) {
-      const stream = replicationStreamKey(this.prefix, target);
-      const fields = ['origin', origin, 'keys', JSON.stringify(keys)];
-      batch.xadd(stream, 'MAXLEN', '~', REPLICATION_STREAM_CAP, '*', ...fields);
-    }
-    for (const [err] of (await batch.exec()) ?? []) if (err) throw err;
+    const fields = ['origin', origin, 'keys', JSON.stringify(keys)];
+    // One command per peer's stream, not one pipeline: on a Redis Cluster the streams live on different nodes, and
+    // auto-pipelining batches the commands per node anyway.
+    await Promise.all(
+      this.targets.map((target) =>
+        this.redis.xadd(
+          replicationStreamKey(this.prefix, target),
+          'MAXLEN',
+          '~',
+          REPLICATION_STREAM_CAP,
+          '*',
+          ...fields,
+        ),
+      ),
+    );
   }
 }
 
@@ -52,7 +60,7 @@ export interface ReplicationOutcome {
 
 export interface ImageReplicatorOptions {
   /** A connection of its own: the replicator blocks on it while it waits, and closes it when stopped. */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly prefix: string;
   readonly stores: RegionStores;
   /** Names this replicator in its group, e.g. `host:pid`. */

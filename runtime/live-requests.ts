@@ -7,7 +7,7 @@
 // Keys, under the deployment prefix, share the `{live}` hash tag so that the script's keys are in one Redis Cluster
 // slot: `{live}:user:<userId>` and `{live}:all`, sorted sets of workflow id -> accepted at (ms). An entry older than
 // LIVE_MAX_AGE_MS is dropped as leaked (a terminal lost with Redis data): no request lives that long.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 import { luaScript } from './lua-scripts';
 
 /** Longer than any request can live: 24 h in pending_safety plus the longest GPU wait and run. */
@@ -38,7 +38,7 @@ export function userOfWorkflowId(workflowId: string): string | undefined {
 
 export class LiveRequests {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {
     if (!('admitLive' in redis))

@@ -2,7 +2,7 @@
 // by every process through Redis: GPU workers report how each run of a model ended, and gateways refuse new requests
 // for a model whose breaker is open. Transitions are logged where they happen.
 import type { Logger } from './logger';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 import { MODEL_BREAKER, breakerRetryAfterMs, type BreakerState } from '../core/circuit-breaker';
 import type { ModelName } from '../core/models';
 import { RedisBreakerStore } from './breaker-store';
@@ -11,7 +11,7 @@ export class ModelBreakers {
   private readonly store: RedisBreakerStore;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     prefix: string,
     private readonly log: Logger,
   ) {

@@ -4,7 +4,7 @@
 // one key that every prefix shares; a process that finds the roles it talks to only under other prefixes reports
 // it, naming the prefixes, in its logs and its readiness.
 import type { Logger } from './logger';
-import type { Redis } from './redis';
+import type { RedisClient } from './redis';
 
 export type DeploymentRole = 'gateway' | 'control-worker' | 'gpu-worker';
 
@@ -23,7 +23,7 @@ export type PrefixAgreementStatus =
   | { readonly state: 'mismatch'; readonly prefix: string; readonly problem: string };
 
 export interface PrefixAgreementOptions {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly prefix: string;
   readonly role: DeploymentRole;
   readonly log: Logger;

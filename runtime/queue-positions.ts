@@ -14,7 +14,7 @@
 //                                  hash tag, so one MULTI reads them all in one Redis Cluster slot.
 //   `queued:{<workflow id>}`       the set the request was entered in, so a worker that knows only the workflow id
 //                                  can take it out; it expires with the tier's bound.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 import { TIER_QUEUE_WAIT_BOUND_MS } from '../core/capacity';
 import { isTerminalEvent, type RequestEvent } from '../core/events';
 import type { Tier } from '../core/tiers';
@@ -30,7 +30,7 @@ export interface QueuePlace {
 
 export class QueuePositions {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 
@@ -128,7 +128,7 @@ export class QueueLeavingEventLog implements RequestEventPublisher {
 /** `inner`, taking requests out of their queue's set in Redis as they leave it; a failed removal is logged. */
 export function withQueueLeaving(
   inner: RequestEventPublisher,
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   log: Pick<Logger, 'warn'>,
 ): QueueLeavingEventLog {

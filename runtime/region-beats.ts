@@ -4,7 +4,7 @@
 // the worker registry already (runtime/worker-control.ts), with their region.
 //
 // Keys, under the deployment prefix: `region-beats:<region>:<role>` sorted set: process id -> last beat (ms).
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 import { regionHealth, type RegionHealth } from '../core/region-health';
 import { HEALTH_CHECK } from '../core/worker-health';
 import type { WorkerControlStore } from './worker-control';
@@ -16,7 +16,7 @@ export const REGION_BEAT_INTERVAL_MS = 5_000;
 
 export class RegionBeats {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 

@@ -3,7 +3,7 @@
 // poll) and drains the ones it removes (they finish their requests, then exit), so no request is lost to a scale
 // event. The local driver is this Redis record of desired replicas per fleet, which the stack launcher reconciles with
 // the GPU worker processes it runs (infra/stack-autoscale.ts); a Kubernetes driver would set a Deployment's replicas.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 import { GPU_TYPES, isGpuType, type GpuType } from '../core/gpu';
 
 export interface ScaleDriver {
@@ -20,7 +20,7 @@ export function desiredReplicasKey(prefix: string, region: string): string {
 /** The local driver's record: one hash per region, fleet -> desired workers. */
 export class RedisDesiredReplicas implements ScaleDriver {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 

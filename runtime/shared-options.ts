@@ -12,7 +12,11 @@ export interface SharedOptions {
   readonly temporalAddress: string;
   /** Temporal namespace. @default 'default' */
   readonly temporalNamespace: string;
-  /** Redis: request event logs, sessions, rate limits. @default 'redis://127.0.0.1:6379' */
+  /**
+   * Redis: request event logs, sessions, rate limits. One server: `redis://[user:password@]host:port[/db]` (or
+   * `rediss://` for TLS). A Redis Cluster: `redis+cluster://[user:password@]host:port[,host:port...]`, naming some or
+   * all of its masters (the client learns the rest); no TLS or database number there. @default 'redis://127.0.0.1:6379'
+   */
   readonly redisUrl: string;
   /**
    * Prefix of every Redis key and channel. Every process of one deployment must use the same one: the workers
@@ -71,7 +75,7 @@ export const SHARED_OPTION_TABLE: OptionTable<SharedOptions> = {
   temporalNamespace: { env: 'TEMPORAL_NAMESPACE', doc: 'Temporal namespace', default: 'default', parse: parse.string },
   redisUrl: {
     env: 'REDIS_URL',
-    doc: 'Redis URL (`npm start` starts redis-server there unless one answers)',
+    doc: 'Redis URL: redis://host:port for one server (`npm start` starts redis-server there unless one answers), or redis+cluster://host:port,host:port,... for a Redis Cluster (attached to, never started)',
     default: DEFAULT_REDIS_URL,
     parse: parse.string,
   },

@@ -3,15 +3,16 @@
 // a single worker, and the workers reported for replacement. The gateway's admin API writes orders and reads the rest;
 // GPU workers read their orders (on a published nudge, and at every announcement in case a nudge was missed).
 //
-// Keys, under the deployment prefix:
-//   workers                       sorted set: worker id -> last announcement (ms)
-//   worker:<id>                   JSON WorkerRecord, expires with the heartbeat timeout
-//   control:fleet:<region>:<gpu>  'paused' while an operator pauses the fleet
-//   control:paused-fleets         set of the paused fleets, `<region>:<gpu>`
-//   control:worker:<id>           'paused' or 'drain' (kept a week: a worker id names one process)
-//   replacements                  hash: worker id -> JSON ReplacementReport
-//   control                       pub/sub channel: "orders changed"
-import type { Redis } from 'ioredis';
+// Keys, under the deployment prefix (keys written together in one MULTI share a hash tag, so that on a Redis Cluster
+// they are in one slot):
+//   {workers}                       sorted set: worker id -> last announcement (ms)
+//   {workers}:<id>                  JSON WorkerRecord, expires with the heartbeat timeout
+//   {control}:fleet:<region>:<gpu>  'paused' while an operator pauses the fleet
+//   {control}:paused-fleets         set of the paused fleets, `<region>:<gpu>`
+//   control:worker:<id>             'paused' or 'drain' (kept a week: a worker id names one process)
+//   replacements                    hash: worker id -> JSON ReplacementReport
+//   control                         pub/sub channel: "orders changed"
+import type { RedisClient } from './redis';
 import { HEALTH_CHECK } from '../core/worker-health';
 
 export type WorkerOrder = 'pause' | 'resume' | 'drain';
@@ -50,7 +51,7 @@ const WORKER_ORDER_TTL_S = 7 * 24 * 3600;
 
 export class WorkerControlStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 
@@ -58,28 +59,44 @@ export class WorkerControlStore {
     return `${this.prefix}control`;
   }
 
+  private get registryKey(): string {
+    return `${this.prefix}{workers}`;
+  }
+
+  private recordKey(workerId: string): string {
+    return `${this.prefix}{workers}:${workerId}`;
+  }
+
+  private fleetKey(fleet: string): string {
+    return `${this.prefix}{control}:fleet:${fleet}`;
+  }
+
+  private get pausedFleetsKey(): string {
+    return `${this.prefix}{control}:paused-fleets`;
+  }
+
   /** Puts the worker in the registry for the heartbeat timeout (30 s). */
   async announce(record: WorkerRecord): Promise<void> {
     await this.redis
       .multi()
-      .set(`${this.prefix}worker:${record.workerId}`, JSON.stringify(record), 'PX', HEALTH_CHECK.timeoutMs)
-      .zadd(`${this.prefix}workers`, record.announcedAt, record.workerId)
+      .set(this.recordKey(record.workerId), JSON.stringify(record), 'PX', HEALTH_CHECK.timeoutMs)
+      .zadd(this.registryKey, record.announcedAt, record.workerId)
       .exec();
   }
 
   /** Takes a worker out of the registry at once (it has drained and exits). */
   async withdraw(workerId: string): Promise<void> {
-    await this.redis.multi().del(`${this.prefix}worker:${workerId}`).zrem(`${this.prefix}workers`, workerId).exec();
+    await this.redis.multi().del(this.recordKey(workerId)).zrem(this.registryKey, workerId).exec();
   }
 
   /** Workers heard from within the heartbeat timeout, by fleet and id. */
   async workers(now = Date.now()): Promise<WorkerRecord[]> {
-    const key = `${this.prefix}workers`;
+    const key = this.registryKey;
     await this.redis.zremrangebyscore(key, '-inf', now - HEALTH_CHECK.timeoutMs);
     const ids = await this.redis.zrange(key, 0, -1);
     const records: WorkerRecord[] = [];
     for (const id of ids) {
-      const raw = await this.redis.get(`${this.prefix}worker:${id}`);
+      const raw = await this.redis.get(this.recordKey(id));
       if (raw) records.push(JSON.parse(raw) as WorkerRecord);
     }
     return records.sort((a, b) => `${a.gpuType}/${a.workerId}`.localeCompare(`${b.gpuType}/${b.workerId}`));
@@ -88,10 +105,9 @@ export class WorkerControlStore {
   /** Pause or resume a whole fleet of a region; workers that join it later follow the order too. */
   async orderFleet(region: string, gpuType: string, order: 'pause' | 'resume'): Promise<void> {
     const fleet = `${region}:${gpuType}`;
-    const key = `${this.prefix}control:fleet:${fleet}`;
-    if (order === 'pause')
-      await this.redis.multi().set(key, 'paused').sadd(`${this.prefix}control:paused-fleets`, fleet).exec();
-    else await this.redis.multi().del(key).srem(`${this.prefix}control:paused-fleets`, fleet).exec();
+    const key = this.fleetKey(fleet);
+    if (order === 'pause') await this.redis.multi().set(key, 'paused').sadd(this.pausedFleetsKey, fleet).exec();
+    else await this.redis.multi().del(key).srem(this.pausedFleetsKey, fleet).exec();
     await this.redis.publish(this.channel, `fleet:${region}:${gpuType}`);
   }
 
@@ -106,7 +122,7 @@ export class WorkerControlStore {
   /** The orders in force for a worker. */
   async ordersFor(workerId: string, region: string, gpuType: string): Promise<WorkerOrders> {
     const [fleet, worker] = await Promise.all([
-      this.redis.get(`${this.prefix}control:fleet:${region}:${gpuType}`),
+      this.redis.get(this.fleetKey(`${region}:${gpuType}`)),
       this.redis.get(`${this.prefix}control:worker:${workerId}`),
     ]);
     return {
@@ -117,7 +133,7 @@ export class WorkerControlStore {
 
   /** Fleets an operator has paused, as `<region>:<gpuType>`. */
   async pausedFleets(): Promise<string[]> {
-    return (await this.redis.smembers(`${this.prefix}control:paused-fleets`)).sort();
+    return (await this.redis.smembers(this.pausedFleetsKey)).sort();
   }
 
   async reportForReplacement(report: ReplacementReport): Promise<void> {

@@ -4,7 +4,6 @@
 // others find it running, and each hands it the policy it was configured with. Temporal being down at start is
 // retried every 5 s; the workflow then runs on whichever control worker polls the region's queue.
 import { Client, Connection } from '@temporalio/client';
-import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { createAutoscalerActivities } from '../activities/autoscaler';
 import type { AutoscalerActivities } from '../core/activities';
@@ -17,6 +16,7 @@ import { atelierCounter, atelierGauge } from '../runtime/metrics';
 import { parse, type OptionTable } from '../runtime/options';
 import { loadRegionCatalogue } from '../runtime/region-catalogue';
 import { checkDeploymentPattern, DEFAULT_DEPLOYMENT_PATTERN, KubernetesScaleDriver } from '../runtime/k8s-scale-driver';
+import type { RedisClient } from '../runtime/redis';
 import { RedisDesiredReplicas, type ScaleDriver } from '../runtime/scale-driver';
 import { WorkerControlStore } from '../runtime/worker-control';
 import { autoscaler, autoscalerPolicySignal, autoscalerWorkflowId } from '../workflows/autoscaler';
@@ -115,7 +115,7 @@ const LOCAL_DRIVER: ScaleDriverOptions = {
 export function createScaleDriver(
   options: ScaleDriverOptions,
   region: string,
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
 ): ScaleDriver {
   if (options.scaleDriver === 'local') return new RedisDesiredReplicas(redis, prefix);
@@ -138,7 +138,7 @@ export function createScaleDriver(
  * `atelier_autoscaler_desired_replicas{fleet_region, gpu_type}` read from the driver at each scrape.
  */
 export function autoscalerActivities(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   registry: Registry,
   region: string,

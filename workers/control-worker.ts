@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../runtime/logger';
 import { formatOptionHelp, parse, resolveOptions, type OptionTable } from '../runtime/options';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { startTracing, type Tracing } from '../runtime/tracing';
-import { createRedis, type Redis } from '../runtime/redis';
+import { createRedis, type RedisClient } from '../runtime/redis';
 import { RegionQueueSampler } from './region-metrics';
 import { readSharedBreakers, registerBreakerMetrics } from './breaker-metrics';
 import { GlobalFailureRate, OutcomeCountingEventLog } from '../runtime/global-breaker';
@@ -147,7 +147,7 @@ function startQueueSampler(
 /** The failover of dead regions (workers/region-failover.ts), adopting a region with a Worker of `workerOptions`. */
 function startFailover(
   options: ControlWorkerOptions,
-  redis: Redis,
+  redis: RedisClient,
   log: Logger,
   workerOptions: (region: string) => ReturnType<typeof controlWorkerOptions>,
 ) {
@@ -208,7 +208,9 @@ async function main(): Promise<void> {
   });
   const activities = {
     ...controlActivities,
-    ...(options.autoscaler ? autoscalerActivities(redis, options.redisPrefix, metrics.registry, options.region) : {}),
+    ...(options.autoscaler
+      ? autoscalerActivities(redis, options.redisPrefix, metrics.registry, options.region, options)
+      : {}),
   };
   const breakers = { modelBreakers: new ModelBreakers(redis, options.redisPrefix, log), globalRate, log };
   registerBreakerMetrics(metrics.registry, breakers);

@@ -3,7 +3,7 @@
 // operators alert on: the worker's breaker, whether it takes work, and its reports for replacement.
 import { Connection } from '@temporalio/client';
 import os from 'node:os';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../runtime/redis';
 import type { Registry } from 'prom-client';
 import type { InferenceOutcome } from '../activities/inference';
 import { BREAKER_STATE_VALUE } from '../core/circuit-breaker';
@@ -29,7 +29,7 @@ export interface MembershipDeps {
   readonly supervised: SupervisedWorker;
   readonly backends: readonly InferenceBackend[];
   readonly byModel: ReadonlyMap<ModelName, InferenceBackend>;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly redisPrefix: string;
   readonly memory: MemorySource | undefined;
   readonly onCuda: boolean;

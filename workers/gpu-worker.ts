@@ -22,7 +22,7 @@ import { withInjectedLatency } from '../runtime/delayed-object-store';
 import { formatOptionHelp } from '../runtime/options';
 import { PrefixAgreement } from '../runtime/prefix-agreement';
 import { startTracing, type Tracing } from '../runtime/tracing';
-import { createRedis, type Redis } from '../runtime/redis';
+import { createRedis, type RedisClient } from '../runtime/redis';
 import type { InferenceOutcome } from '../activities/inference';
 import { deviceMemorySource, registerGpuWorkerMetrics } from './gpu-metrics';
 import { createMembership, type Membership } from './gpu-membership';
@@ -128,7 +128,7 @@ export function gpuWorkerOptions(args: {
  */
 async function createGpuActivities(
   options: ResolvedGpuWorkerOptions,
-  redis: Redis,
+  redis: RedisClient,
   registry: Registry,
   log: Logger,
   hooks: { onOutcome: (outcome: InferenceOutcome) => void; lane: RelaxLane },

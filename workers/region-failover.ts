@@ -16,7 +16,7 @@ import { chooseRegion, failoverOrder, findRegion, type RegionCatalogue } from '.
 import { controlTaskQueue } from '../core/gpu';
 import { isModelName } from '../core/models';
 import type { Logger } from '../runtime/logger';
-import type { Redis } from '../runtime/redis';
+import type { RedisClient } from '../runtime/redis';
 import { readRegionHealth, RegionBeats } from '../runtime/region-beats';
 import { loadRegionCatalogue } from '../runtime/region-catalogue';
 import { WorkerControlStore } from '../runtime/worker-control';
@@ -154,7 +154,7 @@ export interface RegionFailoverSetup {
   readonly temporalNamespace: string;
   /** 0: no failover (the region is alone, or another process coordinates). */
   readonly intervalMs: number;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly prefix: string;
   readonly log: Logger;
   /** A control worker for another region's control queue (same bundle and activities), not yet started. */

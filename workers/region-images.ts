@@ -3,7 +3,7 @@
 // copies the peers' images into this region's store (runtime/image-replication.ts), with its metrics:
 // `atelier_image_replications_total{origin, outcome}` and `atelier_image_replication_lag_seconds{origin}`.
 import os from 'node:os';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../runtime/redis';
 import type { Registry } from 'prom-client';
 import type { StorageDeps } from '../activities/storage';
 import { ImageReplicator, ReplicationLog } from '../runtime/image-replication';
@@ -36,7 +36,7 @@ export function startRegionImages(
     | 'redisPrefix'
     | 'redisCommandTimeoutMs'
   >,
-  redis: Redis,
+  redis: RedisClient,
   registry: Registry,
   log: Logger,
 ): RegionImages {

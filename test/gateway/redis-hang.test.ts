@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { freePort } from '../../infra/ports';
 import { startEphemeralRedis, type EphemeralRedis } from '../../infra/redis-server';
 import { RedisRequestRateLimiter } from '../../gateway/rate-limit';
-import { createRedis, type Redis } from '../../runtime/redis';
+import { createRedis, type RedisClient } from '../../runtime/redis';
 import { generateFrame, startTestGateway, TestSocket, uniqueRequestId, type TestGateway } from './harness';
 
 const COMMAND_TIMEOUT_MS = 300;
@@ -14,7 +14,7 @@ const COMMAND_TIMEOUT_MS = 300;
 void describe('while Redis hangs', () => {
   let server: EphemeralRedis;
   let gw: TestGateway;
-  let limiterRedis: Redis;
+  let limiterRedis: RedisClient;
   let stopped = false;
   const pid = (): number => {
     const id = server.process?.process.pid;

@@ -22,7 +22,7 @@ describe('RedisApiKeyStore', () => {
 
     const everything =
       JSON.stringify(await r.redis.keys(`${r.prefix}keys-*`)) +
-      JSON.stringify(await r.redis.hgetall(`${r.prefix}keys-apikeys`));
+      JSON.stringify(await r.redis.hgetall(`${r.prefix}keys-{apikeys}`));
     assert.ok(!everything.includes(created.key), 'only the digest is stored');
     assert.deepEqual(
       (await store.list()).map((k) => [k.keyId, k.userId]),
