@@ -34,6 +34,7 @@ const COMMANDS = {
   generate: 'dist/client/generate-cli.js',
   admin: 'dist/client/admin-cli.js',
   provision: 'dist/infra/provision.js',
+  'stack:cluster': 'dist/infra/stack-cluster.js',
 };
 
 /**
@@ -42,6 +43,7 @@ const COMMANDS = {
  */
 const SOURCE_COMMANDS = {
   'test:unit': { source: 'infra/run-tests.ts', args: ['--unit'], build: false },
+  'test:cluster': { source: 'infra/run-tests.ts', args: ['--cluster'], build: true },
   'bench:load': { source: 'bench/load.ts', args: [], build: true },
   chaos: { source: 'infra/chaos.ts', args: [], build: true },
 };

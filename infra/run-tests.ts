@@ -8,6 +8,9 @@
 //   npm test -- gateway               files whose path contains "gateway"
 //   npm test -- --test-name-pattern=replay   extra flags go to `node --test`
 //   npm run test:unit                 the unit tier (UNIT_TIER below), in well under a minute
+//   npm run test:cluster              the cluster tier (CLUSTER_TIER): the same processes on a Temporal server built
+//                                     from go.temporal.io/server on PostgreSQL and a Redis Cluster; .ci/run runs it
+//                                     after `npm test`, since a first build of the server takes minutes
 //
 // Each file runs in its own `node --test` process group with a wall-clock limit. A file whose process outlives
 // it (a teardown that never finishes, a handler that swallows SIGTERM) is killed, and the run names the file and
@@ -17,6 +20,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { killChildrenOnExit } from './processes';
 import { resolvePrometheus, resolveRedisServer, resolveTemporalCli } from './provision';
+import { resolveKubeconform } from './provision-kubeconform';
+import { resolveKustomize } from './provision-kustomize';
+import { resolvePostgres } from './provision-postgres';
+import { resolveTemporalServer } from './provision-temporal-server';
 import { startEphemeralRedis } from './redis-server';
 import { repoRoot } from './repo-root';
 import { runTestFile, type FileOutcome } from './test-file-runner';
@@ -41,6 +48,12 @@ export const UNIT_TIER: readonly string[] = [
   'test/runtime/object-store.test.ts',
   'test/infra/lockfile.test.ts',
 ];
+
+/**
+ * The cluster tier: tests of the distributed engines (issue 14), left out of a plain `npm test` (a first build of the
+ * Temporal server takes about 7 minutes on two cores) and run by `npm run test:cluster`, or by naming them.
+ */
+export const CLUSTER_TIER: readonly string[] = ['test/cluster'];
 
 /** Every `*.test.ts` under `dir`, sorted so runs are reproducible. */
 async function findTestFiles(dir: string): Promise<string[]> {
@@ -68,7 +81,8 @@ async function findTestFiles(dir: string): Promise<string[]> {
  */
 export async function selectTestFiles(root: string, filters: readonly string[]): Promise<string[]> {
   const all = await findTestFiles(path.join(root, 'test'));
-  if (filters.length === 0) return all;
+  const clusterDirs = CLUSTER_TIER.map((dir) => path.join(root, dir) + path.sep);
+  if (filters.length === 0) return all.filter((f) => !clusterDirs.some((dir) => f.startsWith(dir)));
   const selected = new Set<string>();
   for (const filter of filters) {
     const asPath = path.resolve(root, filter);
@@ -84,7 +98,10 @@ export async function selectTestFiles(root: string, filters: readonly string[]):
 }
 
 /** Environment of the test files: the servers of a full run, or, for the unit tier, addresses where nothing answers. */
-async function prepareServers(unit: boolean): Promise<{ env: NodeJS.ProcessEnv; stop: () => Promise<void> }> {
+async function prepareServers(
+  unit: boolean,
+  cluster: boolean,
+): Promise<{ env: NodeJS.ProcessEnv; stop: () => Promise<void> }> {
   const base: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
   if (unit) {
     // A unit-tier test that reaches for Redis or Temporal fails at once instead of passing on a developer's servers.
@@ -98,6 +115,19 @@ async function prepareServers(unit: boolean): Promise<{ env: NodeJS.ProcessEnv; 
   const temporalCli = await resolveTemporalCli({ log });
   const redisServer = await resolveRedisServer({ log });
   const prom = await resolvePrometheus({ log });
+  // Built here rather than inside a test file's time limit: kubeconform and kustomize (the manifest test), and for
+  // the cluster tier the Temporal server and PostgreSQL.
+  const [kubeconform, kustomize] = await Promise.all([resolveKubeconform({ log }), resolveKustomize({ log })]);
+  const clusterEnv: NodeJS.ProcessEnv = {};
+  if (cluster) {
+    const postgres = await resolvePostgres({ log });
+    const server = await resolveTemporalServer({ log });
+    Object.assign(clusterEnv, {
+      POSTGRES_BIN_DIR: postgres.binDir,
+      TEMPORAL_SERVER_PATH: server.server,
+      TEMPORAL_SQL_TOOL_PATH: server.sqlTool,
+    });
+  }
   killChildrenOnExit();
   const redis = await startEphemeralRedis();
   process.stderr.write(`[test] Temporal CLI ${temporalCli}\n[test] redis-server ${redisServer} on ${redis.url}\n`);
@@ -109,6 +139,9 @@ async function prepareServers(unit: boolean): Promise<{ env: NodeJS.ProcessEnv; 
       REDIS_URL: redis.url,
       PROMETHEUS_PATH: prom.prometheus,
       PROMTOOL_PATH: prom.promtool,
+      KUBECONFORM_PATH: kubeconform,
+      KUSTOMIZE_PATH: kustomize,
+      ...clusterEnv,
     },
     stop: () => redis.stop(),
   };
@@ -133,15 +166,19 @@ function summarize(outcomes: readonly FileOutcome[], startedAt: number): string 
 async function main(argv: string[]): Promise<number> {
   const root = repoRoot();
   const unit = argv.includes('--unit');
-  const nodeTestFlags = argv.filter((a) => a.startsWith('--') && a !== '--unit');
+  const cluster = argv.includes('--cluster');
+  const nodeTestFlags = argv.filter((a) => a.startsWith('--') && a !== '--unit' && a !== '--cluster');
   const filters = argv.filter((a) => !a.startsWith('--'));
-  const files = await selectTestFiles(root, unit && filters.length === 0 ? UNIT_TIER : filters);
+  const tier = unit ? UNIT_TIER : cluster ? CLUSTER_TIER : [];
+  const files = await selectTestFiles(root, filters.length === 0 ? tier : filters);
+  // Naming a cluster test runs it with the cluster tier's servers.
+  const needsCluster = cluster || files.some((f) => CLUSTER_TIER.some((dir) => f.startsWith(path.join(root, dir))));
   if (files.length === 0) {
     process.stderr.write(`No test files match ${filters.length > 0 ? filters.join(' ') : 'test/**/*.test.ts'}\n`);
     return 1;
   }
   const startedAt = Date.now();
-  const servers = await prepareServers(unit);
+  const servers = await prepareServers(unit, needsCluster);
   const reportDir = await fs.mkdtemp(path.join(os.tmpdir(), 'atelier-test-reports-'));
   process.stderr.write(`[test] ${files.length} test file(s)${unit ? ' (unit tier: no Temporal, no Redis)' : ''}\n`);
   const outcomes: FileOutcome[] = [];
