@@ -127,7 +127,10 @@ export function createRedis(
     {
       redisOptions: { ...common, username, password },
       clusterRetryStrategy: retryDelayMs,
-      enableAutoPipelining: true,
+      // No auto-pipelining on a Cluster: ioredis groups auto-pipelined commands by the slot of their first argument,
+      // which for EVALSHA and script commands (the rate limiter's, the event log's) is not a key, and a group that
+      // spans slots throws inside ioredis where nothing can catch it (ioredis issues 2109, 1931): the gateway crashed
+      // on the first burst of logins. Single-server clients keep it.
     },
   );
 }

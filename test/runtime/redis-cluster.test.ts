@@ -164,6 +164,31 @@ describe('Atelier on a three-master Redis Cluster', () => {
     assert.deepEqual(await other.consume('frank'), { allowed: true }, 'another user has their own budget');
   });
 
+  test("a burst of logins, rate-limit checks and event appends at once, as a gateway's burst makes them", async () => {
+    // Issued in the same tick, so a client that auto-pipelines would group scripts by their first argument (not a
+    // key) across slots and throw inside ioredis (bench:load's burst crashed the gateway that way).
+    const client = await connectReady('burst');
+    const limiter = new RedisRequestRateLimiter(client, `${prefix}burst:`, 1_000);
+    const sessions = new RedisSessionStore(client, `${prefix}burst:`, 60);
+    const log = new RedisEventLog(client, { prefix: `${prefix}burst:` });
+    const keys = new RedisApiKeyStore(client, `${prefix}burst:`);
+    const n = 150;
+    const results = await Promise.allSettled(
+      Array.from({ length: n }, (_, i) => [
+        limiter.consume(`user-${i}`),
+        sessions.create({ connectionId: `c-${i}`, userId: `user-${i}`, gatewayId: 'gw', connectedAt: i }),
+        log.append(`burst-${i}`, { type: 'progress', step: 1, totalSteps: 4 }),
+        keys.authenticate(`bench-key-${i}`),
+      ]).flat(),
+    );
+    const failed = results.filter((r) => r.status === 'rejected');
+    assert.deepEqual(
+      failed.map((r) => String((r as PromiseRejectedResult).reason)),
+      [],
+    );
+    assert.equal(client.status, 'ready');
+  });
+
   test('sessions are created, read, refreshed and deleted', async () => {
     const sessions = new RedisSessionStore(redis, prefix, 60);
     const record = { connectionId: 'c-1', userId: 'alice', gatewayId: 'gw-1', connectedAt: 1_700_000_000_000 };
