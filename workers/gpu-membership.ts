@@ -10,6 +10,7 @@ import { BREAKER_STATE_VALUE } from '../core/circuit-breaker';
 import { HEALTH_CHECK } from '../core/worker-health';
 import type { ModelName } from '../core/models';
 import type { InferenceBackend } from '../inference/backend';
+import type { DeviceMemory } from '../inference/telemetry';
 import type { Logger } from '../runtime/logger';
 import { atelierCounter, atelierGauge } from '../runtime/metrics';
 import { ModelBreakers } from '../runtime/model-breakers';
@@ -69,13 +70,19 @@ export function createMembership(deps: MembershipDeps): Membership {
       .catch((err: unknown) => log.warn({ err }, 'could not record the replacement report'));
   };
   const intervalMs = deps.intervalMs ?? HEALTH_CHECK.intervalMs;
+  // The health probes read device memory every interval; /readyz shows the last reading. onnxruntime-node has no API
+  // for what a session holds on the device, so the figure is the driver's (nvidia-smi) or the simulated GPU's model;
+  // a CPU worker has none and /readyz leaves the field out.
+  let lastMemory: DeviceMemory | undefined;
+  const source = deps.memory;
+  const memory = source ? () => source().then((m) => (lastMemory = m)) : undefined;
   const temporalProbe = deps.temporal ? frontendProbe(deps.temporal.address, intervalMs) : undefined;
   const health = new GpuHealth({
     supervised,
     backends: deps.backends,
     models: [...deps.byModel.keys()],
     redis: deps.redis,
-    memory: deps.memory,
+    memory,
     onCuda: deps.onCuda,
     log,
     intervalMs,
@@ -127,6 +134,7 @@ export function createMembership(deps: MembershipDeps): Membership {
       holds: supervised.heldFor(),
       health: health.describe(),
       faults: faults.describe(),
+      ...(lastMemory ? { deviceMemory: lastMemory } : {}),
     }),
     liveness: () => ({ ready: health.live, ...(health.live ? {} : { failing: 'device' }) }),
     markDraining: () => control.markDraining(),

@@ -1,6 +1,7 @@
 // The ONNX backend's own counters, reported in status().counters for operators and tests (the backend adds gauges
 // and model file counters next to them). One object per backend: the pass wiring and the per-request bookkeeping
 // both count into it, so the names and their order in status() stay fixed in one place.
+import type { PassTimings } from './pass';
 
 export interface OnnxBackendCounters {
   requests: number;
@@ -20,6 +21,12 @@ export interface OnnxBackendCounters {
    */
   passMs: number;
   sessionRunMs: number;
+  /** sessionRunMs by model, and the pipeline's own work by stage (PassTimings), ms summed over passes. */
+  textEncoderMs: number;
+  unetMs: number;
+  stepMathMs: number;
+  vaeMs: number;
+  pixelsMs: number;
 }
 
 export function zeroCounters(): OnnxBackendCounters {
@@ -35,5 +42,21 @@ export function zeroCounters(): OnnxBackendCounters {
     droppedMembers: 0,
     passMs: 0,
     sessionRunMs: 0,
+    textEncoderMs: 0,
+    unetMs: 0,
+    stepMathMs: 0,
+    vaeMs: 0,
+    pixelsMs: 0,
   };
+}
+
+/** Adds a finished pass's time split to the counters. */
+export function addPassTimings(counters: OnnxBackendCounters, timings: PassTimings): void {
+  counters.passMs += timings.totalMs;
+  counters.sessionRunMs += timings.sessionRunMs;
+  counters.textEncoderMs += timings.textEncoderMs;
+  counters.unetMs += timings.unetMs;
+  counters.stepMathMs += timings.stepMathMs;
+  counters.vaeMs += timings.vaeMs;
+  counters.pixelsMs += timings.pixelsMs;
 }

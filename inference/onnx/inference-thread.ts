@@ -124,7 +124,7 @@ async function handle(message: ToThread): Promise<void> {
             : {}),
         });
         entry.peakRss = Math.max(entry.peakRss, process.memoryUsage.rss());
-        // Each image owns its ArrayBuffer, so the pixels are transferred rather than cloned.
+        // Each image owns its ArrayBuffer, so its planes are transferred rather than cloned.
         post(
           {
             type: 'pass-done',
@@ -133,7 +133,7 @@ async function handle(message: ToThread): Promise<void> {
             timings: result.timings,
             report: await report(message.spec.model, entry),
           },
-          result.images.map((img) => img.rgba.buffer as ArrayBuffer),
+          result.images.map((img) => img.planes.buffer as ArrayBuffer),
         );
       } catch (err) {
         post({ type: 'pass-failed', passId, error: serializeError(err) });

@@ -6,13 +6,14 @@ import type { ModelName } from '../../core/models';
 import { createLogger, type Logger } from '../../runtime/logger';
 import { epochMs, InferenceError } from '../backend';
 import type { BackendStatus, GeneratedImage, InferenceBackend, InferenceHooks, InferenceJob } from '../backend';
-import { zeroCounters } from './backend-counters';
+import { addPassTimings, zeroCounters } from './backend-counters';
 import { OutOfMemoryBatchCap } from './batch-cap';
 import { DynamicBatcher, type BatchKey } from './batcher';
 import { ModelLoader } from './model-loader';
 import { ModelRegistry, ModelStore, type RegistryModel } from './model-registry';
-import type { OnnxBackendOptions } from './options';
+import { defaultPngThreads, type OnnxBackendOptions } from './options';
 import { PngEncoderPool } from './png-encoder-pool';
+import { sessionOptions } from './session-options';
 import { abortable, cancelledError, RequestTracker, validateJob } from './request-state';
 import type { MemberState } from './request-state';
 import { passFailure, reportPassStages, type RunningPass } from './pass-outcome';
@@ -63,7 +64,7 @@ export class OnnxBackend implements InferenceBackend {
       }),
       onThreadAvailable: () => this.batcher.pump(),
     });
-    this.encoder = new PngEncoderPool(options.pngThreads, this.logger);
+    this.encoder = new PngEncoderPool(options.pngThreads || defaultPngThreads(), this.logger);
     this.batcher = new DynamicBatcher<MemberState>({
       maxQueueDelayMs: options.maxQueueDelayMs,
       capFor: (model) => this.batchCap(model),
@@ -89,6 +90,14 @@ export class OnnxBackend implements InferenceBackend {
     for (const model of options.preload) {
       if (!registry.get(model)) throw new TypeError(`preload: ${model} is not in the registry ${options.registryPath}`);
     }
+    backend.logger.debug(
+      {
+        sessionOptions: sessionOptions({ ...options, deviceId: options.deviceIds[0] ?? 0 }),
+        inferenceThreads: options.threads,
+        pngThreads: options.pngThreads || defaultPngThreads(),
+      },
+      'ONNX backend starting',
+    );
     backend.encoder.start();
     await backend.pool.start();
     backend.started = true;
@@ -190,17 +199,16 @@ export class OnnxBackend implements InferenceBackend {
     this.counters.passes++;
     if (pass.members.length > 1) this.counters.batchedMembers += pass.members.length;
     this.counters.maxBatchSeen = Math.max(this.counters.maxBatchSeen, pass.members.length);
-    this.counters.passMs += outcome.timings.totalMs;
-    this.counters.sessionRunMs += outcome.timings.sessionRunMs;
+    addPassTimings(this.counters, outcome.timings);
     this.oomCap.recordSuccess(pass.key.model);
-    const pixels = new Map(outcome.images.map((i) => [i.memberId, i.rgba]));
+    const pixels = new Map(outcome.images.map((i) => [i.memberId, i.planes]));
     const served = pass.members.filter((m) => m.state === 'running' && pixels.has(m.id)).map((m) => m.request);
     reportPassStages(pass, outcome.timings, new Set(served));
     for (const m of pass.members) {
       if (m.state !== 'running') continue;
       m.pass = undefined;
-      const rgba = pixels.get(m.id);
-      if (!rgba || m.request.cancelled || m.request.settled) {
+      const planes = pixels.get(m.id);
+      if (!planes || m.request.cancelled || m.request.settled) {
         // Cancelled during its last step (the thread did not decode it), or its request already failed.
         m.state = 'dropped';
         this.requests.finishCancellation(m.request);
@@ -208,7 +216,7 @@ export class OnnxBackend implements InferenceBackend {
       }
       m.state = 'encoding';
       const encodeStart = epochMs();
-      this.encoder.encode(rgba, pass.key.width, pass.key.height).then(
+      this.encoder.encode(planes, pass.key.width, pass.key.height).then(
         (png) => {
           m.request.hooks.onStage?.('png', encodeStart, epochMs());
           this.requests.imageEncoded(m, png, pass.key.steps);

@@ -23,7 +23,7 @@ export interface RunningPass extends MemberPass {
 export function reportPassStages(pass: RunningPass, timings: PassTimings, requests: Iterable<RequestState>): void {
   const stages: [InferenceStage, number][] = [
     ['text_encoder', timings.textEncoderMs],
-    ['denoise', timings.unetMs],
+    ['denoise', timings.unetMs + timings.stepMathMs],
     ['vae', timings.vaeMs],
     ['postprocess', timings.pixelsMs],
   ];

@@ -28,8 +28,8 @@ export interface PassControl {
 
 export interface PassImage {
   readonly memberId: number;
-  /** width x height x 4 bytes, RGBA. */
-  readonly rgba: Uint8Array;
+  /** The VAE's output for this image: 3 x height x width floats in [-1, 1], in a buffer of its own. */
+  readonly planes: Float32Array;
 }
 
 /** Wall-clock split of one pass, milliseconds. */
@@ -39,8 +39,10 @@ export interface PassTimings {
   readonly sessionRunMs: number;
   readonly textEncoderMs: number;
   readonly unetMs: number;
+  /** Host arithmetic between UNet runs: scaling the latents into the UNet's input, guidance, the scheduler. */
+  readonly stepMathMs: number;
   readonly vaeMs: number;
-  /** Float planes to RGBA. */
+  /** Splitting the decoded planes into one buffer per image. */
   readonly pixelsMs: number;
 }
 

@@ -7,8 +7,10 @@
 //
 // A pass runs in named stages, as diffusers' StableDiffusionPipeline.__call__ does: prepareLatents (seeded noise per
 // member), encodePrompt (text encoder, negative prompts too under classifier-free guidance), denoise (the scheduler's
-// steps, each with one UNet run in predictNoise), decode (VAE) and postProcess (RGBA pixels; PNG encoding happens in
-// the PNG encoder threads).
+// steps, each with one UNet run), decode (VAE) and postProcess (one buffer of float planes per image, handed to the
+// PNG encoder threads, which turn them into bytes). Every stage works on the whole batch at once: one text encoder
+// run, one UNet run per step, one VAE run, and the arithmetic between them as single loops over all members' latents,
+// which live back to back in one buffer.
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,12 +18,13 @@ import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { ClipPromptTokenizer } from './clip-tokenizer';
 import { SeededGaussian } from './noise';
-import type { PassControl, PassImage, PassMember, PassParams, PassResult, PassTimings } from './pass';
-import { toRgba } from './png';
+import type { PassControl, PassImage, PassMember, PassParams, PassResult } from './pass';
+import { dropCancelled, PassClock, type PassState, type PromptEmbeddings } from './pass-state';
 import { createScheduler, resolveSchedulerKind } from './schedulers';
 import type { DenoisingScheduler, SchedulerChoice, SchedulerConfig } from './schedulers';
-import { contextTensor, exportLayout, fillSample, guidedPrediction, IncompatibleExportError } from './tensors';
-import { scaledLatents, timestepCondTensor, timestepTensor, tokenIdsTensor, type ExportLayout } from './tensors';
+import { contextTensor, exportLayout, IncompatibleExportError, scaledLatents, tokenIdsTensor } from './tensors';
+import type { ExportLayout } from './tensors';
+import { UnetBatch } from './unet-batch';
 
 export { IncompatibleExportError } from './tensors';
 
@@ -42,72 +45,6 @@ export interface PipelineLoadOptions {
   readonly sessionOptions: ort.InferenceSession.SessionOptions;
 }
 
-/** A member still in the pass: its seeded noise, its latents, and its text embeddings once encoded. */
-interface ActiveMember {
-  readonly member: PassMember;
-  readonly noise: SeededGaussian;
-  readonly latents: Float32Array;
-  cond: Float32Array;
-  uncond: Float32Array | undefined;
-}
-
-/** Where a pass's time went: inside each model's session.run, and on pixels, since the pass started. */
-class PassClock {
-  private readonly started = performance.now();
-  textEncoderMs = 0;
-  unetMs = 0;
-  vaeMs = 0;
-  pixelsMs = 0;
-
-  timings(): PassTimings {
-    const { textEncoderMs, unetMs, vaeMs, pixelsMs } = this;
-    const sessionRunMs = textEncoderMs + unetMs + vaeMs;
-    return { totalMs: performance.now() - this.started, sessionRunMs, textEncoderMs, unetMs, vaeMs, pixelsMs };
-  }
-}
-
-/** One pass as it moves through the stages. */
-interface PassState {
-  readonly params: PassParams;
-  readonly control: PassControl;
-  readonly clock: PassClock;
-  readonly latentDims: readonly [channels: number, height: number, width: number];
-  /** Floats in one member's latents. */
-  readonly latentSize: number;
-  readonly scheduler: DenoisingScheduler;
-  /** Classifier-free guidance: the UNet sees every member twice, unconditional rows first. */
-  readonly guided: boolean;
-  /** Members not cancelled so far, in pass order. */
-  active: ActiveMember[];
-}
-
-/** The text encoder's output layout: one row per prompt, seqLen tokens of contextDim floats. */
-interface PromptEmbeddings {
-  readonly seqLen: number;
-  readonly contextDim: number;
-}
-
-/** The UNet inputs that stay the same while no member leaves the pass. */
-interface UnetBatch {
-  /** UNet rows: each member twice under guidance. */
-  readonly rows: number;
-  readonly context: ort.Tensor;
-  /** The `sample` data, rewritten each step (session.run has returned before it is written again). */
-  readonly sample: Float32Array;
-  readonly timestepCond: ort.Tensor | undefined;
-}
-
-/** Takes the members cancelled since the last check out of the pass, reporting each; true when it took any. */
-function dropCancelled(pass: PassState, completedSteps: number): boolean {
-  const before = pass.active.length;
-  pass.active = pass.active.filter((a) => {
-    if (!pass.control.isCancelled(a.member.memberId)) return true;
-    pass.control.onDropped(a.member.memberId, completedSteps);
-    return false;
-  });
-  return pass.active.length !== before;
-}
-
 export class StableDiffusionPipeline {
   private constructor(
     readonly textEncoder: ort.InferenceSession,
@@ -125,6 +62,8 @@ export class StableDiffusionPipeline {
 
   /** What varies between exports, checked when the sessions are created. */
   private readonly layout: ExportLayout;
+  /** Schedulers by step count (see scheduler()). */
+  private readonly schedulers = new Map<number, DenoisingScheduler>();
 
   static async load(options: PipelineLoadOptions): Promise<StableDiffusionPipeline> {
     const { dir } = options;
@@ -172,7 +111,7 @@ export class StableDiffusionPipeline {
   /** One batched pass. Cancelled members leave it before text encoding, before each step and before decoding. */
   async run(members: readonly PassMember[], params: PassParams, control: PassControl): Promise<PassResult> {
     const pass = this.startPass(params, control);
-    pass.active = this.prepareLatents(pass, members);
+    this.prepareLatents(pass, members);
     dropCancelled(pass, 0);
     if (pass.active.length === 0) return { images: [], timings: pass.clock.timings() };
     const prompt = await this.encodePrompt(pass);
@@ -191,18 +130,44 @@ export class StableDiffusionPipeline {
       throw new RangeError(`width and height must be multiples of ${VAE_SCALE}`);
     }
     const latentDims = [LATENT_CHANNELS, height / VAE_SCALE, width / VAE_SCALE] as const;
-    const scheduler = createScheduler(this.schedulerChoice, this.schedulerConfig, params.steps);
+    const scheduler = this.scheduler(params.steps);
     const guided = this.usesGuidance(params.guidanceScale);
     const latentSize = latentDims[0] * latentDims[1] * latentDims[2];
-    return { params, control, clock, latentDims, latentSize, scheduler, guided, active: [] };
+    return {
+      params,
+      control,
+      clock,
+      latentDims,
+      latentSize,
+      scheduler,
+      guided,
+      active: [],
+      latents: new Float32Array(0),
+    };
   }
 
-  /** Each member's starting latents: noise from its own seed, scaled to the scheduler's initial sigma. */
-  private prepareLatents(pass: PassState, members: readonly PassMember[]): ActiveMember[] {
-    return members.map((member) => {
+  /**
+   * The scheduler for `steps` steps. A scheduler holds only its timesteps and sigmas (the noise is each member's), so
+   * passes with the same steps share one; building one costs more than a small model's pass spends between its runs.
+   */
+  private scheduler(steps: number): DenoisingScheduler {
+    let scheduler = this.schedulers.get(steps);
+    if (!scheduler) {
+      scheduler = createScheduler(this.schedulerChoice, this.schedulerConfig, steps);
+      if (this.schedulers.size >= 32) this.schedulers.clear();
+      this.schedulers.set(steps, scheduler);
+    }
+    return scheduler;
+  }
+
+  /** Each member's starting latents, from its own seed, scaled to the scheduler's initial sigma, back to back. */
+  private prepareLatents(pass: PassState, members: readonly PassMember[]): void {
+    const size = pass.latentSize;
+    pass.latents = new Float32Array(members.length * size);
+    pass.active = members.map((member, k) => {
       const noise = new SeededGaussian(member.seed);
-      const latents = noise.fill(new Float32Array(pass.latentSize), pass.scheduler.initNoiseSigma);
-      return { member, noise, latents, cond: new Float32Array(0), uncond: undefined };
+      noise.fill(pass.latents.subarray(k * size, (k + 1) * size), pass.scheduler.initNoiseSigma);
+      return { member, noise, promptRow: -1 };
     });
   }
 
@@ -213,23 +178,19 @@ export class StableDiffusionPipeline {
     const condOffset = guided ? active.length : 0;
     const rows = condOffset + active.length;
     const ids = new Int32Array(rows * seqLen);
-    active.forEach((a, k) => {
+    // Members cancelled before encoding are not encoded: promptRow counts the ones that are.
+    const encodedMembers = active.map((a, k) => ({ ...a, promptRow: k }));
+    encodedMembers.forEach((a, k) => {
       if (guided) this.tokenizer.encodeInto(a.member.negativePrompt, ids, k * seqLen);
       this.tokenizer.encodeInto(a.member.prompt, ids, (condOffset + k) * seqLen);
     });
+    pass.active = encodedMembers;
     const idsTensor = tokenIdsTensor(this.layout.inputIds, ids, rows, seqLen);
     const output = this.layout.hiddenStateOutput;
     const t0 = performance.now();
-    const encoded = (await this.textEncoder.run({ input_ids: idsTensor }, [output]))[output];
+    const hidden = (await this.textEncoder.run({ input_ids: idsTensor }, [output]))[output] as ort.Tensor;
     pass.clock.textEncoderMs += performance.now() - t0;
-    const hidden = (encoded as ort.Tensor).data as Float32Array;
-    const contextDim = (encoded as ort.Tensor).dims[2] as number;
-    const rowSize = seqLen * contextDim;
-    active.forEach((a, k) => {
-      a.uncond = guided ? hidden.slice(k * rowSize, (k + 1) * rowSize) : undefined;
-      a.cond = hidden.slice((condOffset + k) * rowSize, (condOffset + k + 1) * rowSize);
-    });
-    return { seqLen, contextDim };
+    return { hidden, encoded: active.length, seqLen, contextDim: hidden.dims[2] as number };
   }
 
   /**
@@ -237,23 +198,23 @@ export class StableDiffusionPipeline {
    * rebuilt without them); after each, control hears the step and who is still in. Returns early if no one is.
    */
   private async denoise(pass: PassState, prompt: PromptEmbeddings): Promise<void> {
-    const { steps, guidanceScale } = pass.params;
-    const guidedNoise = new Float32Array(pass.latentSize);
+    const { steps } = pass.params;
+    const { scheduler, clock } = pass;
     let batch: UnetBatch | undefined;
     for (let i = 0; i < steps; i++) {
       if (dropCancelled(pass, i)) batch = undefined;
       if (pass.active.length === 0) return;
       batch ??= this.unetBatch(pass, prompt);
-      const out = await this.predictNoise(pass, batch, i);
-      const n = pass.active.length;
-      pass.active.forEach((a, k) => {
-        let noisePred: Float32Array;
-        if (pass.guided) {
-          guidedPrediction(out, k, n, guidanceScale, guidedNoise);
-          noisePred = guidedNoise;
-        } else noisePred = out.subarray(k * pass.latentSize, (k + 1) * pass.latentSize);
-        pass.scheduler.step(i, noisePred, a.latents, a.noise);
-      });
+      const t0 = performance.now();
+      batch.prepare(pass.latents, scheduler.inputScale(i), scheduler.timesteps[i] as number);
+      const t1 = performance.now();
+      pass.control.beforeUnet?.(pass.active.length);
+      await batch.run(this.unet);
+      const t2 = performance.now();
+      const noises = pass.active.map((a) => a.noise);
+      scheduler.step(i, batch.prediction(), pass.latents, noises);
+      clock.unetMs += t2 - t1;
+      clock.stepMathMs += t1 - t0 + (performance.now() - t2);
       pass.control.onStep(
         i + 1,
         steps,
@@ -262,52 +223,31 @@ export class StableDiffusionPipeline {
     }
   }
 
-  /** The UNet inputs for the members now in the pass; for SD's text encoder the context is 77 x 768 floats a row. */
+  /** The UNet inputs and output buffers for the members now in the pass. */
   private unetBatch(pass: PassState, prompt: PromptEmbeddings): UnetBatch {
     const { active, guided } = pass;
-    const rows = guided ? 2 * active.length : active.length;
-    const cond = active.map((a) => a.cond);
-    const uncond = guided ? active.map((a) => a.uncond as Float32Array) : undefined;
-    const timestepCond = this.layout.timestepCond;
-    return {
-      rows,
-      context: contextTensor(cond, uncond, prompt.seqLen, prompt.contextDim),
-      sample: new Float32Array(rows * pass.latentSize),
-      timestepCond: timestepCond ? timestepCondTensor(timestepCond, pass.params.guidanceScale, rows) : undefined,
-    };
-  }
-
-  /** One UNet run at step `step` on every member's scaled latents; returns its output, batch.rows predictions. */
-  private async predictNoise(pass: PassState, batch: UnetBatch, step: number): Promise<Float32Array> {
-    const { scheduler } = pass;
-    fillSample(
-      batch.sample,
-      pass.active.map((a) => a.latents),
-      scheduler.inputScale(step),
-      pass.guided,
-    );
-    const feeds: Record<string, ort.Tensor> = {
-      sample: new ort.Tensor('float32', batch.sample, [batch.rows, ...pass.latentDims]),
-      timestep: timestepTensor(this.layout.timestep, scheduler.timesteps[step] as number, batch.rows),
-      encoder_hidden_states: batch.context,
-    };
-    if (batch.timestepCond) feeds.timestep_cond = batch.timestepCond;
-    pass.control.beforeUnet?.(pass.active.length);
-    const output = this.layout.unetOutput;
-    const t0 = performance.now();
-    const out = ((await this.unet.run(feeds, [output]))[output] as ort.Tensor).data as Float32Array;
-    pass.clock.unetMs += performance.now() - t0;
-    return out;
+    const unchanged = active.length === prompt.encoded;
+    // While every encoded member is in, the encoder's output already has the UNet's row order.
+    const context = unchanged
+      ? prompt.hidden
+      : contextTensor(
+          prompt.hidden.data as Float32Array,
+          prompt.encoded,
+          active.map((a) => a.promptRow),
+          guided,
+          prompt.seqLen,
+          prompt.contextDim,
+        );
+    const { latentDims } = pass;
+    const { guidanceScale } = pass.params;
+    return new UnetBatch(this.layout, { members: active.length, latentDims, guided, guidanceScale }, context);
   }
 
   /** The VAE decoder on every member's unscaled latents in one run; returns RGB planes in [-1, 1]. */
-  private async decode(pass: PassState): Promise<ort.Tensor> {
+  private async decode(pass: PassState): Promise<Float32Array> {
     const { width, height } = pass.params;
     const n = pass.active.length;
-    const latents = scaledLatents(
-      pass.active.map((a) => a.latents),
-      1 / this.vaeScalingFactor,
-    );
+    const latents = scaledLatents(pass.latents, 1 / this.vaeScalingFactor);
     const output = this.layout.vaeOutput;
     const t0 = performance.now();
     const feeds = { latent_sample: new ort.Tensor('float32', latents, [n, ...pass.latentDims]) };
@@ -318,18 +258,17 @@ export class StableDiffusionPipeline {
       const expected = `[${n}, 3, ${height}, ${width}]`;
       throw new IncompatibleExportError(`vae_decoder: produced [${decoded.dims.join(', ')}], expected ${expected}`);
     }
-    return decoded;
+    return decoded.data as Float32Array;
   }
 
-  /** Decoded planes to one RGBA image per member. */
-  private postProcess(pass: PassState, decoded: ort.Tensor): PassImage[] {
-    const { width, height } = pass.params;
-    const imageSize = 3 * width * height;
+  /** The decoded planes as one buffer per member, so each can be transferred to a PNG encoder thread on its own. */
+  private postProcess(pass: PassState, planes: Float32Array): PassImage[] {
+    const imageSize = 3 * pass.params.width * pass.params.height;
     const t0 = performance.now();
-    const pixels = decoded.data as Float32Array;
-    const images = pass.active.map((a, k) => {
-      return { memberId: a.member.memberId, rgba: toRgba(pixels, k * imageSize, width, height) };
-    });
+    const images = pass.active.map((a, k) => ({
+      memberId: a.member.memberId,
+      planes: planes.slice(k * imageSize, (k + 1) * imageSize),
+    }));
     pass.clock.pixelsMs += performance.now() - t0;
     return images;
   }

@@ -1,5 +1,6 @@
-// PNG encoding off both the main thread and the inference threads: a pass's images are compressed here while the
-// inference thread (and its GPU) starts the next pass. Jobs go to the thread with the fewest in flight.
+// PNG encoding off both the main thread and the inference threads: a pass's images are converted to bytes and
+// compressed here while the inference thread (and its GPU) starts the next pass. Jobs go to the thread with the fewest
+// in flight.
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../../runtime/logger';
 import type { EncodeReply, EncodeRequest } from './png-encoder-thread';
@@ -51,13 +52,14 @@ export class PngEncoderPool {
     return thread;
   }
 
-  encode(rgba: Uint8Array, width: number, height: number): Promise<Buffer> {
+  /** Encodes one image's float planes (which must own their ArrayBuffer: it is transferred, not copied). */
+  encode(planes: Float32Array, width: number, height: number): Promise<Buffer> {
     const thread = this.threads.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
     const id = this.nextId++;
     return new Promise<Buffer>((resolve, reject) => {
       thread.pending.set(id, { resolve, reject });
-      const request: EncodeRequest = { id, rgba, width, height };
-      thread.worker.postMessage(request, [rgba.buffer as ArrayBuffer]);
+      const request: EncodeRequest = { id, planes, width, height };
+      thread.worker.postMessage(request, [planes.buffer as ArrayBuffer]);
     });
   }
 

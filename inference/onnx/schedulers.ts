@@ -1,7 +1,8 @@
 // Denoising schedulers, following diffusers' definitions for the configuration keys of scheduler_config.json:
 // EulerDiscreteScheduler (SD 1.x/2.x/XL; with `trailing` timestep spacing it is the scheduler SD-Turbo and
-// SDXL-Turbo ship with for 1-4 steps) and LCMScheduler (latent consistency models, 2-8 steps). Each step works on one
-// image's latents at a time, so a batch's members never mix.
+// SDXL-Turbo ship with for 1-4 steps) and LCMScheduler (latent consistency models, 2-8 steps). A step runs over a
+// whole batch's latents in one loop; every element depends only on its own position, and the LCM's noise comes from
+// each image's own stream, so a batch's members never mix.
 import type { SeededGaussian } from './noise';
 
 /** The keys of diffusers' scheduler_config.json that these schedulers read. */
@@ -48,8 +49,16 @@ export interface DenoisingScheduler {
   readonly initNoiseSigma: number;
   /** Factor the latents are multiplied by before the UNet at step `i` (Euler: 1/sqrt(sigma^2+1)). */
   inputScale(i: number): number;
-  /** Advances one image's latents in place from the UNet's output at step `i`. */
-  step(i: number, modelOutput: Float32Array, sample: Float32Array, noise: SeededGaussian): void;
+  /**
+   * Advances latents in place from the UNet's output at step `i`: one image with its noise stream, or a batch, the
+   * latents of `noise.length` images back to back, image k drawing from noise[k].
+   */
+  step(
+    i: number,
+    modelOutput: Float32Array,
+    sample: Float32Array,
+    noise: SeededGaussian | readonly SeededGaussian[],
+  ): void;
 }
 
 function linspace(start: number, end: number, n: number): number[] {
@@ -193,7 +202,7 @@ class LcmScheduler implements DenoisingScheduler {
     return 1;
   }
 
-  step(i: number, out: Float32Array, sample: Float32Array, noise: SeededGaussian): void {
+  step(i: number, out: Float32Array, sample: Float32Array, noise: SeededGaussian | readonly SeededGaussian[]): void {
     const t = this.timesteps[i] as number;
     const last = i === this.timesteps.length - 1;
     const prevT = last ? t : (this.timesteps[i + 1] as number);
@@ -220,7 +229,11 @@ class LcmScheduler implements DenoisingScheduler {
     if (!last) {
       const a = Math.sqrt(alphaPrev);
       const b = Math.sqrt(1 - alphaPrev);
-      for (let j = 0; j < sample.length; j++) sample[j] = a * (sample[j] as number) + b * noise.next();
+      const streams = Array.isArray(noise) ? (noise as readonly SeededGaussian[]) : [noise as SeededGaussian];
+      const size = sample.length / streams.length;
+      streams.forEach((stream, k) => {
+        for (let j = k * size; j < (k + 1) * size; j++) sample[j] = a * (sample[j] as number) + b * stream.next();
+      });
     }
   }
 }

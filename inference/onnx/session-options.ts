@@ -1,4 +1,10 @@
 // onnxruntime session options of an inference thread; the benchmark's bare session.run loop uses the same ones.
+//
+// Graph nodes that fall back from CUDA or TensorRT to the CPU provider: onnxruntime says so only in its own log, on
+// stderr (a warning "Some nodes were not assigned to the preferred execution providers" and "Memcpy nodes are added
+// to the graph", and at verbose level one "Node(s) placed on [...]" line per provider); onnxruntime-node exposes no
+// count or callback. The warnings print at the default log level, which these options keep; bench/gpu/run.sh counts
+// them and bench/gpu/placement.ts prints the placement per model. The backend logs these options at debug.
 import type { InferenceSession } from 'onnxruntime-node';
 import type { ExecutionProviderName } from './thread-protocol';
 

@@ -1,7 +1,8 @@
 // Tensor helpers of the Stable Diffusion pipeline (pipeline.ts): checking that an export's models have the inputs of
 // the standard diffusers ONNX layout, building the inputs whose dtype or shape varies between exports, and the
-// per-member arithmetic between model runs (latent scaling, classifier-free guidance). Its stages stay readable as
-// the sequence of model runs while the loops that must stay bit-exact live here.
+// arithmetic between model runs (latent scaling, classifier-free guidance), each one loop over the whole batch into
+// buffers the caller allocated once. Its stages stay readable as the sequence of model runs while the loops that must
+// stay bit-exact live here.
 import * as ort from 'onnxruntime-node';
 
 /** An export whose models lack the inputs or outputs of the standard layout. */
@@ -29,11 +30,11 @@ export function exportLayout(textEncoder: Session, unet: Session, vaeDecoder: Se
   if (inputIds.type !== 'int32' && inputIds.type !== 'int64') {
     throw new IncompatibleExportError(`text_encoder: input_ids dtype ${inputIds.type} (expected int32 or int64)`);
   }
-  tensorInput(unet, 'sample', 'unet', true);
-  tensorInput(unet, 'encoder_hidden_states', 'unet', true);
+  float32Input(unet, 'sample', 'unet');
+  float32Input(unet, 'encoder_hidden_states', 'unet');
   const timestep = tensorInput(unet, 'timestep', 'unet', true);
   const timestepCond = tensorInput(unet, 'timestep_cond', 'unet', false);
-  tensorInput(vaeDecoder, 'latent_sample', 'vae_decoder', true);
+  float32Input(vaeDecoder, 'latent_sample', 'vae_decoder');
   return {
     inputIds,
     timestep,
@@ -54,6 +55,18 @@ function tensorInput(session: Session, name: string, model: string, required: bo
   }
   if (!meta.isTensor) throw new IncompatibleExportError(`${model}: input ${name} is not a tensor`);
   return meta;
+}
+
+/**
+ * The pipeline's latents and embeddings are float32 on the host. An fp16 export runs fp16 on the device all the same
+ * when its graph casts at the inputs and outputs (bench/gpu/export_sd_turbo.py writes one); float16 inputs would
+ * need a conversion of every tensor on the host at every step.
+ */
+function float32Input(session: Session, name: string, model: string): void {
+  const meta = tensorInput(session, name, model, true);
+  if (meta.type !== 'float32') {
+    throw new IncompatibleExportError(`${model}: input ${name} is ${meta.type}; float32 inputs and outputs expected`);
+  }
 }
 
 /** Exports name outputs inconsistently; a model's first output stands in for the usual name. */
@@ -108,55 +121,60 @@ export function timestepCondTensor(meta: TensorMeta, guidanceScale: number, batc
   return new ort.Tensor('float32', cond, [batch, dim]);
 }
 
+/** Sets every element of a timestep tensor made by timestepTensor to `value`, reusing its data. */
+export function setTimestep(tensor: ort.Tensor, value: number): void {
+  if (tensor.type === 'int64') (tensor.data as BigInt64Array).fill(BigInt(Math.trunc(value)));
+  else (tensor.data as Float32Array).fill(value);
+}
+
 /**
- * The UNet's `encoder_hidden_states` for a batch: under guidance every member's unconditional row first, then every
- * conditional row, the order the UNet output is read back in.
+ * The UNet's `encoder_hidden_states` for the members still in a pass, from the text encoder's output `hidden` (under
+ * guidance every negative-prompt row, then every prompt row, as encodePrompt ran them): `rows[k]` is member k's row
+ * among the `encoded` prompts. Rows are in the order the UNet output is read back in.
  */
 export function contextTensor(
-  cond: readonly Float32Array[],
-  uncond: readonly Float32Array[] | undefined,
+  hidden: Float32Array,
+  encoded: number,
+  rows: readonly number[],
+  guided: boolean,
   seqLen: number,
   contextDim: number,
 ): ort.Tensor {
   const rowSize = seqLen * contextDim;
-  const offset = uncond ? cond.length : 0;
-  const data = new Float32Array((offset + cond.length) * rowSize);
-  uncond?.forEach((row, k) => data.set(row, k * rowSize));
-  cond.forEach((row, k) => data.set(row, (offset + k) * rowSize));
-  return new ort.Tensor('float32', data, [offset + cond.length, seqLen, contextDim]);
+  const n = rows.length;
+  const halves = guided ? 2 : 1;
+  const data = new Float32Array(halves * n * rowSize);
+  for (let half = 0; half < halves; half++) {
+    rows.forEach((row, k) => {
+      const from = (half * encoded + row) * rowSize;
+      data.set(hidden.subarray(from, from + rowSize), (half * n + k) * rowSize);
+    });
+  }
+  return new ort.Tensor('float32', data, [halves * n, seqLen, contextDim]);
 }
 
-/** Writes each member's latents times `scale` into the UNet's `sample` data, a second time after them all if guided. */
-export function fillSample(into: Float32Array, latents: readonly Float32Array[], scale: number, guided: boolean): void {
-  const n = latents.length;
-  latents.forEach((member, k) => {
-    const size = member.length;
-    const base = k * size;
-    for (let j = 0; j < size; j++) into[base + j] = (member[j] as number) * scale;
-    if (guided) into.copyWithin((n + k) * size, base, base + size);
-  });
+/** Writes the batch's latents times `scale` into the UNet's `sample` data, a second time after them all if guided. */
+export function fillSample(into: Float32Array, latents: Float32Array, scale: number, guided: boolean): void {
+  const total = latents.length;
+  for (let j = 0; j < total; j++) into[j] = (latents[j] as number) * scale;
+  if (guided) into.copyWithin(total, 0, total);
 }
 
 /**
- * Classifier-free guidance for member `k` of `n`, whose unconditional prediction is row k of the UNet output `out`
- * and conditional one row n + k: uncond + guidance * (cond - uncond), written into `into`.
+ * Classifier-free guidance over the whole batch: the UNet output `out` holds every unconditional prediction, then
+ * every conditional one; `into` (one row per member) gets uncond + guidance * (cond - uncond).
  */
-export function guidedPrediction(out: Float32Array, k: number, n: number, guidance: number, into: Float32Array): void {
-  const size = into.length;
-  const u = k * size;
-  const c = (n + k) * size;
-  for (let j = 0; j < size; j++) {
-    const uv = out[u + j] as number;
-    into[j] = uv + guidance * ((out[c + j] as number) - uv);
+export function applyGuidance(out: Float32Array, guidance: number, into: Float32Array): void {
+  const total = into.length;
+  for (let j = 0; j < total; j++) {
+    const uv = out[j] as number;
+    into[j] = uv + guidance * ((out[total + j] as number) - uv);
   }
 }
 
-/** Every member's latents times `factor`, back to back: the VAE decoder's `latent_sample` data. */
-export function scaledLatents(latents: readonly Float32Array[], factor: number): Float32Array {
-  const size = latents[0]?.length ?? 0;
-  const out = new Float32Array(latents.length * size);
-  latents.forEach((member, k) => {
-    for (let j = 0; j < size; j++) out[k * size + j] = (member[j] as number) * factor;
-  });
+/** The batch's latents times `factor`: the VAE decoder's `latent_sample` data. */
+export function scaledLatents(latents: Float32Array, factor: number): Float32Array {
+  const out = new Float32Array(latents.length);
+  for (let j = 0; j < latents.length; j++) out[j] = (latents[j] as number) * factor;
   return out;
 }

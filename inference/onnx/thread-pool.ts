@@ -2,7 +2,7 @@
 // routes their messages to the pass or load that asked, and replaces a thread that dies (its pass fails, retryable).
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../../runtime/logger';
-import type { PassMember, PassParams, PassTimings } from './pass';
+import type { PassImage, PassMember, PassParams, PassTimings } from './pass';
 import type {
   FromThread,
   InferenceThreadConfig,
@@ -33,7 +33,7 @@ export interface PassCallbacks {
 }
 
 export interface PassOutcome {
-  readonly images: readonly { readonly memberId: number; readonly rgba: Uint8Array }[];
+  readonly images: readonly PassImage[];
   readonly timings: PassTimings;
 }
 

@@ -1,7 +1,7 @@
 // Messages between the backend (main thread) and its inference threads. Cancellation does not travel as a
 // message: a pass carries a SharedArrayBuffer of per-member flags that the main thread sets and the inference thread
 // polls between denoising steps, so a cancel lands even while the thread is inside a long session.run.
-import type { PassMember, PassParams, PassTimings } from './pass';
+import type { PassImage, PassMember, PassParams, PassTimings } from './pass';
 import type { SchedulerChoice } from './schedulers';
 
 /** An execution provider as onnxruntime-node takes it. */
@@ -77,8 +77,8 @@ export type FromThread =
   | {
       readonly type: 'pass-done';
       readonly passId: number;
-      /** RGBA pixels per member still in the pass (cancelled members have none). */
-      readonly images: readonly { readonly memberId: number; readonly rgba: Uint8Array }[];
+      /** Float planes per member still in the pass (cancelled members have none). */
+      readonly images: readonly PassImage[];
       readonly timings: PassTimings;
       readonly report: LoadedModelReport;
     }
