@@ -10,16 +10,14 @@ import {
   execFileAsync,
   findOnPath,
   ProvisionError,
-  runStreaming,
   type ProvisionOptions,
 } from './provision-common';
+import { aptGetInstallFenced } from './provision-apt';
 
 /** Oldest major release Temporal's `postgres12` persistence plugin supports. */
 const MIN_MAJOR = 12;
 const DEBIAN_ROOT = '/usr/lib/postgresql';
 const PROGRAMS = ['initdb', 'postgres', 'pg_isready', 'psql'] as const;
-/** Debian's policy hook: exit 101 tells invoke-rc.d / deb-systemd-invoke not to start services. */
-const POLICY_RC_D = '/usr/sbin/policy-rc.d';
 
 export interface PostgresBinaries {
   /** The folder holding every program below. */
@@ -98,35 +96,14 @@ async function checkBinDir(dir: string): Promise<PostgresBinaries | string> {
   return { binDir: dir, initdb: at('initdb'), postgres, pgIsReady: at('pg_isready'), psql: at('psql'), major };
 }
 
-/**
- * `apt-get install postgresql` without leaving a system server running: while apt runs, a policy-rc.d that answers
- * 101 keeps the postinst from starting the package's cluster (only when the machine has no policy of its own).
- * Atelier runs its own server on a private data dir and port; the package's idle cluster stays on disk.
- */
+/** `apt-get install postgresql`; the package's own cluster is not started (Atelier runs a private one). */
 async function aptGetInstallPostgres(
   aptGet: string,
   env: NodeJS.ProcessEnv,
   log: (line: string) => void,
 ): Promise<void> {
   log('PostgreSQL not found; installing Debian package postgresql with apt-get (its service is not started)');
-  const aptEnv = { ...env, DEBIAN_FRONTEND: 'noninteractive' };
-  const placedPolicy = await fs
-    .writeFile(POLICY_RC_D, '#!/bin/sh\n# Written by Atelier provisioning during apt-get install.\nexit 101\n', {
-      mode: 0o755,
-      flag: 'wx',
-    })
-    .then(
-      () => true,
-      () => false,
-    );
-  try {
-    await runStreaming(aptGet, ['update'], aptEnv, log);
-    await runStreaming(aptGet, ['install', '-y', '--no-install-recommends', 'postgresql'], aptEnv, log);
-  } catch (err) {
-    throw new ProvisionError(`${installInstructions()}\napt-get failed: ${errorMessage(err)}`, { cause: err });
-  } finally {
-    if (placedPolicy) await fs.rm(POLICY_RC_D, { force: true });
-  }
+  await aptGetInstallFenced(aptGet, 'postgresql', env, log, installInstructions());
 }
 
 function installInstructions(): string {

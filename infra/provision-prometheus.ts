@@ -10,9 +10,9 @@ import {
   execFileAsync,
   findOnPath,
   ProvisionError,
-  runStreaming,
   type ProvisionOptions,
 } from './provision-common';
+import { aptGetInstallFenced } from './provision-apt';
 
 export interface PrometheusBinaries {
   /** The server. */
@@ -25,10 +25,6 @@ type Tool = 'prometheus' | 'promtool';
 
 const ENV_VAR: Readonly<Record<Tool, string>> = { prometheus: 'PROMETHEUS_PATH', promtool: 'PROMTOOL_PATH' };
 const INSTALL_DIRS = ['/usr/bin', '/usr/local/bin', '/opt/homebrew/bin'];
-/** Debian's policy hook: exit 101 tells invoke-rc.d / deb-systemd-invoke not to start services. */
-const POLICY_RC_D = '/usr/sbin/policy-rc.d';
-const NO_START_POLICY =
-  '#!/bin/sh\n# Written by Atelier provisioning for the length of an apt-get install.\nexit 101\n';
 
 /**
  * Paths of a working prometheus and promtool. Order for each: env PROMETHEUS_PATH / PROMTOOL_PATH (a bad explicit
@@ -86,31 +82,8 @@ async function aptGetInstallPrometheus(
   log: (line: string) => void,
 ): Promise<void> {
   log('prometheus/promtool not found; installing Debian package prometheus with apt-get (its service is not started)');
-  const aptEnv = { ...env, DEBIAN_FRONTEND: 'noninteractive' };
-  const placedPolicy = await placeNoStartPolicy(log);
-  try {
-    await runStreaming(aptGet, ['update'], aptEnv, log);
-    await runStreaming(aptGet, ['install', '-y', '--no-install-recommends', 'prometheus'], aptEnv, log);
-  } catch (err) {
-    throw new ProvisionError(`${installInstructions()}\napt-get failed: ${errorMessage(err)}`, { cause: err });
-  } finally {
-    if (placedPolicy) await fs.rm(POLICY_RC_D, { force: true });
-  }
+  await aptGetInstallFenced(aptGet, 'prometheus', env, log, installInstructions());
   await disableSystemService(env, log);
-}
-
-/** Writes a policy-rc.d that forbids service starts, when none exists; true when we wrote it (and must remove it). */
-async function placeNoStartPolicy(log: (line: string) => void): Promise<boolean> {
-  try {
-    await fs.writeFile(POLICY_RC_D, NO_START_POLICY, { mode: 0o755, flag: 'wx' });
-    log(`wrote ${POLICY_RC_D} (exit 101) so the package starts no service; removed after the install`);
-    return true;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') log(`${POLICY_RC_D} exists already; leaving it as it is`);
-    else log(`could not write ${POLICY_RC_D} (${errorMessage(err)}); the package may start its service`);
-    return false;
-  }
 }
 
 /** Where systemd is the init system, `systemctl disable --now prometheus.service`; a no-op elsewhere. */
