@@ -7,7 +7,7 @@
 import type { RequestEstimate } from '../core/estimate';
 import { isTerminalEvent, type RequestEvent, type SequencedEvent } from '../core/events';
 import { luaScript } from './lua-scripts';
-import { DEFAULT_REDIS_PREFIX, type RedisClient } from './redis';
+import { Cluster, DEFAULT_REDIS_PREFIX, type RedisClient } from './redis';
 
 export interface EventLogOptions {
   /** Prefix of every key and channel; tests use a unique one. @default 'atelier:' */
@@ -184,9 +184,17 @@ interface Follow {
 }
 
 /**
+ * How often a subscriber on a Redis Cluster re-reads every followed log. A Cluster client moves its subscription to
+ * another node when that node's connection ends, without a `ready` event, so messages published during the move are
+ * lost with nothing to say so until the log's next message; a terminal one would leave its client waiting. The sweep
+ * bounds that to a few seconds, at one stream read per followed log per sweep.
+ */
+export const CLUSTER_SWEEP_MS = 5_000;
+
+/**
  * Delivers each followed log's events exactly once and in seq order, including those published before `follow`.
  * Live messages arrive by pub/sub; any gap (a message lost while the connection was down) is filled from the
- * stream, and every followed log is re-read after a reconnect.
+ * stream, every followed log is re-read after a reconnect, and on a Redis Cluster every `sweepMs` as well.
  */
 export class EventSubscriber {
   private readonly follows = new Map<string, Set<Follow>>();
@@ -194,15 +202,25 @@ export class EventSubscriber {
   /** The SUBSCRIBE of each followed log, in flight or done. */
   private readonly subscriptions = new Map<string, Promise<void>>();
 
+  private readonly sweep: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly log: RedisEventLog,
     private readonly sub: RedisClient,
+    /** Re-read every followed log this often, ms; 0: never. @default CLUSTER_SWEEP_MS on a Cluster, else 0 */
+    sweepMs: number = sub instanceof Cluster ? CLUSTER_SWEEP_MS : 0,
   ) {
     sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
     // ioredis re-subscribes on reconnect, but messages published meanwhile are gone: re-read every log.
-    sub.on('ready', () => {
-      for (const set of this.follows.values()) for (const f of set) this.catchUp(f);
-    });
+    sub.on('ready', () => this.catchUpAll());
+    if (sweepMs > 0) {
+      this.sweep = setInterval(() => this.catchUpAll(), sweepMs);
+      this.sweep.unref();
+    }
+  }
+
+  private catchUpAll(): void {
+    for (const set of this.follows.values()) for (const f of set) this.catchUp(f);
   }
 
   /** Starts delivering events with seq > afterSeq; resolves once subscribed. Returns the function that stops it. */
@@ -251,6 +269,7 @@ export class EventSubscriber {
   }
 
   async close(): Promise<void> {
+    if (this.sweep) clearInterval(this.sweep);
     this.follows.clear();
     this.channelToLog.clear();
     this.subscriptions.clear();

@@ -17,7 +17,7 @@ import { startRedisCluster, type RedisCluster } from '../../infra/redis-cluster'
 import { attachRedisCluster } from '../../infra/stack-redis';
 import { RedisApiKeyStore } from '../../runtime/api-key-store';
 import { RedisBreakerStore } from '../../runtime/breaker-store';
-import { RedisEventLog } from '../../runtime/event-log';
+import { CLUSTER_SWEEP_MS, EventSubscriber, RedisEventLog } from '../../runtime/event-log';
 import { GlobalFailureRate } from '../../runtime/global-breaker';
 import { ReplicationLog, replicationStreamKey } from '../../runtime/image-replication';
 import { LiveRequests } from '../../runtime/live-requests';
@@ -162,6 +162,25 @@ describe('Atelier on a three-master Redis Cluster', () => {
       assert.ok(!decision.allowed && decision.retryAfterMs > 0);
     }
     assert.deepEqual(await other.consume('frank'), { allowed: true }, 'another user has their own budget');
+  });
+
+  test('a follower whose subscription was lost still gets the terminal event, from the sweep', async () => {
+    // What a Cluster client's silent move of its subscriber to another node looks like to a follower: messages stop
+    // arriving, with no reconnect to say so. Unsubscribing under the follower's feet does the same.
+    const log = new RedisEventLog(redis, { prefix: `${prefix}sweep:` });
+    const sub = connect('test-sweep-sub');
+    const subscriber = new EventSubscriber(log, sub, 200);
+    closers.push(() => subscriber.close());
+    const got: string[] = [];
+    const id = 'gen:alice:swept';
+    await log.append(id, { type: 'accepted', workflowId: id }, 'accepted');
+    await subscriber.follow(id, 0, (event) => got.push(`${event.seq}:${event.type}`));
+    await sub.unsubscribe(log.keys(id).channel);
+    await log.publish(id, { type: 'completed', images: [] }, 'terminal');
+    await eventually(() => got.length === 2, 5_000, 'the terminal event, read by the sweep');
+    assert.deepEqual(got, ['1:accepted', '2:completed']);
+    // On a Cluster the sweep is on by default; a follower on one server relies on its reconnects instead.
+    assert.equal(CLUSTER_SWEEP_MS, 5_000);
   });
 
   test("a burst of logins, rate-limit checks and event appends at once, as a gateway's burst makes them", async () => {
