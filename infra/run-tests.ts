@@ -55,6 +55,9 @@ export const UNIT_TIER: readonly string[] = [
  */
 export const CLUSTER_TIER: readonly string[] = ['test/cluster'];
 
+/** The test that needs kubeconform and kustomize (built with `go install` on a fresh machine). */
+const MANIFEST_TEST = path.join('test', 'infra', 'k8s-manifests.test.ts');
+
 /** Every `*.test.ts` under `dir`, sorted so runs are reproducible. */
 async function findTestFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -100,7 +103,7 @@ export async function selectTestFiles(root: string, filters: readonly string[]):
 /** Environment of the test files: the servers of a full run, or, for the unit tier, addresses where nothing answers. */
 async function prepareServers(
   unit: boolean,
-  cluster: boolean,
+  needs: { readonly cluster: boolean; readonly manifests: boolean },
 ): Promise<{ env: NodeJS.ProcessEnv; stop: () => Promise<void> }> {
   const base: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
   if (unit) {
@@ -115,14 +118,17 @@ async function prepareServers(
   const temporalCli = await resolveTemporalCli({ log });
   const redisServer = await resolveRedisServer({ log });
   const prom = await resolvePrometheus({ log });
-  // Built here rather than inside a test file's time limit: kubeconform and kustomize (the manifest test), and for
-  // the cluster tier the Temporal server and PostgreSQL.
-  const [kubeconform, kustomize] = await Promise.all([resolveKubeconform({ log }), resolveKustomize({ log })]);
-  const clusterEnv: NodeJS.ProcessEnv = {};
-  if (cluster) {
+  // Built here rather than inside a test file's time limit, and only for a run that has the files needing them:
+  // kubeconform and kustomize for the manifest test, the Temporal server and PostgreSQL for the cluster tier.
+  const toolEnv: NodeJS.ProcessEnv = {};
+  if (needs.manifests) {
+    const [kubeconform, kustomize] = await Promise.all([resolveKubeconform({ log }), resolveKustomize({ log })]);
+    Object.assign(toolEnv, { KUBECONFORM_PATH: kubeconform, KUSTOMIZE_PATH: kustomize });
+  }
+  if (needs.cluster) {
     const postgres = await resolvePostgres({ log });
     const server = await resolveTemporalServer({ log });
-    Object.assign(clusterEnv, {
+    Object.assign(toolEnv, {
       POSTGRES_BIN_DIR: postgres.binDir,
       TEMPORAL_SERVER_PATH: server.server,
       TEMPORAL_SQL_TOOL_PATH: server.sqlTool,
@@ -139,9 +145,7 @@ async function prepareServers(
       REDIS_URL: redis.url,
       PROMETHEUS_PATH: prom.prometheus,
       PROMTOOL_PATH: prom.promtool,
-      KUBECONFORM_PATH: kubeconform,
-      KUSTOMIZE_PATH: kustomize,
-      ...clusterEnv,
+      ...toolEnv,
     },
     stop: () => redis.stop(),
   };
@@ -178,7 +182,8 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const startedAt = Date.now();
-  const servers = await prepareServers(unit, needsCluster);
+  const manifests = files.some((f) => f.endsWith(MANIFEST_TEST));
+  const servers = await prepareServers(unit, { cluster: needsCluster, manifests });
   const reportDir = await fs.mkdtemp(path.join(os.tmpdir(), 'atelier-test-reports-'));
   process.stderr.write(`[test] ${files.length} test file(s)${unit ? ' (unit tier: no Temporal, no Redis)' : ''}\n`);
   const outcomes: FileOutcome[] = [];
