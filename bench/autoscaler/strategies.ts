@@ -49,7 +49,7 @@ export function coldStartMs(load: FleetLoad): number {
  * GPU-equivalents the curve's traffic FORECAST_AHEAD_MS from now needs on the fleet (100% duty): the fleets' size at
  * the start of the window. From then on the policy forecasts as it does live, from the fleet's busy GPUs.
  */
-export function predictedDemand(load: FleetLoad, msOfDay: number): number {
+export function curveDemand(load: FleetLoad, msOfDay: number): number {
   return curveQps(msOfDay + FORECAST_AHEAD_MS) * load.share * load.meanServiceS;
 }
 
@@ -104,7 +104,7 @@ export function makeController(name: StrategyName, ctx: ControllerContext): Cont
   const initialSize = (g: GpuType, ms: number): number => {
     const load = ctx.loads.get(g);
     if (!forecast || !load) return sized(g, ms);
-    return Math.max(fleetMinimum(ctx.policy, g), Math.ceil(predictedDemand(load, ms) / STATIC_TARGET_UTILIZATION));
+    return Math.max(fleetMinimum(ctx.policy, g), Math.ceil(curveDemand(load, ms) / STATIC_TARGET_UTILIZATION));
   };
   return {
     name,
